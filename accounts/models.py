@@ -1,0 +1,190 @@
+"""Tenants (customer accounts), their members, key groups (分组) and API keys."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from accounts import keys
+
+
+class Tenant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The groups whose keys this tenant may issue itself.
+    groups = models.ManyToManyField("Group", related_name="tenants", blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class Group(models.Model):
+    """A key group (分组): which models its keys may call, at what price, how fast.
+
+    A model's price is either set on its ``GroupModel`` row, or is
+    ``price_ratio`` times the base price list (``billing.BasePrice``).
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    price_ratio = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    # Default limits for the group's keys; null means unlimited.
+    limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_tpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price_ratio__gte=0), name="group_price_ratio_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GroupModel(models.Model):
+    """A model open to a group, with an optional price of its own."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="models")
+    model = models.CharField(max_length=200)
+    # Nano-units of the operator's currency per million tokens; null means
+    # "the base price times the group's ratio".
+    price_per_mtok_nanos = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "model"], name="group_model_unique"),
+            models.CheckConstraint(
+                condition=models.Q(price_per_mtok_nanos__gte=0)
+                | models.Q(price_per_mtok_nanos__isnull=True),
+                name="group_model_price_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group}: {self.model}"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> ApiKeyQuerySet:
+        return self.filter(tenant=tenant)
+
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(status=ApiKey.Status.ACTIVE).filter(
+            models.Q(expires__isnull=True) | models.Q(expires__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        REVOKED = "revoked"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    # SHA-256 of the secret; the secret itself is never stored.
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    imported = models.BooleanField(default=False, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    expires = models.DateTimeField(null=True, blank=True)
+    # Per-key overrides of the group's limits; null means "the group's".
+    limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_tpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # Empty means every model of the group.
+    allowed_models = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The tenant console's key list.
+            models.Index(fields=["tenant", "-created"], name="apikey_tenant_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.masked})"
+
+    @property
+    def masked(self) -> str:
+        return f"{self.prefix}...{self.last4}"
+
+    def set_secret(self, secret: str, *, imported: bool = False) -> None:
+        self.digest = keys.digest(secret)
+        self.prefix = keys.display_prefix(secret)
+        self.last4 = secret[-4:]
+        self.imported = imported
+
+    def revoke(self) -> None:
+        self.status = self.Status.REVOKED
+        self.revoked = timezone.now()
+        self.save(update_fields=["status", "revoked"])
+
+    @classmethod
+    def issue(cls, *, tenant: Tenant, group: Group, name: str, **fields) -> tuple[ApiKey, str]:
+        """Create a key with a fresh secret; the secret is returned once, here."""
+        secret = keys.generate_secret()
+        key = cls(tenant=tenant, group=group, name=name, **fields)
+        key.set_secret(secret)
+        key.save()
+        return key, secret
+
+    @classmethod
+    def import_secret(
+        cls, *, tenant: Tenant, group: Group, name: str, secret: str, **fields
+    ) -> ApiKey:
+        """Adopt a secret issued elsewhere (migrating from another relay)."""
+        key = cls(tenant=tenant, group=group, name=name, **fields)
+        key.set_secret(secret, imported=True)
+        key.save()
+        return key

@@ -1,0 +1,86 @@
+"""Prices and usage records. Amounts are integers of nano-units (10^-9) of the
+operator's currency; prices are per million tokens."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import ApiKey, Group, Tenant
+
+
+class BasePrice(models.Model):
+    """The operator's list price of a model; groups may apply a ratio to it."""
+
+    model = models.CharField(max_length=200, unique=True)
+    price_per_mtok_nanos = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price_per_mtok_nanos__gte=0), name="base_price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.price_per_mtok_nanos} nanos/Mtok"
+
+
+class UsageRecordQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> UsageRecordQuerySet:
+        return self.filter(tenant=tenant)
+
+    def served(self) -> UsageRecordQuerySet:
+        return self.filter(status=UsageRecord.Status.SERVED)
+
+
+class UsageRecord(models.Model):
+    """One request the relay answered from an upstream, or failed to."""
+
+    class Status(models.TextChoices):
+        SERVED = "served"
+        # Every channel failed; kept (at cost 0) for error rates.
+        FAILED = "failed"
+
+    class TokenSource(models.TextChoices):
+        PROMPT_TOKENS = "prompt_tokens", "upstream usage.prompt_tokens"
+        TOTAL_TOKENS = "total_tokens", "upstream usage.total_tokens"
+        COUNTED = "counted", "the relay's own count"
+
+    request_id = models.CharField(max_length=64)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="usage_records")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="usage_records")
+    group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="usage_records")
+    # A plain id, not a foreign key: billing does not depend on the relay app,
+    # and a record outlives the channel that served it.
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, help_text="The model the client asked for.")
+    served_model = models.CharField(max_length=200, blank=True)
+    input_count = models.PositiveIntegerField()
+    counted_tokens = models.PositiveIntegerField(help_text="The relay's own tiktoken count.")
+    tokens = models.PositiveIntegerField(help_text="The tokens billed.")
+    token_source = models.CharField(max_length=16, choices=TokenSource.choices)
+    price_per_mtok_nanos = models.BigIntegerField()
+    cost_nanos = models.BigIntegerField()
+    latency_ms = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    end_user = models.CharField(max_length=256, blank=True, help_text="The request's `user`.")
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # A redelivered usage event must not bill twice.
+            models.UniqueConstraint(fields=["request_id"], name="usage_request_id_unique"),
+            models.CheckConstraint(condition=models.Q(cost_nanos__gte=0), name="usage_cost_not_negative"),
+        ]
+        indexes = [
+            # Tenant usage pages and billing ranges: WHERE tenant = ? AND created BETWEEN.
+            models.Index(fields=["tenant", "created"], name="usage_tenant_created"),
+            # Per-key usage: WHERE api_key = ? ORDER BY created.
+            models.Index(fields=["api_key", "created"], name="usage_key_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.tokens} tok"

@@ -1,0 +1,44 @@
+"""The usage event: what a web process hands to the workers for each request.
+
+Events travel through a Redis stream (``settings.USAGE_STREAM``). Appending to
+a stream is one cheap command on the request path, where publishing a Celery
+task costs ~750 µs; Celery workers then read the stream in batches through a
+consumer group, so an event a dead worker had claimed is handed to another,
+and only acknowledged once its record is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import orjson
+
+FIELD = "e"
+CONSUMER_GROUP = "usage-writers"
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    request_id: str
+    tenant_id: int
+    api_key_id: int
+    group_id: int
+    channel_id: int | None
+    model: str
+    served_model: str
+    input_count: int
+    counted_tokens: int
+    tokens: int
+    token_source: str
+    price_per_mtok_nanos: int
+    latency_ms: int
+    status: str
+    end_user: str
+    created_ms: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> UsageEvent:
+        return cls(**orjson.loads(raw))

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Run or test the relay on a machine that has only Python 3.11+.
+
+    python3 dev.py run     bring the relay up with everything it needs
+    python3 dev.py test    run the whole test suite
+
+Creates .venv and installs the project into it (again only when
+pyproject.toml changed), then hands over to relay/devstack.py inside it.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+
+
+def ensure_virtualenv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Python 3.11 or newer is needed.")
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        print("installing dependencies into .venv ...", flush=True)
+        pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+        STAMP.write_text(wanted)
+
+
+def main() -> None:
+    ensure_virtualenv()
+    os.chdir(ROOT)
+    os.execv(str(PYTHON), [str(PYTHON), "-m", "relay.devstack", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

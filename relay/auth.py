@@ -1,0 +1,86 @@
+"""Who is calling: the Bearer key, checked against a short-lived cache in
+front of the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import keys
+from accounts.models import ApiKey, Tenant
+from relay.errors import InvalidApiKey, MissingApiKey
+from relay.ttlcache import TTLCache
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What the request path needs to know about a key, without the ORM."""
+
+    key_id: int
+    tenant_id: int
+    group_id: int
+    prefix: str
+    expires: datetime | None
+    allowed_models: frozenset[str]
+    limit_rpm: int | None
+    limit_tpm: int | None
+    limit_concurrency: int | None
+
+    def may_use(self, model: str) -> bool:
+        return not self.allowed_models or model in self.allowed_models
+
+
+_cache: TTLCache[KeyContext | None] = TTLCache(ttl_s=settings.RELAY_CONFIG_CACHE_TTL_S)
+
+
+def bearer_secret(authorization: str | None) -> str:
+    if not authorization:
+        raise MissingApiKey()
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise MissingApiKey()
+    return secret
+
+
+def _load(digest: str) -> KeyContext | None:
+    key = (
+        ApiKey.objects.select_related("tenant")
+        .filter(digest=digest, status=ApiKey.Status.ACTIVE, tenant__status=Tenant.Status.ACTIVE)
+        .first()
+    )
+    if key is None:
+        return None
+    return KeyContext(
+        key_id=key.pk,
+        tenant_id=key.tenant_id,
+        group_id=key.group_id,
+        prefix=key.prefix,
+        expires=key.expires,
+        allowed_models=frozenset(key.allowed_models),
+        limit_rpm=key.limit_rpm,
+        limit_tpm=key.limit_tpm,
+        limit_concurrency=key.limit_concurrency,
+    )
+
+
+_load_async = sync_to_async(_load, thread_sensitive=False)
+
+
+async def authenticate(authorization: str | None) -> KeyContext:
+    secret = bearer_secret(authorization)
+    digest = keys.digest(secret)
+    # Unknown keys are cached too (as None): a flood of bad keys costs one
+    # query per key per TTL, not one per request.
+    context = await _cache.get(digest, lambda: _load_async(digest))
+    if context is None or (context.expires is not None and context.expires <= timezone.now()):
+        raise InvalidApiKey(keys.mask(secret))
+    return context
+
+
+def clear_cache() -> None:
+    _cache.clear()

@@ -1,0 +1,116 @@
+"""Work on an upstream's OpenAI-shaped response body without re-serialising
+its vectors.
+
+A 16-input batch of 1536-dim floats is ~300 KB of JSON; decoding and
+re-encoding it would cost more CPU than everything else the relay does. The
+top-level ``usage`` and ``model`` keys cannot occur inside ``data`` (its
+items hold only ``object``, ``index`` and ``embedding``, and base64 strings
+hold no quotes), so they are found from the end of the body with ``rfind``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import orjson
+
+_USAGE = b'"usage"'
+_MODEL = b'"model"'
+
+
+def _value_span(body: bytes, key: bytes) -> tuple[int, int] | None:
+    """Start and end of the JSON value after the last top-level ``key``."""
+    at = body.rfind(key)
+    if at < 0:
+        return None
+    colon = body.find(b":", at + len(key))
+    if colon < 0:
+        return None
+    start = colon + 1
+    while start < len(body) and body[start] in b" \t\r\n":
+        start += 1
+    if body.startswith(b"{", start):
+        end = body.find(b"}", start)  # usage holds only numbers, no nested objects
+        return (start, end + 1) if end >= 0 else None
+    if body.startswith(b'"', start):
+        end = body.find(b'"', start + 1)
+        return (start, end + 1) if end >= 0 else None
+    if body.startswith(b"null", start):
+        return start, start + 4
+    return None
+
+
+def read_usage(body: bytes) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, total_tokens)`` as the upstream reported them, or Nones."""
+    span = _value_span(body, _USAGE)
+    if span is None:
+        return None, None
+    try:
+        usage = orjson.loads(body[span[0] : span[1]])
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(usage, dict):
+        return None, None
+    return _as_count(usage.get("prompt_tokens")), _as_count(usage.get("total_tokens"))
+
+
+def _as_count(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def read_model(body: bytes) -> str | None:
+    span = _value_span(body, _MODEL)
+    if span is None or not body.startswith(b'"', span[0]):
+        return None
+    try:
+        return orjson.loads(body[span[0] : span[1]])
+    except orjson.JSONDecodeError:
+        return None
+
+
+def with_usage(body: bytes, *, prompt_tokens: int, total_tokens: int) -> bytes:
+    """The body with ``usage`` set, replacing a null or partial one."""
+    usage = orjson.dumps({"prompt_tokens": prompt_tokens, "total_tokens": total_tokens})
+    span = _value_span(body, _USAGE)
+    if span is not None:
+        return body[: span[0]] + usage + body[span[1] :]
+    end = body.rstrip().rfind(b"}")
+    return body[:end] + b',"usage":' + usage + body[end:]
+
+
+def with_model(body: bytes, model: str) -> bytes:
+    """The body naming ``model``, the name the client asked for."""
+    value = orjson.dumps(model)
+    span = _value_span(body, _MODEL)
+    if span is not None:
+        return body[: span[0]] + value + body[span[1] :]
+    end = body.rstrip().rfind(b"}")
+    return body[:end] + b',"model":' + value + body[end:]
+
+
+def is_float_encoded(body: bytes) -> bool:
+    """Whether the first embedding is a JSON array (not a base64 string)."""
+    at = body.find(b'"embedding"')
+    if at < 0:
+        return False
+    colon = body.find(b":", at)
+    rest = body[colon + 1 : colon + 64].lstrip()
+    return rest.startswith(b"[")
+
+
+def to_base64(body: bytes) -> bytes:
+    """Re-encode float embeddings as base64 little-endian float32, as OpenAI does.
+
+    Only for providers that ignore ``encoding_format``: the official SDKs ask
+    for base64 and the Node SDK decodes it blindly.
+    """
+    data = orjson.loads(body)
+    for item in data.get("data", []):
+        vector = item.get("embedding")
+        if isinstance(vector, list):
+            packed = struct.pack(f"<{len(vector)}f", *vector)
+            item["embedding"] = base64.b64encode(packed).decode("ascii")
+    return orjson.dumps(data)

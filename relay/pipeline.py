@@ -1,0 +1,144 @@
+"""The /v1/embeddings request path, start to finish.
+
+authenticate -> parse and validate -> model access -> forward with failover
+-> read usage -> hand the usage event to the workers. Each step raises a
+RelayError that the view turns into OpenAI's error envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from billing.models import UsageRecord
+from billing.usage_events import UsageEvent
+from relay import auth, catalog, passthrough, routing, upstream, usage, validation
+from relay.auth import KeyContext
+from relay.catalog import ChannelRoute, ModelRoute
+from relay.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
+from relay.validation import EmbeddingRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Served:
+    body: bytes
+    channel: ChannelRoute
+    tokens: int
+
+
+async def embed(*, authorization: str | None, body: bytes, request_id: str) -> Served:
+    started = time.perf_counter()
+    key = await auth.authenticate(authorization)
+    data = validation.parse_body(body)
+    model = validation.read_model(data)
+    route = await model_route(key, model)
+    request = await validation.read_request(data, model)
+
+    try:
+        reply, channel = await forward(route, request)
+    except UpstreamFailed:
+        await usage.publish(
+            _event(request_id, key, route, request, None, "", 0, "counted", started, failed=True)
+        )
+        raise
+
+    tokens, source, reply = settle_usage(reply, request)
+    served_model = passthrough.read_model(reply) or channel.upstream_model
+    if served_model != request.model:
+        reply = passthrough.with_model(reply, request.model)
+    if request.wants_base64 and passthrough.is_float_encoded(reply):
+        reply = passthrough.to_base64(reply)
+
+    await usage.publish(
+        _event(request_id, key, route, request, channel, served_model, tokens, source, started)
+    )
+    return Served(body=reply, channel=channel, tokens=tokens)
+
+
+async def model_route(key: KeyContext, model: str) -> ModelRoute:
+    routes = await catalog.group_routes(key.group_id)
+    route = routes.models.get(model) if routes else None
+    if route is None or not key.may_use(model):
+        raise ModelNotFound(model)
+    return route
+
+
+async def forward(route: ModelRoute, request: EmbeddingRequest) -> tuple[bytes, ChannelRoute]:
+    """Try channels until one answers; a channel that failed is not tried again."""
+    if not route.channels:
+        raise ServiceUnavailable(
+            f"No upstream channel is available for `{route.model}` right now. Please retry later."
+        )
+    tried: set[int] = set()
+    for _attempt in range(settings.RELAY_MAX_ATTEMPTS):
+        channel = routing.next_channel(route.channels, tried)
+        if channel is None:
+            break
+        tried.add(channel.channel_id)
+        try:
+            return await upstream.call(channel, request), channel
+        except upstream.ChannelFailed as failure:
+            log.warning("channel %s failed: %s", channel.name, failure.reason)
+    raise UpstreamFailed(
+        f"The upstream provider failed to serve `{route.model}` after {len(tried)} "
+        "attempt(s). Please retry."
+    )
+
+
+def settle_usage(reply: bytes, request: EmbeddingRequest) -> tuple[int, str, bytes]:
+    """The tokens to bill and where the figure came from; fills in ``usage``
+    when the upstream left it out, so the client always gets it.
+
+    Order (as relays bill): upstream prompt_tokens, then total_tokens, then our
+    own count; a zero counts as missing, since some providers report 0.
+    """
+    prompt_tokens, total_tokens = passthrough.read_usage(reply)
+    counted = request.total_tokens
+    if prompt_tokens:
+        tokens, source = prompt_tokens, UsageRecord.TokenSource.PROMPT_TOKENS
+    elif total_tokens:
+        tokens, source = total_tokens, UsageRecord.TokenSource.TOTAL_TOKENS
+    else:
+        tokens, source = counted, UsageRecord.TokenSource.COUNTED
+        reply = passthrough.with_usage(reply, prompt_tokens=counted, total_tokens=counted)
+    if tokens != counted:
+        log.info("upstream billed %s tokens where we counted %s (%s)", tokens, counted, source)
+    return tokens, source, reply
+
+
+def _event(
+    request_id: str,
+    key: KeyContext,
+    route: ModelRoute,
+    request: EmbeddingRequest,
+    channel: ChannelRoute | None,
+    served_model: str,
+    tokens: int,
+    source: str,
+    started: float,
+    *,
+    failed: bool = False,
+) -> UsageEvent:
+    return UsageEvent(
+        request_id=request_id,
+        tenant_id=key.tenant_id,
+        api_key_id=key.key_id,
+        group_id=key.group_id,
+        channel_id=channel.channel_id if channel else None,
+        model=request.model,
+        served_model=served_model,
+        input_count=request.input_count,
+        counted_tokens=request.total_tokens,
+        tokens=tokens,
+        token_source=source,
+        price_per_mtok_nanos=route.price_per_mtok_nanos,
+        latency_ms=int((time.perf_counter() - started) * 1000),
+        status=UsageRecord.Status.FAILED if failed else UsageRecord.Status.SERVED,
+        end_user=request.user or "",
+        created_ms=int(time.time() * 1000),
+    )

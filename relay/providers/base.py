@@ -1,0 +1,46 @@
+"""The one small interface every upstream provider implements.
+
+A provider translates: our validated request into its HTTP call, and its
+response body into OpenAI's response shape (bytes). It does no I/O; the
+pipeline sends the call, applies timeouts and classifies failures the same
+way for every provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from relay.catalog import ChannelRoute
+    from relay.validation import EmbeddingRequest
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:  # headers carry the credential
+        return f"UpstreamCall({self.url!r})"
+
+
+class Provider(Protocol):
+    def build(self, route: ChannelRoute, request: EmbeddingRequest) -> UpstreamCall: ...
+
+    def to_openai(self, body: bytes, request: EmbeddingRequest) -> bytes:
+        """The provider's success body in OpenAI's shape (often unchanged)."""
+        ...
+
+
+def openai_payload(model: str, request: EmbeddingRequest) -> dict:
+    """The fields OpenAI-shaped APIs take, with only what the client sent."""
+    payload: dict = {"model": model, "input": request.input}
+    if request.encoding_format is not None:
+        payload["encoding_format"] = request.encoding_format
+    if request.dimensions is not None:
+        payload["dimensions"] = request.dimensions
+    if request.user is not None:
+        payload["user"] = request.user
+    return payload

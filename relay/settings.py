@@ -1,0 +1,148 @@
+"""Settings for the embeddings relay: every value comes from the environment.
+
+Defaults suit a laptop (``python3 dev.py run`` sets DATABASE_URL and REDIS_URL
+to embedded servers). ``.env.example`` lists every variable with its meaning.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from relay.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else None)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "accounts",
+    "billing",
+    "relay",
+]
+
+MIDDLEWARE = [
+    "relay.middleware.request_id",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "relay.urls"
+ASGI_APPLICATION = "relay.asgi.application"
+WSGI_APPLICATION = "relay.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/relay"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- The relay's own knobs -------------------------------------------------
+
+# How long an API key or a group's routing table is trusted from the
+# in-process cache before the database is asked again: a revoked key, a price
+# or a channel change takes effect within this many seconds.
+RELAY_CONFIG_CACHE_TTL_S = env_float("RELAY_CONFIG_CACHE_TTL_S", 5.0)
+# Upstream timeouts. Connect is short: a dead host should fail over quickly.
+RELAY_UPSTREAM_CONNECT_TIMEOUT_S = env_float("RELAY_UPSTREAM_CONNECT_TIMEOUT_S", 5.0)
+RELAY_UPSTREAM_READ_TIMEOUT_S = env_float("RELAY_UPSTREAM_READ_TIMEOUT_S", 60.0)
+# How many channels one request may try before it answers 502/503.
+RELAY_MAX_ATTEMPTS = env_int("RELAY_MAX_ATTEMPTS", 3, minimum=1)
+# Bodies larger than this are refused before they are parsed (bytes).
+RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
+# Upstream connections kept open per web process (aiohttp pool size).
+RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
+
+# Where usage events wait for a worker (a Redis stream), and how many a
+# worker writes in one transaction.
+USAGE_STREAM = env_str("USAGE_STREAM", "usage:events")
+USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 500, minimum=1)
+# A usage event claimed by a worker that died is handed to another after this.
+USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 60, minimum=1)
+
+# --- Celery -----------------------------------------------------------------
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# At-least-once: a task is acknowledged only after it ran, and a task whose
+# worker process died is requeued rather than acknowledged. Tasks are
+# idempotent (usage is keyed by request id), so a repeat is harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: a killed worker strands at most one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+# Longer than any task's time limit, so a running task is never redelivered
+# to a second worker while the first still works on it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
+CELERY_BEAT_SCHEDULE = {
+    "drain-usage-events": {
+        "task": "billing.tasks.drain_usage_events",
+        "schedule": env_float("USAGE_DRAIN_INTERVAL_S", 1.0, minimum=0.1),
+        # A drain that could not run within a few intervals is superseded by
+        # the next one; there is no point queueing them up.
+        "options": {"expires": 10},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from relay import views
+
+v1 = [
+    re_path(r"^v1/embeddings/?$", views.EmbeddingsView.as_view()),
+    re_path(r"^v1/models/?$", views.ModelsView.as_view()),
+    re_path(r"^v1/models/(?P<model>[^/]+)/?$", views.ModelsView.as_view()),
+    re_path(r"^v1/", views.V1NotFoundView.as_view()),
+]
+
+urlpatterns = [
+    *v1,
+    path("healthz", views.healthz),
+    path("readyz", views.readyz),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,121 @@
+"""The OpenAI-compatible endpoints under /v1/, and health checks."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from adrf.views import APIView
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+
+from relay import auth, catalog, connections, pipeline
+from relay.errors import (
+    MethodNotAllowed,
+    ModelNotFound,
+    NotFound,
+    RelayError,
+    RequestTooLarge,
+    ServerError,
+    error_response,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _json(payload: dict) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), content_type="application/json")
+
+
+class RelayView(APIView):
+    """An async DRF view that answers every failure in OpenAI's envelope.
+
+    DRF's ``initial()`` (authenticators, permissions, throttles, content
+    negotiation) is skipped: keys are checked by the pipeline against its own
+    cache, and adrf would run ``initial()`` through ``sync_to_async``, a
+    thread hop on every request of the hot path.
+    """
+
+    async def async_dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            handler = getattr(self, request.method.lower(), None)
+            if request.method.lower() not in self.http_method_names or handler is None:
+                raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}.")
+            response = await handler(request, *args, **kwargs)
+        except RelayError as error:
+            response = error_response(error)
+        except Exception:
+            log.exception("unhandled error on %s", request.path)
+            response = error_response(
+                ServerError("The relay had an internal error while processing your request.")
+            )
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+
+class EmbeddingsView(RelayView):
+    async def post(self, request):
+        length = request.META.get("CONTENT_LENGTH")
+        if length and length.isdigit() and int(length) > settings.RELAY_MAX_BODY_BYTES:
+            raise RequestTooLarge(
+                f"The request body exceeds {settings.RELAY_MAX_BODY_BYTES} bytes."
+            )
+        served = await pipeline.embed(
+            authorization=request.META.get("HTTP_AUTHORIZATION"),
+            body=request._request.body,
+            request_id=request._request.request_id,
+        )
+        return HttpResponse(served.body, content_type="application/json")
+
+
+def _model_object(model: str, created: int) -> dict:
+    return {"id": model, "object": "model", "created": created, "owned_by": "system"}
+
+
+class ModelsView(RelayView):
+    async def get(self, request, model: str | None = None):
+        key = await auth.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        routes = await catalog.group_routes(key.group_id)
+        names = sorted(m for m in (routes.models if routes else {}) if key.may_use(m))
+        if model is not None:
+            if model not in names:
+                raise ModelNotFound(model)
+            return _json(_model_object(model, 0))
+        return _json({"object": "list", "data": [_model_object(name, 0) for name in names]})
+
+
+class V1NotFoundView(RelayView):
+    async def _not_found(self, request, *args, **kwargs):
+        raise NotFound(f"Invalid URL ({request.method} {request.path}).")
+
+    get = post = put = patch = delete = _not_found
+
+
+async def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _database_answers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+async def readyz(request):
+    problems = {}
+    try:
+        await sync_to_async(_database_answers, thread_sensitive=False)()
+    except Exception as exc:  # any failure means "not ready"; say which
+        problems["database"] = type(exc).__name__
+    try:
+        await connections.redis().ping()
+    except Exception as exc:
+        problems["redis"] = type(exc).__name__
+    if problems:
+        return JsonResponse({"status": "unavailable", "failing": problems}, status=503)
+    return JsonResponse({"status": "ok"})
