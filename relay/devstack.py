@@ -109,6 +109,8 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def services(state_dir: Path) -> Iterator[dict[str, str]]:
     """The environment the relay's processes run with, servers started as needed."""
+    # pgserver asks platformdirs for a runtime dir, which warns when unset.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     env = dict(os.environ)
     state_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,18 @@
+import pytest
+
+from tests.conftest import SMALL, embed, records, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_embedding_is_served_and_billed_once(relay, secret, celery_worker):
+    response = embed(relay, secret, {"model": SMALL, "input": "hello world"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    assert len(body["data"][0]["embedding"]) == 1536
+    assert body["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
+    request_id = response.headers["x-request-id"]
+    [record] = wait_until(lambda: records(request_id=request_id))
+    assert record.tokens == 2
+    assert record.cost_nanos == 40
