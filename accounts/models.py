@@ -23,6 +23,11 @@ class Tenant(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     # The groups whose keys this tenant may issue itself.
     groups = models.ManyToManyField("Group", related_name="tenants", blank=True)
+    # Limits over all the tenant's keys together (so issuing more keys does
+    # not multiply them); null means unlimited.
+    limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_tpm = models.PositiveIntegerField(null=True, blank=True)
+    limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -141,6 +146,11 @@ class ApiKey(models.Model):
     limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
     # Empty means every model of the group.
     allowed_models = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    # CIDR ranges the key may be used from; empty means anywhere.
+    allowed_ips = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    # The most this key may ever spend (a relay's "token quota"), in nanos;
+    # null means bounded only by the tenant's balance.
+    spend_cap_nanos = models.BigIntegerField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     revoked = models.DateTimeField(null=True, blank=True)
 

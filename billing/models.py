@@ -84,3 +84,82 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model} {self.tokens} tok"
+
+
+class Balance(models.Model):
+    """A tenant's prepaid balance: always the sum of its ledger entries.
+
+    The request path reserves and spends money against a live copy in Redis
+    (billing/live.py), which is ahead of this row by the usage events still
+    queued; workers bring this row up to date.
+    """
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="balance"
+    )
+    balance_nanos = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(balance_nanos__gte=0), name="balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.balance_nanos} nanos"
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant) -> LedgerEntryQuerySet:
+        return self.filter(tenant=tenant)
+
+    def not_live(self) -> LedgerEntryQuerySet:
+        return self.filter(live_applied=False)
+
+
+class LedgerEntry(models.Model):
+    """One movement of a tenant's balance. Positive credits, negative debits."""
+
+    class Kind(models.TextChoices):
+        TOPUP = "topup"
+        ADJUSTMENT = "adjustment"
+        USAGE = "usage"
+        REFUND = "refund"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount_nanos = models.BigIntegerField()
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Usage debits already taken from the live (Redis) balance when they were
+    # served; every other entry is applied to it after it commits.
+    live_applied = models.BooleanField(default=False)
+    # How many usage records a usage debit covers (one per worker batch).
+    request_count = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = LedgerEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kind="adjustment") | ~models.Q(reason=""),
+                name="ledger_adjustment_has_reason",
+            ),
+        ]
+        indexes = [
+            # The tenant's ledger page: WHERE tenant = ? ORDER BY created DESC.
+            models.Index(fields=["tenant", "-created"], name="ledger_tenant_created"),
+            # The live-balance sync: WHERE live_applied = false.
+            models.Index(
+                fields=["id"], condition=models.Q(live_applied=False), name="ledger_not_live"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} {self.kind} {self.amount_nanos}"

@@ -8,7 +8,7 @@ import socket
 import redis
 from django.conf import settings
 
-from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
+from billing.usage_events import CONSUMER_GROUP, FIELD, FIELD_CHARGE, UsageEvent
 
 
 def client() -> redis.Redis:
@@ -27,7 +27,9 @@ def ensure_group(conn: redis.Redis) -> None:
             raise
 
 
-def claim_batch(conn: redis.Redis, *, count: int) -> list[tuple[bytes, UsageEvent]]:
+def claim_batch(
+    conn: redis.Redis, *, count: int
+) -> list[tuple[bytes, UsageEvent, int | None]]:
     """Events for this consumer: first any a dead consumer left unacknowledged
     for longer than USAGE_CLAIM_IDLE_S, then new ones."""
     consumer = consumer_name()
@@ -46,7 +48,15 @@ def claim_batch(conn: redis.Redis, *, count: int) -> list[tuple[bytes, UsageEven
             CONSUMER_GROUP, consumer, {settings.USAGE_STREAM: ">"}, count=count - len(entries)
         ) or []:
             entries.extend(fresh)
-    return [(entry_id, UsageEvent.decode(fields[FIELD.encode()])) for entry_id, fields in entries]
+    return [
+        (entry_id, UsageEvent.decode(fields[FIELD.encode()]), _charge(fields))
+        for entry_id, fields in entries
+    ]
+
+
+def _charge(fields: dict) -> int | None:
+    raw = fields.get(FIELD_CHARGE.encode())
+    return int(raw) if raw is not None else None
 
 
 def acknowledge(conn: redis.Redis, entry_ids: list[bytes]) -> None:

@@ -1,21 +1,28 @@
-"""Writing usage records from usage events, exactly once per request id."""
+"""Writing usage records and their ledger debits, exactly once per request id."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 
 from django.db import IntegrityError, transaction
 
-from billing.models import UsageRecord
+from billing import ledger
+from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import UsageEvent
 
 log = logging.getLogger(__name__)
 
 
-def _record(event: UsageEvent) -> UsageRecord:
-    served = event.status == UsageRecord.Status.SERVED
+def _record(event: UsageEvent, charge: int | None) -> UsageRecord:
+    if event.status != UsageRecord.Status.SERVED:
+        cost = 0  # a request that was not served costs nothing
+    elif charge is not None:
+        cost = charge
+    else:
+        cost = cost_nanos(event.tokens, event.price_per_mtok_nanos)
     return UsageRecord(
         request_id=event.request_id,
         tenant_id=event.tenant_id,
@@ -29,8 +36,7 @@ def _record(event: UsageEvent) -> UsageRecord:
         tokens=event.tokens,
         token_source=event.token_source,
         price_per_mtok_nanos=event.price_per_mtok_nanos,
-        # A request that was not served costs nothing.
-        cost_nanos=cost_nanos(event.tokens, event.price_per_mtok_nanos) if served else 0,
+        cost_nanos=cost,
         latency_ms=event.latency_ms,
         status=event.status,
         end_user=event.end_user[:256],
@@ -38,15 +44,39 @@ def _record(event: UsageEvent) -> UsageRecord:
     )
 
 
-def record_usage(events: list[UsageEvent]) -> list[UsageRecord]:
-    """Write the records of ``events`` not written before; returns the new ones.
+def _fit_to_balance(tenant_id: int, records: list[UsageRecord]) -> None:
+    """Never debit below zero. The live balance already refused overdrafts, so
+    this only bites if an operator's debit reached PostgreSQL before the live
+    balance saw it; the shortfall is logged, not silently dropped."""
+    available = Balance.objects.filter(tenant_id=tenant_id).values_list("balance_nanos", flat=True)
+    available = (available.first() or 0)
+    owed = sum(r.cost_nanos for r in records)
+    if owed <= available:
+        return
+    log.error("tenant %s owes %s nanos but holds %s: shortfall not billed",
+              tenant_id, owed, available)
+    excess = owed - available
+    for record in reversed(records):
+        cut = min(excess, record.cost_nanos)
+        record.cost_nanos -= cut
+        excess -= cut
 
-    Idempotent: an event whose request id already has a record (a redelivery,
-    or the same event appended twice) is skipped. Two workers racing on the
-    same request id are settled by the unique constraint: the loser's
-    transaction rolls back and is retried, and then finds the winner's record.
+
+def record_usage(
+    entries: list[tuple[UsageEvent, int | None]], *, live_applied: bool
+) -> list[UsageRecord]:
+    """Write the records (and one debit per tenant) of events not written before.
+
+    ``entries`` pairs each event with the amount the live balance charged
+    for it (None: not charged live; bill tokens x price). ``live_applied``
+    says whether the live balance already holds these debits.
+
+    Idempotent: an event whose request id has a record already (a
+    redelivery, or the same event queued twice) is skipped, so its debit is
+    never taken twice. Two workers racing on one request id are settled by
+    the unique constraint: the loser's transaction rolls back and retries.
     """
-    unique = {event.request_id: event for event in events}
+    unique = {event.request_id: (event, charge) for event, charge in entries}
     for _attempt in range(3):
         try:
             with transaction.atomic():
@@ -55,7 +85,24 @@ def record_usage(events: list[UsageEvent]) -> list[UsageRecord]:
                         "request_id", flat=True
                     )
                 )
-                new = [_record(e) for rid, e in unique.items() if rid not in existing]
+                new = [_record(e, c) for rid, (e, c) in unique.items() if rid not in existing]
+                by_tenant: dict[int, list[UsageRecord]] = defaultdict(list)
+                for record in new:
+                    by_tenant[record.tenant_id].append(record)
+                for tenant_id in sorted(by_tenant):  # a fixed order: no deadlocks
+                    records = by_tenant[tenant_id]
+                    Balance.objects.select_for_update().filter(tenant_id=tenant_id).first()
+                    _fit_to_balance(tenant_id, records)
+                    total = sum(r.cost_nanos for r in records)
+                    if total:
+                        ledger.post(
+                            tenant=tenant_id,
+                            kind=LedgerEntry.Kind.USAGE,
+                            amount_nanos=-total,
+                            reason=f"{len(records)} request(s)",
+                            live_applied=live_applied,
+                            request_count=len(records),
+                        )
                 UsageRecord.objects.bulk_create(new)
                 return new
         except IntegrityError:

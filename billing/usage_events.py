@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 import orjson
 
 FIELD = "e"
+# The nanos the live balance was charged for the request (set by the settle
+# script, which alone knows it).
+FIELD_CHARGE = "c"
 CONSUMER_GROUP = "usage-writers"
 
 

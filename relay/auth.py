@@ -26,9 +26,16 @@ class KeyContext:
     prefix: str
     expires: datetime | None
     allowed_models: frozenset[str]
+    allowed_ips: tuple[str, ...]
+    spend_cap_nanos: int | None
+    # The key's own overrides (null: the group's default applies).
     limit_rpm: int | None
     limit_tpm: int | None
     limit_concurrency: int | None
+    # Limits over all the tenant's keys together.
+    tenant_limit_rpm: int | None
+    tenant_limit_tpm: int | None
+    tenant_limit_concurrency: int | None
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
@@ -62,9 +69,14 @@ def _load(digest: str) -> KeyContext | None:
         prefix=key.prefix,
         expires=key.expires,
         allowed_models=frozenset(key.allowed_models),
+        allowed_ips=tuple(key.allowed_ips),
+        spend_cap_nanos=key.spend_cap_nanos,
         limit_rpm=key.limit_rpm,
         limit_tpm=key.limit_tpm,
         limit_concurrency=key.limit_concurrency,
+        tenant_limit_rpm=key.tenant.limit_rpm,
+        tenant_limit_tpm=key.tenant.limit_tpm,
+        tenant_limit_concurrency=key.tenant.limit_concurrency,
     )
 
 

@@ -24,7 +24,8 @@ from django.db import connection, models, transaction
 
 from accounts import keys as secrets
 from accounts.models import ApiKey, Group, Tenant
-from billing.models import BasePrice
+from billing import ledger
+from billing.models import BasePrice, LedgerEntry
 from billing.pricing import to_nanos
 from relay.models import Channel
 from relay.providers import PROVIDERS
@@ -40,12 +41,27 @@ _APPLY_LOCK_ID = 7_265_108_097_121
 _TOP_LEVEL = {"currency", "base_prices", "groups", "channels", "tenants", "keys"}
 _GROUP_FIELDS = {"description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency"}
 _CHANNEL_FIELDS = {
-    "kind", "base_url", "api_key", "api_key_env", "models", "groups", "priority", "weight",
+    "kind",
+    "base_url",
+    "api_key",
+    "api_key_env",
+    "models",
+    "groups",
+    "priority",
+    "weight",
     "enabled",
 }
 _TENANT_FIELDS = {"name", "balance", "groups", "status"}
 _KEY_FIELDS = {
-    "tenant", "group", "name", "secret", "rpm", "tpm", "concurrency", "models", "expires",
+    "tenant",
+    "group",
+    "name",
+    "secret",
+    "rpm",
+    "tpm",
+    "concurrency",
+    "models",
+    "expires",
     "status",
 }
 # Model attributes reported under the name the file uses for them.
@@ -79,7 +95,8 @@ class ChannelSpec:
     name: str
     kind: str
     base_url: str
-    credential: str = field(repr=False)
+    # None keeps the stored credential (one set in the admin, say); new channels get none.
+    credential: str | None = field(repr=False)
     models: dict[str, str]  # public name -> provider's name, blank when the same
     groups: tuple[str, ...]
     priority: int
@@ -141,7 +158,9 @@ class _StrictLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
                 continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
+            if not isinstance(key, Hashable):
+                continue  # the parent class reports it
+            if key in seen:
                 raise ConfigError(f"line {key_node.start_mark.line + 1}: {key} is given twice")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -150,11 +169,13 @@ class _StrictLoader(yaml.SafeLoader):
 def load(*, path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and check the file at ``path``; nothing is written."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read the file: {error}") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        # An open file, not its text, so that YAML's errors name the file.
+        with path.open(encoding="utf-8") as stream:
+            data = yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as error:
+        raise ConfigError(f"cannot read the file: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("cannot read the file: it is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"not valid YAML: {error}") from None
     return parse(data, environ=os.environ if environ is None else environ)
@@ -203,9 +224,11 @@ def _parse_group(name: str, entry: object) -> GroupSpec:
             raise ConfigError(f"{where}.prices.{model}: not one of this group's models")
         prices[model] = _nanos(amount, where=f"{where}.prices.{model}")
     description = fields.get("description")
+    if description is not None:
+        description = _text(description, where=f"{where}.description", max_length=300)
     return GroupSpec(
         name=name,
-        description="" if description is None else _text(description, where=f"{where}.description", max_length=300),
+        description=description or "",
         models=group_models,
         prices=prices,
         price_ratio=_ratio(fields.get("price_ratio", 1), where=f"{where}.price_ratio"),
@@ -449,7 +472,7 @@ def _base_url(value: object, *, where: str) -> str:
     return url
 
 
-def _credential(fields: dict, *, where: str, environ: Mapping[str, str]) -> str:
+def _credential(fields: dict, *, where: str, environ: Mapping[str, str]) -> str | None:
     if "api_key" in fields and "api_key_env" in fields:
         raise ConfigError(f"{where}: give api_key or api_key_env, not both")
     if "api_key_env" in fields:
@@ -462,7 +485,7 @@ def _credential(fields: dict, *, where: str, environ: Mapping[str, str]) -> str:
         return credential
     if "api_key" in fields:
         return _text(fields["api_key"], where=f"{where}.api_key", max_length=None)
-    return ""  # a local server may need no key at all
+    return None
 
 
 def _channel_models(value: object, *, where: str) -> dict[str, str]:
@@ -537,15 +560,14 @@ def apply_config(*, config: Config) -> list[str]:
     return lines
 
 
-def apply_opening_balance(*, tenant: Tenant, nanos: int) -> None:
-    """The hook for a tenant's ``balance`` from the file. For now it does nothing.
-
-    There is no balance or ledger model yet. The billing issue that adds them
-    will make this write one opening top-up ledger entry of ``nanos``, and
-    only when the tenant has no ledger entries yet, so that re-applying the
-    file never tops a tenant up twice or overwrites what it has spent. Until
-    then the file's ``balance`` is only parsed and validated; nothing stores it.
-    """
+def apply_opening_balance(*, tenant: Tenant, nanos: int) -> bool:
+    """Give a tenant its opening balance: one top-up, only while it has no
+    ledger at all, so re-applying the file never tops a tenant up twice or
+    overwrites what it has spent. Returns whether it wrote the entry."""
+    if nanos <= 0 or LedgerEntry.objects.for_tenant(tenant).exists():
+        return False
+    ledger.top_up(tenant=tenant, amount_nanos=nanos, reason="opening balance from config file")
+    return True
 
 
 def _apply_base_price(model: str, nanos: int) -> str:
@@ -570,16 +592,17 @@ def _apply_group(spec: GroupSpec) -> str:
     )
     prices = {model: spec.prices.get(model) for model in spec.models}
     listed, repriced = _sync_models(group.models, wanted=prices, attr="price_per_mtok_nanos")
-    changed += ["models"] * listed + ["prices"] * repriced
+    if listed:
+        changed.append("models")
+    if repriced:
+        changed.append("prices")
     return _report("group", spec.name, created=created, changed=changed)
 
 
 def _check_priced(spec: GroupSpec) -> None:
     """A model with no price is never served (relay.catalog): refuse to list one."""
     unpriced = [model for model in spec.models if model not in spec.prices]
-    priced = set(
-        BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True)
-    )
+    priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
     for model in unpriced:
         if model not in priced:
             raise ConfigError(
@@ -590,20 +613,19 @@ def _check_priced(spec: GroupSpec) -> None:
 
 def _apply_channel(spec: ChannelSpec) -> str:
     groups = _groups_named(spec.groups, where=f"channels.{spec.name}.groups")
-    channel, created, changed = _upsert(
-        Channel,
-        lookup={"name": spec.name},
-        values={
-            "kind": spec.kind,
-            "base_url": spec.base_url,
-            "credential": spec.credential,
-            "priority": spec.priority,
-            "weight": spec.weight,
-            "enabled": spec.enabled,
-        },
-    )
+    values = {
+        "kind": spec.kind,
+        "base_url": spec.base_url,
+        "priority": spec.priority,
+        "weight": spec.weight,
+        "enabled": spec.enabled,
+    }
+    if spec.credential is not None:
+        values["credential"] = spec.credential
+    channel, created, changed = _upsert(Channel, lookup={"name": spec.name}, values=values)
     listed, renamed = _sync_models(channel.models, wanted=spec.models, attr="upstream_model")
-    changed += ["models"] * (listed or renamed)
+    if listed or renamed:
+        changed.append("models")
     changed += _sync_m2m(channel.groups, groups, label="groups")
     return _report("channel", spec.name, created=created, changed=changed)
 
@@ -615,8 +637,10 @@ def _apply_tenant(spec: TenantSpec) -> str:
         values["status"] = spec.status
     tenant, created, changed = _upsert(Tenant, lookup={"slug": spec.slug}, values=values)
     changed += _sync_m2m(tenant.groups, groups, label="groups")
-    if spec.balance_nanos is not None:
-        apply_opening_balance(tenant=tenant, nanos=spec.balance_nanos)
+    if spec.balance_nanos is not None and apply_opening_balance(
+        tenant=tenant, nanos=spec.balance_nanos
+    ):
+        changed.append("opening balance")
     return _report("tenant", spec.slug, created=created, changed=changed)
 
 
@@ -665,6 +689,8 @@ def _create_key(spec: KeySpec, *, tenant: Tenant, values: dict[str, Any]) -> str
         line = f"created key {label}"
     if spec.status == ApiKey.Status.REVOKED:
         key.revoke()
+        # A secret nobody can use is not worth showing.
+        line = f"created key {label} (revoked)"
     return line
 
 
@@ -733,7 +759,8 @@ def _sync_models(related: Any, *, wanted: dict[str, Any], attr: str) -> tuple[bo
     for model in added:
         related.create(model=model, **{attr: wanted[model]})
     revalued = [
-        row for model, row in existing.items()
+        row
+        for model, row in existing.items()
         if model in wanted and getattr(row, attr) != wanted[model]
     ]
     for row in revalued:

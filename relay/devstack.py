@@ -110,9 +110,11 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 def services(state_dir: Path) -> Iterator[dict[str, str]]:
     """The environment the relay's processes run with, servers started as needed."""
     # pgserver asks platformdirs for a runtime dir, which warns when unset.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    env = dict(os.environ)
     state_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir = state_dir / "run"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
+    env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
             env["DATABASE_URL"] = stack.enter_context(

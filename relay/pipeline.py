@@ -15,9 +15,9 @@ from django.conf import settings
 
 from billing.models import UsageRecord
 from billing.usage_events import UsageEvent
-from relay import auth, catalog, passthrough, routing, upstream, usage, validation
+from relay import auth, catalog, limits, money, passthrough, routing, upstream, validation
 from relay.auth import KeyContext
-from relay.catalog import ChannelRoute, ModelRoute
+from relay.catalog import ChannelRoute, GroupRoutes, ModelRoute
 from relay.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
 from relay.validation import EmbeddingRequest
 
@@ -27,45 +27,54 @@ log = logging.getLogger(__name__)
 @dataclass
 class Served:
     body: bytes
-    channel: ChannelRoute
-    tokens: int
+    headers: dict[str, str]
 
 
-async def embed(*, authorization: str | None, body: bytes, request_id: str) -> Served:
+async def embed(
+    *, authorization: str | None, body: bytes, request_id: str, client_ip: str
+) -> Served:
     started = time.perf_counter()
     key = await auth.authenticate(authorization)
     data = validation.parse_body(body)
     model = validation.read_model(data)
-    route = await model_route(key, model)
+    routes, route = await model_route(key, model)
     request = await validation.read_request(data, model)
 
-    try:
-        reply, channel = await forward(route, request)
-    except UpstreamFailed:
-        await usage.publish(
-            _event(request_id, key, route, request, None, "", 0, "counted", started, failed=True)
-        )
-        raise
-
-    tokens, source, reply = settle_usage(reply, request)
-    served_model = passthrough.read_model(reply) or channel.upstream_model
-    if served_model != request.model:
-        reply = passthrough.with_model(reply, request.model)
-    if request.wants_base64 and passthrough.is_float_encoded(reply):
-        reply = passthrough.to_base64(reply)
-
-    await usage.publish(
-        _event(request_id, key, route, request, channel, served_model, tokens, source, started)
+    admission = await limits.admit(
+        key=key, routes=routes, model=model, tokens=request.total_tokens, client_ip=client_ip
     )
-    return Served(body=reply, channel=channel, tokens=tokens)
+    try:
+        hold = await money.hold(key=key, route=route, request=request, request_id=request_id)
+        try:
+            reply, channel = await forward(route, request)
+        except BaseException as failure:
+            # Failed or cancelled (client went away): the hold is released and
+            # the request costs nothing.
+            event = _event(request_id, key, route, request, None, "", 0, "counted", started,
+                           failed=True)
+            await money.release(hold, event if isinstance(failure, UpstreamFailed) else None)
+            raise
+
+        tokens, source, reply = settle_usage(reply, request)
+        served_model = passthrough.read_model(reply) or channel.upstream_model
+        if served_model != request.model:
+            reply = passthrough.with_model(reply, request.model)
+        if request.wants_base64 and passthrough.is_float_encoded(reply):
+            reply = passthrough.to_base64(reply)
+        event = _event(request_id, key, route, request, channel, served_model, tokens, source,
+                       started)
+        await money.settle(hold, event)
+    finally:
+        await admission.release()
+    return Served(body=reply, headers=admission.headers)
 
 
-async def model_route(key: KeyContext, model: str) -> ModelRoute:
+async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRoute]:
     routes = await catalog.group_routes(key.group_id)
     route = routes.models.get(model) if routes else None
     if route is None or not key.may_use(model):
         raise ModelNotFound(model)
-    return route
+    return routes, route
 
 
 async def forward(route: ModelRoute, request: EmbeddingRequest) -> tuple[bytes, ChannelRoute]:

@@ -70,7 +70,6 @@ DATABASES = {
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -102,6 +101,11 @@ RELAY_MAX_ATTEMPTS = env_int("RELAY_MAX_ATTEMPTS", 3, minimum=1)
 # Bodies larger than this are refused before they are parsed (bytes).
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
+# A hold (money reserved for a request in flight) is released by the
+# sweeper after this long: longer than any request with all its failovers.
+RELAY_HOLD_TTL_S = env_int("RELAY_HOLD_TTL_S", 300, minimum=10)
+# The operator's currency, for display; amounts are nano-units of it.
+CURRENCY = env_str("CURRENCY", "USD")
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 
@@ -136,6 +140,16 @@ CELERY_BEAT_SCHEDULE = {
         # A drain that could not run within a few intervals is superseded by
         # the next one; there is no point queueing them up.
         "options": {"expires": 10},
+    },
+    "sweep-expired-holds": {
+        "task": "billing.tasks.sweep_expired_holds",
+        "schedule": 15.0,
+        "options": {"expires": 60},
+    },
+    "apply-pending-ledger": {
+        "task": "billing.tasks.apply_pending_ledger",
+        "schedule": 10.0,
+        "options": {"expires": 60},
     },
 }
 

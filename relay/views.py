@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from relay import auth, catalog, connections, pipeline
+from relay import auth, catalog, connections, limits, pipeline
 from relay.errors import (
     MethodNotAllowed,
     ModelNotFound,
@@ -70,8 +70,12 @@ class EmbeddingsView(RelayView):
             authorization=request.META.get("HTTP_AUTHORIZATION"),
             body=request._request.body,
             request_id=request._request.request_id,
+            client_ip=limits.client_ip(request.META),
         )
-        return HttpResponse(served.body, content_type="application/json")
+        response = HttpResponse(served.body, content_type="application/json")
+        for name, value in served.headers.items():
+            response[name] = value
+        return response
 
 
 def _model_object(model: str, created: int) -> dict:

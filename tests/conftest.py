@@ -22,6 +22,7 @@ import redis as redis_lib
 from django.conf import settings
 
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
+from billing import ledger
 from billing.models import BasePrice, UsageRecord
 from relay.models import Channel, ChannelModel
 
@@ -213,9 +214,14 @@ def channel(group, fake_upstream) -> Channel:
     return make_channel(group, fake_upstream.base_url())
 
 
+STARTING_BALANCE_NANOS = 100 * 10**9  # $100: plenty, unless a test says otherwise
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
-    return Tenant.objects.create(slug="acme", name="Acme")
+    tenant = Tenant.objects.create(slug="acme", name="Acme")
+    ledger.top_up(tenant=tenant, amount_nanos=STARTING_BALANCE_NANOS, reason="test funds")
+    return tenant
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from accounts import keys
 from accounts.models import ApiKey, Group, GroupModel, Tenant
-from billing.models import BasePrice
+from billing import ledger
+from billing.models import BasePrice, LedgerEntry
 from billing.pricing import to_nanos
 from relay.models import Channel, ChannelModel
 
@@ -52,6 +53,8 @@ class Command(BaseCommand):
             ChannelModel.objects.get_or_create(channel=channel, model=model)
         tenant, _ = Tenant.objects.get_or_create(slug="demo", defaults={"name": "Demo tenant"})
         tenant.groups.add(group)
+        if not LedgerEntry.objects.for_tenant(tenant).exists():
+            ledger.top_up(tenant=tenant, amount_nanos=to_nanos("10"), reason="demo funds")
 
         secret = keys.generate_secret()
         key = ApiKey.objects.filter(tenant=tenant, name="demo").first()

@@ -1,0 +1,14 @@
+# Shortcuts; each target is a plain command you can also run by hand.
+.PHONY: run test lint bench
+
+run:
+	python3 dev.py run
+
+test:
+	python3 dev.py test
+
+lint:
+	.venv/bin/python -m ruff check .
+
+bench:
+	python3 dev.py bench

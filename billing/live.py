@@ -1,0 +1,145 @@
+"""The live balance: a copy of each tenant's balance in Redis that requests
+reserve and spend against atomically.
+
+Why Redis and not a PostgreSQL row: every request reserves money before its
+upstream call and spends it after, and a relay serves thousands a second;
+two row-locking round trips per request through PostgreSQL would serialise
+a busy tenant and cost more than the rest of the request path. Each step
+here is one Lua script, so "check the balance, then take from it" can never
+interleave with another request's (the race that lets new-api overdraw).
+
+Keys:
+    live:tenant:{id}   hash  balance (nanos), held (sum of open holds)
+    live:key:{id}      hash  spent, held: for keys with a spend cap
+    live:holds         zset  member "request_id|tenant|key|amount|capped",
+                             score = when the hold expires (ms)
+    live:applied:{id}  string, a ledger entry already in the live balance
+
+PostgreSQL stays the book of record: the ledger (billing.models.LedgerEntry)
+and the per-tenant Balance row. Usage debits reach it through the usage
+stream; every other entry (top-ups, adjustments, refunds, debits written
+while Redis was unreachable) is written there first and then applied here,
+once, marked by ``live:applied:{id}``.
+"""
+
+from __future__ import annotations
+
+HOLDS = "live:holds"
+APPLIED_TTL_S = 90 * 24 * 3600
+
+
+def tenant_key(tenant_id: int) -> str:
+    return f"live:tenant:{tenant_id}"
+
+
+def key_key(api_key_id: int) -> str:
+    return f"live:key:{api_key_id}"
+
+
+def applied_key(entry_id: int) -> str:
+    return f"live:applied:{entry_id}"
+
+
+def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, capped: bool) -> str:
+    return f"{request_id}|{tenant_id}|{api_key_id}|{amount}|{int(capped)}"
+
+
+# Reserve ARGV[1] nanos. KEYS: tenant hash, key hash, holds zset.
+# ARGV: amount, cap (-1 = none), member, expires_ms.
+# Returns 1 held, 0 balance too low, -3 key cap reached, -1 tenant not
+# loaded, -2 key not loaded.
+HOLD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local amount = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+if cap >= 0 and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
+local t = redis.call('HMGET', KEYS[1], 'balance', 'held')
+if tonumber(t[1]) - tonumber(t[2] or 0) < amount then return 0 end
+if cap >= 0 then
+  local k = redis.call('HMGET', KEYS[2], 'spent', 'held')
+  if tonumber(k[1]) + tonumber(k[2] or 0) + amount > cap then return -3 end
+  redis.call('HINCRBY', KEYS[2], 'held', amount)
+end
+redis.call('HINCRBY', KEYS[1], 'held', amount)
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+return 1
+"""
+
+# Release a hold and spend what the request cost, and queue its usage event,
+# in one step: the money taken and the event that will bill it in PostgreSQL
+# can never be separated. KEYS: tenant hash, key hash, holds zset, stream.
+# ARGV: member, held amount, billed amount, capped (0/1), event json,
+# event field, charge field. Returns the amount charged: the billed amount,
+# or less when an upstream reported more tokens than we reserved for and the
+# balance cannot cover the difference (the balance never goes below zero).
+SETTLE = """
+local held = tonumber(ARGV[2])
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then held = 0 end
+local billed = tonumber(ARGV[3])
+local capped = ARGV[4] == '1'
+redis.call('HINCRBY', KEYS[1], 'held', -held)
+local t = redis.call('HMGET', KEYS[1], 'balance', 'held')
+local free = tonumber(t[1]) - tonumber(t[2] or 0)
+local charge = billed
+if charge > free then charge = math.max(free, 0) end
+redis.call('HINCRBY', KEYS[1], 'balance', -charge)
+if capped then
+  redis.call('HINCRBY', KEYS[2], 'held', -held)
+  redis.call('HINCRBY', KEYS[2], 'spent', charge)
+end
+redis.call('XADD', KEYS[4], '*', ARGV[6], ARGV[5], ARGV[7], charge)
+return charge
+"""
+
+# Release a hold without spending. KEYS: tenant, key, holds. ARGV: member,
+# amount, capped.
+RELEASE = """
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'held', -tonumber(ARGV[2]))
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], 'held', -tonumber(ARGV[2])) end
+return 1
+"""
+
+# Load a tenant's live balance from PostgreSQL, unless another process did.
+# KEYS: tenant hash. ARGV: balance, then the ids of ledger entries the
+# balance already includes but that were not yet applied live.
+LOAD_TENANT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'balance', ARGV[1], 'held', 0)
+for i = 2, #ARGV do
+  redis.call('SET', 'live:applied:' .. ARGV[i], 1, 'EX', %d)
+end
+return 1
+""" % APPLIED_TTL_S
+
+# KEYS: key hash. ARGV: spent.
+LOAD_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'spent', ARGV[1], 'held', 0)
+return 1
+"""
+
+# Apply one ledger entry to the live balance, once.
+# KEYS: applied marker, tenant hash. ARGV: amount (signed).
+# Returns 1 when the live balance includes it (now or before), 0 when the
+# tenant is not loaded (the next load reads it from PostgreSQL).
+APPLY_ENTRY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'balance', ARGV[1])
+redis.call('SET', KEYS[1], 1, 'EX', %d)
+return 1
+""" % APPLIED_TTL_S
+
+# Release holds whose request vanished (its process was killed).
+# KEYS: holds zset. ARGV: now_ms, max count. Returns how many were released.
+SWEEP = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(expired) do
+  local rid, tenant, key, amount, capped = string.match(member, '^(.*)|(%d+)|(%d+)|(%d+)|(%d)$')
+  redis.call('HINCRBY', 'live:tenant:' .. tenant, 'held', -tonumber(amount))
+  if capped == '1' then redis.call('HINCRBY', 'live:key:' .. key, 'held', -tonumber(amount)) end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #expired
+"""
