@@ -6,6 +6,8 @@ re-encoding it would cost more CPU than everything else the relay does. The
 top-level ``usage`` and ``model`` keys cannot occur inside ``data`` (its
 items hold only ``object``, ``index`` and ``embedding``, and base64 strings
 hold no quotes), so they are found from the end of the body with ``rfind``.
+A match counts only where it is a key (a colon follows): ``"object":
+"embedding"`` and a model named ``"usage"`` are values, not keys.
 """
 
 from __future__ import annotations
@@ -17,28 +19,77 @@ import orjson
 
 _USAGE = b'"usage"'
 _MODEL = b'"model"'
+_WHITESPACE = b" \t\r\n"
+
+
+def _key_colon(body: bytes, key: bytes, *, last: bool = True) -> int:
+    """The colon after the last (or first) ``key`` used as an object key, or -1."""
+    at = body.rfind(key) if last else body.find(key)
+    while at >= 0:
+        colon = at + len(key)
+        while colon < len(body) and body[colon] in _WHITESPACE:
+            colon += 1
+        if body.startswith(b":", colon):
+            return colon
+        at = body.rfind(key, 0, at) if last else body.find(key, at + 1)
+    return -1
+
+
+def _string_end(body: bytes, start: int) -> int | None:
+    """The index after the JSON string opening at ``start`` (escapes honoured)."""
+    at = start + 1
+    while True:
+        quote = body.find(b'"', at)
+        if quote < 0:
+            return None
+        backslashes = 0
+        while body[quote - 1 - backslashes] == 0x5C:  # "\"
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return quote + 1
+        at = quote + 1
+
+
+def _object_end(body: bytes, start: int) -> int | None:
+    """The index after the JSON object opening at ``start``; usage may nest
+    ``*_tokens_details`` objects."""
+    depth = 0
+    at = start
+    while at < len(body):
+        char = body[at]
+        if char == 0x22:  # '"'
+            end = _string_end(body, at)
+            if end is None:
+                return None
+            at = end
+            continue
+        if char == 0x7B:  # "{"
+            depth += 1
+        elif char == 0x7D:  # "}"
+            depth -= 1
+            if depth == 0:
+                return at + 1
+        at += 1
+    return None
 
 
 def _value_span(body: bytes, key: bytes) -> tuple[int, int] | None:
     """Start and end of the JSON value after the last top-level ``key``."""
-    at = body.rfind(key)
-    if at < 0:
-        return None
-    colon = body.find(b":", at + len(key))
+    colon = _key_colon(body, key)
     if colon < 0:
         return None
     start = colon + 1
-    while start < len(body) and body[start] in b" \t\r\n":
+    while start < len(body) and body[start] in _WHITESPACE:
         start += 1
     if body.startswith(b"{", start):
-        end = body.find(b"}", start)  # usage holds only numbers, no nested objects
-        return (start, end + 1) if end >= 0 else None
-    if body.startswith(b'"', start):
-        end = body.find(b'"', start + 1)
-        return (start, end + 1) if end >= 0 else None
-    if body.startswith(b"null", start):
-        return start, start + 4
-    return None
+        end = _object_end(body, start)
+    elif body.startswith(b'"', start):
+        end = _string_end(body, start)
+    elif body.startswith(b"null", start):
+        end = start + 4
+    else:
+        return None
+    return (start, end) if end is not None else None
 
 
 def read_usage(body: bytes) -> tuple[int | None, int | None]:
@@ -93,10 +144,9 @@ def with_model(body: bytes, model: str) -> bytes:
 
 def is_float_encoded(body: bytes) -> bool:
     """Whether the first embedding is a JSON array (not a base64 string)."""
-    at = body.find(b'"embedding"')
-    if at < 0:
+    colon = _key_colon(body, b'"embedding"', last=False)
+    if colon < 0:
         return False
-    colon = body.find(b":", at)
     rest = body[colon + 1 : colon + 64].lstrip()
     return rest.startswith(b"[")
 

@@ -108,6 +108,16 @@ RELAY_HOLD_TTL_S = env_int("RELAY_HOLD_TTL_S", 300, minimum=10)
 CURRENCY = env_str("CURRENCY", "USD")
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
+# An in-flight slot left by a dead process frees itself after this; keep it above any request.
+RELAY_INFLIGHT_SLOT_TTL_S = env_int("RELAY_INFLIGHT_SLOT_TTL_S", 300, minimum=1)
+# Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer address is the client.
+RELAY_TRUSTED_PROXIES = env_list("RELAY_TRUSTED_PROXIES", [])
+# With Redis down each web process enforces 1/N of every limit (N: the web processes).
+RELAY_FALLBACK_PROCESSES = env_int(
+    "RELAY_FALLBACK_PROCESSES", env_int("WEB_CONCURRENCY", 2, minimum=1), minimum=1
+)
+# Invalid API keys one address may send per minute before its unknown keys get 429.
+RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20, minimum=1)
 
 # Where usage events wait for a worker (a Redis stream), and how many a
 # worker writes in one transaction.

@@ -45,7 +45,10 @@ class EmbeddingRequest:
 
     @property
     def input_count(self) -> int:
-        return 1 if isinstance(self.input, str) else len(self.input)
+        # A string or one token array is one input; a list of either, one each.
+        if isinstance(self.input, str) or (self.input and _is_token(self.input[0])):
+            return 1
+        return len(self.input)
 
     @property
     def total_tokens(self) -> int:
@@ -132,7 +135,8 @@ async def read_input(data: dict) -> tuple[str | list, list[int]]:
             raise _invalid_input()
         counts = await _count([value])
     elif isinstance(value, list):
-        if not value or len(value) > MAX_ITEMS:
+        # One token array is one input of len() tokens; the item limit counts inputs.
+        if not value or (len(value) > MAX_ITEMS and not _is_token(value[0])):
             raise _invalid_input()
         kind = _item_kind(value)
         if kind == "texts":
