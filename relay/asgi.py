@@ -1,7 +1,21 @@
+"""The ASGI entry point: API paths take the lean handler, the rest Django's."""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
 
-application = get_asgi_application()
+site = get_asgi_application()  # sets Django up; must come before the import below
+
+from relay.api_handler import APIHandler  # noqa: E402
+
+API_PREFIXES = ("/v1/", "/dashboard/", "/healthz", "/readyz")
+api = APIHandler()
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
+        await api(scope, receive, send)
+    else:
+        await site(scope, receive, send)

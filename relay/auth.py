@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from accounts import keys
 from accounts.models import ApiKey, Tenant
+from relay import limits
+from relay.db import off_loop
 from relay.errors import InvalidApiKey, MissingApiKey
 from relay.ttlcache import TTLCache
 
@@ -80,16 +81,24 @@ def _load(digest: str) -> KeyContext | None:
     )
 
 
-_load_async = sync_to_async(_load, thread_sensitive=False)
+_load_async = off_loop(_load)
 
 
-async def authenticate(authorization: str | None) -> KeyContext:
+async def authenticate(authorization: str | None, client_ip: str = "") -> KeyContext:
     secret = bearer_secret(authorization)
     digest = keys.digest(secret)
+
+    async def load() -> KeyContext | None:
+        # Only a key this process has not cached reaches the database; an
+        # address that sent too many invalid keys is refused (429) before it.
+        await limits.check_invalid_key_flood(client_ip)
+        return await _load_async(digest)
+
     # Unknown keys are cached too (as None): a flood of bad keys costs one
     # query per key per TTL, not one per request.
-    context = await _cache.get(digest, lambda: _load_async(digest))
+    context = await _cache.get(digest, load)
     if context is None or (context.expires is not None and context.expires <= timezone.now()):
+        await limits.note_invalid_key(client_ip)  # past the address's limit: 429, not 401
         raise InvalidApiKey(keys.mask(secret))
     return context
 

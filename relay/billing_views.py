@@ -11,13 +11,13 @@ import datetime as dt
 import time
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.http import HttpResponse
 
 from billing import live, statements
 from billing.ledger import balance_nanos
 from billing.pricing import NANOS_PER_UNIT
 from relay import auth, connections
+from relay.db import off_loop
 from relay.errors import InvalidRequest
 from relay.views import RelayView
 
@@ -34,11 +34,11 @@ async def _available_nanos(key: auth.KeyContext) -> int:
         live.tenant_key(key.tenant_id), "balance", "held"
     )
     if balance is None:  # not loaded live yet: PostgreSQL has it exactly
-        available = await sync_to_async(balance_nanos, thread_sensitive=False)(key.tenant_id)
+        available = await off_loop(balance_nanos)(key.tenant_id)
     else:
         available = int(balance) - int(held or 0)
     if key.spend_cap_nanos is not None:
-        spent = await sync_to_async(statements.key_spent_nanos, thread_sensitive=False)(
+        spent = await off_loop(statements.key_spent_nanos)(
             key.key_id
         )
         available = min(available, key.spend_cap_nanos - spent)
@@ -90,7 +90,7 @@ class UsageView(RelayView):
                 f"The date range must be 1 to {MAX_RANGE_DAYS} days, start before end.",
                 param="start_date",
             )
-        days = await sync_to_async(statements.daily_spend, thread_sensitive=False)(
+        days = await off_loop(statements.daily_spend)(
             key.tenant_id, start, end
         )
         # OpenAI reported these in cents; front ends divide by 100.

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounts.models import Group
 from billing.models import BasePrice
 from billing.pricing import apply_ratio
+from relay.db import off_loop
 from relay.models import Channel
 from relay.ttlcache import TTLCache
 
@@ -102,7 +102,7 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
 
 
 _cache: TTLCache[GroupRoutes | None] = TTLCache(ttl_s=settings.RELAY_CONFIG_CACHE_TTL_S)
-_load_async = sync_to_async(load_group_routes, thread_sensitive=False)
+_load_async = off_loop(load_group_routes)
 
 
 async def group_routes(group_id: int) -> GroupRoutes | None:

@@ -12,7 +12,6 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -23,6 +22,7 @@ from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
 from relay import connections
 from relay.auth import KeyContext
 from relay.catalog import ModelRoute
+from relay.db import off_loop
 from relay.errors import InsufficientQuota, ServiceUnavailable
 from relay.validation import EmbeddingRequest
 
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 HELD, NO_BALANCE, TENANT_NOT_LOADED, KEY_NOT_LOADED, KEY_CAP_REACHED = 1, 0, -1, -2, -3
 
-_load_tenant = sync_to_async(live_sync.load_tenant, thread_sensitive=False)
-_load_key = sync_to_async(live_sync.load_key, thread_sensitive=False)
-_record_now = sync_to_async(record_usage, thread_sensitive=False)
+_load_tenant = off_loop(live_sync.load_tenant)
+_load_key = off_loop(live_sync.load_key)
+_record_now = off_loop(record_usage)
 _scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

@@ -6,12 +6,12 @@ import logging
 
 import orjson
 from adrf.views import APIView
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
 from relay import auth, catalog, connections, limits, pipeline
+from relay.db import off_loop
 from relay.errors import (
     MethodNotAllowed,
     ModelNotFound,
@@ -84,7 +84,9 @@ def _model_object(model: str, created: int) -> dict:
 
 class ModelsView(RelayView):
     async def get(self, request, model: str | None = None):
-        key = await auth.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        key = await auth.authenticate(
+            request.META.get("HTTP_AUTHORIZATION"), limits.client_ip(request.META)
+        )
         routes = await catalog.group_routes(key.group_id)
         names = sorted(m for m in (routes.models if routes else {}) if key.may_use(m))
         if model is not None:
@@ -113,7 +115,7 @@ def _database_answers() -> None:
 async def readyz(request):
     problems = {}
     try:
-        await sync_to_async(_database_answers, thread_sensitive=False)()
+        await off_loop(_database_answers)()
     except Exception as exc:  # any failure means "not ready"; say which
         problems["database"] = type(exc).__name__
     try:
