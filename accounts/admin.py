@@ -30,6 +30,12 @@ class GroupAdmin(admin.ModelAdmin):
     inlines = [GroupModelInline]
 
 
+@admin.register(GroupModel)
+class GroupModelAdmin(admin.ModelAdmin):
+    list_display = ["group", "model", "price_per_mtok_nanos"]
+    list_filter = ["group"]
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role"]

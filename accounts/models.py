@@ -198,3 +198,37 @@ class ApiKey(models.Model):
         key.set_secret(secret, imported=True)
         key.save()
         return key
+
+
+class AuditEvent(models.Model):
+    """A sensitive change: who did what to which object, and when."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The tenant the change concerns, if any (tenant owners see their own).
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    action = models.CharField(max_length=64)  # e.g. "key.issued", "channel.updated"
+    target = models.CharField(max_length=200)  # a readable name, never a secret
+    detail = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The audit log page: ORDER BY created DESC, optionally per tenant.
+            models.Index(fields=["-created"], name="audit_created"),
+            models.Index(fields=["tenant", "-created"], name="audit_tenant_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+    @classmethod
+    def log(cls, *, actor, action: str, target: str, tenant=None, **detail) -> AuditEvent:
+        return cls.objects.create(
+            actor=actor if getattr(actor, "is_authenticated", False) else None,
+            tenant=tenant, action=action, target=target, detail=detail,
+        )

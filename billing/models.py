@@ -163,3 +163,40 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.kind} {self.amount_nanos}"
+
+
+class DailyUsage(models.Model):
+    """Usage rolled up per day, tenant, key, model and channel.
+
+    Written by the same transaction that writes the usage records it counts
+    (billing/usage.py), so it is exact, never a second pass that can drift;
+    reports over millions of records read these rows instead.
+    """
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="daily_usage")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="daily_usage")
+    model = models.CharField(max_length=200)
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    cost_nanos = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "tenant", "api_key", "model", "channel_id"],
+                nulls_distinct=False,
+                name="daily_usage_unique",
+            ),
+        ]
+        indexes = [
+            # Operator reports: WHERE day BETWEEN ... (all tenants).
+            models.Index(fields=["day"], name="daily_usage_day"),
+            # Tenant dashboards: WHERE tenant = ? AND day BETWEEN ...
+            models.Index(fields=["tenant", "day"], name="daily_usage_tenant_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tenant_id} {self.model}: {self.requests}"

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from collections import defaultdict
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from billing import ledger
 from billing.models import Balance, LedgerEntry, UsageRecord
@@ -104,7 +104,39 @@ def record_usage(
                             request_count=len(records),
                         )
                 UsageRecord.objects.bulk_create(new)
+                roll_up(new)
                 return new
         except IntegrityError:
             log.info("usage batch raced another writer; retrying")
     raise RuntimeError("usage batch kept conflicting with another writer")
+
+
+_ROLL_UP = """
+INSERT INTO billing_dailyusage
+    (day, tenant_id, api_key_id, model, channel_id, requests, failed, tokens, cost_nanos)
+VALUES %s
+ON CONFLICT (day, tenant_id, api_key_id, model, channel_id) DO UPDATE SET
+    requests = billing_dailyusage.requests + EXCLUDED.requests,
+    failed = billing_dailyusage.failed + EXCLUDED.failed,
+    tokens = billing_dailyusage.tokens + EXCLUDED.tokens,
+    cost_nanos = billing_dailyusage.cost_nanos + EXCLUDED.cost_nanos
+"""
+
+
+def roll_up(records: list[UsageRecord]) -> None:
+    """Add new records to the daily rollups (days in UTC), in the caller's
+    transaction: a record is counted exactly when it is written."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in records:
+        row = totals[(r.created.astimezone(dt.UTC).date(), r.tenant_id, r.api_key_id, r.model,
+                      r.channel_id)]
+        row[0] += 1
+        row[1] += r.status != UsageRecord.Status.SERVED
+        row[2] += r.tokens if r.status == UsageRecord.Status.SERVED else 0
+        row[3] += r.cost_nanos
+    if not totals:
+        return
+    values = [(*group, *sums) for group, sums in sorted(totals.items(), key=lambda kv: str(kv[0]))]
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLL_UP % placeholders, [v for row in values for v in row])

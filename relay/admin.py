@@ -15,7 +15,8 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = "__all__"
+        fields = ["name", "kind", "base_url", "credential", "groups", "priority", "weight",
+                  "enabled"]
 
     def clean_credential(self) -> str:
         value = self.cleaned_data.get("credential")
@@ -36,3 +37,9 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled"]
     filter_horizontal = ["groups"]
     inlines = [ChannelModelInline]
+
+
+@admin.register(ChannelModel)
+class ChannelModelAdmin(admin.ModelAdmin):
+    list_display = ["channel", "model", "upstream_model"]
+    list_filter = ["channel"]

@@ -15,14 +15,16 @@ Everything else (admin, console) goes through the stock handler.
 from __future__ import annotations
 
 import logging
+import tempfile
 
+from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
-from relay.errors import ServerError, error_response
+from relay.errors import RequestTooLarge, ServerError, error_response
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,39 @@ class APIHandler(ASGIHandler):
         # the request's thread (database reads go to a pool of threads).
         await self.handle(scope, receive, send)
 
+    async def read_body(self, receive):
+        """Django's read_body, refusing a body past RELAY_MAX_BODY_BYTES as it
+        arrives (a chunked upload has no Content-Length to check first)."""
+        body_file = tempfile.SpooledTemporaryFile(
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        )
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > settings.RELAY_MAX_BODY_BYTES:
+                body_file.close()
+                raise RequestTooLarge(
+                    f"The request body exceeds {settings.RELAY_MAX_BODY_BYTES} bytes."
+                )
+            body_file.write(chunk)
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     async def handle(self, scope, receive, send) -> None:
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
+            return
+        except RequestTooLarge as refusal:
+            response = error_response(refusal)
+            await self.send_response(response, send)
             return
         set_script_prefix(get_script_prefix(scope))
         try:

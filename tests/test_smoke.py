@@ -16,3 +16,13 @@ def test_an_embedding_is_served_and_billed_once(relay, secret, celery_worker):
     [record] = wait_until(lambda: records(request_id=request_id))
     assert record.tokens == 2
     assert record.cost_nanos == 40
+
+
+def test_served_requests_are_rolled_up_by_day_key_and_model(relay, secret, api_key, celery_worker):
+    from billing.models import DailyUsage
+
+    for _ in range(3):
+        assert embed(relay, secret, {"model": SMALL, "input": "hello world"}).status_code == 200
+    wait_until(lambda: len(records(api_key=api_key[0])) == 3)
+    [row] = DailyUsage.objects.filter(api_key=api_key[0])
+    assert (row.model, row.requests, row.failed, row.tokens, row.cost_nanos) == (SMALL, 3, 0, 6, 120)
