@@ -25,9 +25,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "accounts",
     "billing",
     "relay",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -42,6 +45,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "relay.urls"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/console/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 ASGI_APPLICATION = "relay.asgi.application"
 WSGI_APPLICATION = "relay.wsgi.application"
 
@@ -81,10 +87,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# /v1/ views authenticate relay keys themselves; the operator API under
+# /api/ names its own authentication (tokens, sessions) on its views.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Embeddings relay operator API",
+    "DESCRIPTION": "Tenants, groups, channels, keys, balances and usage reports.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # --- The relay's own knobs -------------------------------------------------
