@@ -107,10 +107,10 @@ LOAD_TENANT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'balance', ARGV[1], 'held', 0)
 for i = 2, #ARGV do
-  redis.call('SET', 'live:applied:' .. ARGV[i], 1, 'EX', %d)
+  redis.call('SET', 'live:applied:' .. ARGV[i], 1, 'EX', {ttl})
 end
 return 1
-""" % APPLIED_TTL_S
+""".format(ttl=APPLIED_TTL_S)
 
 # KEYS: key hash. ARGV: spent.
 LOAD_KEY = """
@@ -127,9 +127,9 @@ APPLY_ENTRY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'balance', ARGV[1])
-redis.call('SET', KEYS[1], 1, 'EX', %d)
+redis.call('SET', KEYS[1], 1, 'EX', {ttl})
 return 1
-""" % APPLIED_TTL_S
+""".format(ttl=APPLIED_TTL_S)
 
 # Release holds whose request vanished (its process was killed).
 # KEYS: holds zset. ARGV: now_ms, max count. Returns how many were released.

@@ -73,7 +73,9 @@ class UsageRecord(models.Model):
         constraints = [
             # A redelivered usage event must not bill twice.
             models.UniqueConstraint(fields=["request_id"], name="usage_request_id_unique"),
-            models.CheckConstraint(condition=models.Q(cost_nanos__gte=0), name="usage_cost_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(cost_nanos__gte=0), name="usage_cost_not_negative"
+            ),
         ]
         indexes = [
             # Tenant usage pages and billing ranges: WHERE tenant = ? AND created BETWEEN.

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
 from django.conf import settings
+from django.db import IntegrityError
 
 from billing import live_sync, streams
 from billing.usage import record_usage
+
+log = logging.getLogger(__name__)
 
 # One drain runs for at most this long, so a backlog is worked through in a
 # few runs while a beat tick is never blocked for long.
@@ -31,12 +35,28 @@ def drain_usage_events() -> int:
         batch = streams.claim_batch(conn, count=settings.USAGE_BATCH_SIZE)
         if not batch:
             break
-        # Debits from the stream were already taken from the live balance
-        # by the settle script that queued them.
-        written += len(
-            record_usage([(event, charge) for _id, event, charge in batch], live_applied=True)
-        )
+        written += _record_batch(conn, batch)
         streams.acknowledge(conn, [entry_id for entry_id, _event, _charge in batch])
+    return written
+
+
+def _record_batch(conn, batch) -> int:
+    # Debits from the stream were already taken from the live balance by the
+    # settle script that queued them.
+    try:
+        return len(record_usage([(e, c) for _id, e, c in batch], live_applied=True))
+    except IntegrityError:
+        pass
+    # One bad event must not stop everyone's billing: write them one by one
+    # and set aside the ones PostgreSQL refuses, loudly, for an operator.
+    written = 0
+    for entry_id, event, charge in batch:
+        try:
+            written += len(record_usage([(event, charge)], live_applied=True))
+        except IntegrityError as exc:
+            log.error("usage event %s refused (%s); moved to the dead-letter stream",
+                      event.request_id, exc.__cause__ or exc)
+            streams.dead_letter(conn, entry_id, event, charge, reason=str(exc.__cause__ or exc))
     return written
 
 

@@ -106,9 +106,16 @@ def record_usage(
                 UsageRecord.objects.bulk_create(new)
                 roll_up(new)
                 return new
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not _raced_on_request_id(exc):
+                raise  # a bad event (say, its key was deleted): the caller sorts it out
             log.info("usage batch raced another writer; retrying")
     raise RuntimeError("usage batch kept conflicting with another writer")
+
+
+def _raced_on_request_id(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == "usage_request_id_unique"
 
 
 _ROLL_UP = """

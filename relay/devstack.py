@@ -125,16 +125,21 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
             print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
         if not env.get("SECRET_KEY"):
-            env["SECRET_KEY"] = _local_secret_key(state_dir)
+            env["SECRET_KEY"] = _local_secret(state_dir / "secret_key", secrets.token_urlsafe(50))
+        if not env.get("CREDENTIALS_KEYS"):
+            from cryptography.fernet import Fernet
+
+            env["CREDENTIALS_KEYS"] = _local_secret(
+                state_dir / "credentials_key", Fernet.generate_key().decode()
+            )
         env.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
         yield env
 
 
-def _local_secret_key(state_dir: Path) -> str:
-    path = state_dir / "secret_key"
+def _local_secret(path: Path, new_value: str) -> str:
+    """A secret kept in the state dir, so data written by one run reads in the next."""
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(new_value)
         path.chmod(0o600)
     return path.read_text().strip()
 

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Group
+from relay.credentials import EncryptedTextField
 from relay.providers import PROVIDERS
 
 
@@ -19,8 +20,9 @@ class Channel(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.OPENAI)
     base_url = models.URLField(max_length=500)
-    # Write-only: set on creation or replaced, never rendered back.
-    credential = models.TextField(blank=True)
+    # Write-only: set on creation or replaced, never rendered back; stored
+    # encrypted (relay/credentials.py).
+    credential = EncryptedTextField(blank=True)
     groups = models.ManyToManyField(Group, related_name="channels", blank=True)
     # Lower tiers are tried first; within a tier, weighted random.
     priority = models.IntegerField(default=0)

@@ -34,7 +34,7 @@ async def embed(
     *, authorization: str | None, body: bytes, request_id: str, client_ip: str
 ) -> Served:
     started = time.perf_counter()
-    key = await auth.authenticate(authorization)
+    key = await auth.authenticate(authorization, client_ip)
     data = validation.parse_body(body)
     model = validation.read_model(data)
     routes, route = await model_route(key, model)
@@ -110,11 +110,13 @@ def settle_usage(reply: bytes, request: EmbeddingRequest) -> tuple[int, str, byt
     counted = request.total_tokens
     if prompt_tokens:
         tokens, source = prompt_tokens, UsageRecord.TokenSource.PROMPT_TOKENS
-    elif total_tokens:
-        tokens, source = total_tokens, UsageRecord.TokenSource.TOTAL_TOKENS
     else:
-        tokens, source = counted, UsageRecord.TokenSource.COUNTED
-        reply = passthrough.with_usage(reply, prompt_tokens=counted, total_tokens=counted)
+        if total_tokens:
+            tokens, source = total_tokens, UsageRecord.TokenSource.TOTAL_TOKENS
+        else:
+            tokens, source = counted, UsageRecord.TokenSource.COUNTED
+        # SDKs read prompt_tokens: give the client the figure it is billed.
+        reply = passthrough.with_usage(reply, prompt_tokens=tokens, total_tokens=tokens)
     if tokens != counted:
         log.info("upstream billed %s tokens where we counted %s (%s)", tokens, counted, source)
     return tokens, source, reply

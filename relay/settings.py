@@ -104,6 +104,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- The relay's own knobs -------------------------------------------------
 
+# Fernet keys for channel credentials at rest, newest first (see
+# relay/credentials.py); separate from SECRET_KEY.
+CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS", [])
+
 # How long an API key or a group's routing table is trusted from the
 # in-process cache before the database is asked again: a revoked key, a price
 # or a channel change takes effect within this many seconds.

@@ -8,6 +8,7 @@ database, so tests drive it over HTTP as clients do. Tests that touch it use
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -145,16 +146,23 @@ class CeleryWorker:
             ],
             cwd=ROOT,
             env=self.env,
+            # Its own process group, so kill() takes the pool children and the
+            # embedded beat down with it, as a crashed machine would.
+            start_new_session=True,
         )
 
     def kill(self) -> None:
         if self.process is not None:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +172,24 @@ def celery_worker(server_env):
     worker.start()
     yield worker
     worker.stop()
+
+
+def uses_live_relay(test):
+    """Marks a test that drives the live relay and worker: they only see
+    committed rows, and the worker must be running."""
+    test = pytest.mark.usefixtures("celery_worker")(test)
+    return pytest.mark.django_db(transaction=True)(test)
+
+
+@pytest.fixture(autouse=True)
+def usage_drained_before_flush(request):
+    """A test with the worker ends only once the worker has written every
+    usage event: flushing the test database under a worker's transaction
+    deadlocks."""
+    yield
+    if "celery_worker" in request.fixturenames:
+        stream = redis_lib.Redis.from_url(settings.REDIS_URL)
+        wait_until(lambda: stream.xlen(settings.USAGE_STREAM) == 0, timeout_s=30)
 
 
 @pytest.fixture(autouse=True)

@@ -15,12 +15,12 @@ from django.conf import settings
 from accounts.models import ApiKey
 from relay.catalog import ChannelRoute
 from relay.routing import next_channel
-from tests.conftest import SMALL, embed, make_channel, records, wait_until
+from tests.conftest import SMALL, embed, make_channel, records, uses_live_relay, wait_until
 
 FOX = "The quick brown fox jumps over the lazy dog"
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
 
-server = pytest.mark.django_db(transaction=True)
+
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def requests_to(fake_upstream, options: str) -> int:
 # --- failing over ---------------------------------------------------------------
 
 
-@server
+@uses_live_relay
 def test_a_failing_channel_fails_over_to_the_next_tier_and_is_tried_once(
     relay, key, group, fake_upstream, celery_worker
 ):
@@ -65,7 +65,7 @@ def test_a_failing_channel_fails_over_to_the_next_tier_and_is_tried_once(
     assert record.status == "served"
 
 
-@server
+@uses_live_relay
 def test_a_channel_slower_than_the_read_timeout_fails_over(relay, key, group, fake_upstream):
     fake_upstream.reset()
     make_channel(group, fake_upstream.base_url("latency=3000"), name="slow", priority=0)
@@ -78,7 +78,7 @@ def test_a_channel_slower_than_the_read_timeout_fails_over(relay, key, group, fa
     assert requests_to(fake_upstream, "ch=fast") == 1
 
 
-@server
+@uses_live_relay
 @pytest.mark.parametrize("options", ["status=429", "status=500"])
 def test_an_upstream_429_or_500_fails_over(relay, key, group, fake_upstream, options):
     fake_upstream.reset()
@@ -92,7 +92,7 @@ def test_an_upstream_429_or_500_fails_over(relay, key, group, fake_upstream, opt
     assert requests_to(fake_upstream, "ch=healthy") == 1
 
 
-@server
+@uses_live_relay
 def test_a_channel_with_a_bad_credential_fails_over_instead_of_blaming_the_client(
     relay, key, group, fake_upstream
 ):
@@ -113,10 +113,8 @@ def test_a_channel_with_a_bad_credential_fails_over_instead_of_blaming_the_clien
     assert requests_to(fake_upstream, "ch=healthy") == 1
 
 
-@server
-def test_an_upstream_400_is_the_clients_fault_and_is_not_retried(
-    relay, key, group, fake_upstream
-):
+@uses_live_relay
+def test_an_upstream_400_is_the_clients_fault_and_is_not_retried(relay, key, group, fake_upstream):
     fake_upstream.reset()
     make_channel(group, fake_upstream.base_url("status=400"), name="strict", priority=0)
     make_channel(group, fake_upstream.base_url("ch=backup"), name="backup", priority=1)
@@ -128,7 +126,7 @@ def test_an_upstream_400_is_the_clients_fault_and_is_not_retried(
     assert requests_to(fake_upstream, "ch=backup") == 0
 
 
-@server
+@uses_live_relay
 def test_when_every_channel_fails_the_client_gets_502_and_a_failed_record(
     relay, key, group, fake_upstream, celery_worker
 ):
@@ -158,16 +156,15 @@ def test_when_every_channel_fails_the_client_gets_502_and_a_failed_record(
     assert record.model == SMALL
 
 
-@server
-def test_a_request_tries_no_more_channels_than_the_attempt_limit(
-    relay, key, group, fake_upstream
-):
+@uses_live_relay
+def test_a_request_tries_no_more_channels_than_the_attempt_limit(relay, key, group, fake_upstream):
     fake_upstream.reset()
     attempts = settings.RELAY_MAX_ATTEMPTS
     failing = [f"status=503,ch={n}" for n in range(attempts + 2)]
     for priority, options in enumerate(failing):
-        make_channel(group, fake_upstream.base_url(options), name=f"down-{priority}",
-                     priority=priority)
+        make_channel(
+            group, fake_upstream.base_url(options), name=f"down-{priority}", priority=priority
+        )
 
     response = embed(relay, key, {"model": SMALL, "input": FOX})
 
@@ -178,7 +175,7 @@ def test_a_request_tries_no_more_channels_than_the_attempt_limit(
     assert [requests_to(fake_upstream, o) for o in failing[:attempts]] == [1] * attempts
 
 
-@server
+@uses_live_relay
 def test_a_group_model_no_channel_serves_gets_503(relay, key, group, fake_upstream):
     # The group lists text-embedding-3-large, but its one channel serves only small.
     make_channel(group, fake_upstream.base_url("ch=small-only"), models={SMALL: ""})
@@ -191,7 +188,7 @@ def test_a_group_model_no_channel_serves_gets_503(relay, key, group, fake_upstre
 # --- which channel is chosen ------------------------------------------------------
 
 
-@server
+@uses_live_relay
 def test_a_disabled_channel_is_never_used(relay, key, group, fake_upstream):
     fake_upstream.reset()
     disabled = make_channel(group, fake_upstream.base_url("ch=off"), name="off", priority=0)
@@ -207,7 +204,7 @@ def test_a_disabled_channel_is_never_used(relay, key, group, fake_upstream):
     assert requests_to(fake_upstream, "ch=on") == 10
 
 
-@server
+@uses_live_relay
 def test_a_model_served_only_by_a_disabled_channel_gets_503(relay, key, group, fake_upstream):
     fake_upstream.reset()
     disabled = make_channel(group, fake_upstream.base_url("ch=off"), name="off")
@@ -220,15 +217,14 @@ def test_a_model_served_only_by_a_disabled_channel_gets_503(relay, key, group, f
     assert requests_to(fake_upstream, "ch=off") == 0
 
 
-@server
+@uses_live_relay
 def test_healthy_channels_of_the_lowest_priority_tier_take_all_requests(
     relay, key, group, fake_upstream
 ):
     fake_upstream.reset()
     make_channel(group, fake_upstream.base_url("ch=first"), name="first", priority=0)
     # A heavier weight does not pull requests out of the first tier.
-    make_channel(group, fake_upstream.base_url("ch=second"), name="second", priority=1,
-                 weight=100)
+    make_channel(group, fake_upstream.base_url("ch=second"), name="second", priority=1, weight=100)
 
     for _ in range(20):
         response = embed(relay, key, {"model": SMALL, "input": FOX})
@@ -294,7 +290,7 @@ def test_no_channel_is_chosen_once_all_were_tried():
 # --- what reaches the upstream ----------------------------------------------------
 
 
-@server
+@uses_live_relay
 def test_the_upstream_sees_the_channel_credential_never_the_tenant_key(
     relay, key, group, fake_upstream
 ):
@@ -309,7 +305,7 @@ def test_the_upstream_sees_the_channel_credential_never_the_tenant_key(
     assert key not in str(stats)
 
 
-@server
+@uses_live_relay
 def test_a_channel_model_mapping_renames_the_model_upstream_only(
     relay, key, group, fake_upstream, celery_worker
 ):
@@ -327,7 +323,7 @@ def test_a_channel_model_mapping_renames_the_model_upstream_only(
     assert record.channel_id == channel.pk
 
 
-@server
+@uses_live_relay
 def test_user_dimensions_and_encoding_format_are_forwarded_as_sent(
     relay, key, group, fake_upstream
 ):
@@ -348,7 +344,7 @@ def test_user_dimensions_and_encoding_format_are_forwarded_as_sent(
     assert [len(item["embedding"]) for item in response.json()["data"]] == [256, 256]
 
 
-@server
+@uses_live_relay
 def test_optional_fields_not_sent_are_not_forwarded(relay, key, group, fake_upstream):
     fake_upstream.reset()
     make_channel(group, fake_upstream.base_url("ch=bare"))
@@ -359,12 +355,7 @@ def test_optional_fields_not_sent_are_not_forwarded(relay, key, group, fake_upst
     assert fake_upstream.stats("ch=bare")["last_body"] == {"model": SMALL, "input": FOX}
 
 
-@server
-@pytest.mark.xfail(
-    strict=True,
-    reason="passthrough.is_float_encoded finds the value of \"object\": \"embedding\" "
-    "before the \"embedding\" key, so float vectors are never re-encoded to base64",
-)
+@uses_live_relay
 def test_a_floats_only_provider_still_gives_a_base64_client_base64(
     relay, key, group, fake_upstream
 ):

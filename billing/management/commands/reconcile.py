@@ -30,7 +30,7 @@ class Command(BaseCommand):
         stale = sum(check.stale_holds for check in report.tenants)
         self.stdout.write(
             f"tenants={len(report.tenants)} queued_events={report.queued_events} "
-            f"drift={total_drift} stale_holds={stale}"
+            f"drift={total_drift} stale_holds={stale} dead_letters={report.dead_letters}"
         )
         if not report.healthy:
             raise CommandError("the books do not balance (see the drift above)")
