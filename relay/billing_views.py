@@ -16,7 +16,7 @@ from django.http import HttpResponse
 from billing import live, statements
 from billing.ledger import balance_nanos
 from billing.pricing import NANOS_PER_UNIT
-from relay import auth, connections
+from relay import addresses, auth, connections
 from relay.db import off_loop
 from relay.errors import InvalidRequest
 from relay.views import RelayView
@@ -51,7 +51,9 @@ def _json(payload: dict) -> HttpResponse:
 
 class SubscriptionView(RelayView):
     async def get(self, request):
-        key = await auth.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        key = await auth.authenticate(
+            request.META.get("HTTP_AUTHORIZATION"), addresses.client_ip(request.META)
+        )
         limit = _units(await _available_nanos(key))
         return _json(
             {
@@ -81,7 +83,9 @@ def _date(request, name: str, default: dt.date) -> dt.date:
 
 class UsageView(RelayView):
     async def get(self, request):
-        key = await auth.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        key = await auth.authenticate(
+            request.META.get("HTTP_AUTHORIZATION"), addresses.client_ip(request.META)
+        )
         today = dt.datetime.now(dt.UTC).date()
         end = _date(request, "end_date", today + dt.timedelta(days=1))
         start = _date(request, "start_date", end - dt.timedelta(days=MAX_RANGE_DAYS))

@@ -1,15 +1,180 @@
 """Rate limits: requests per minute, tokens per minute and requests in flight,
 per key and per tenant, enforced in Redis.
 
-(Placeholder interface: admits everything. The rate-limit issue fills it in.)
+A key's limits are its own overrides, else its group's defaults (null means
+unlimited); the tenant's limits hold over all its keys together, so issuing
+more keys does not multiply them. ``admit()`` makes one decision with one
+``EVALSHA`` (relay/limits_lua.py): GCRA for the rates, on Redis's clock, and a
+set of expiring slots for requests in flight. Every applicable limit is
+checked and, only if all pass, all are recorded, atomically across every web
+process. ``release()`` frees the in-flight slots with one more ``EVALSHA``,
+and only when an in-flight limit applies.
+
+If Redis cannot be reached the relay keeps serving: each process enforces its
+share of every limit in memory (``relay.gcra.LocalLimiter``, the script's
+logic in Python), logs that it does (at most every ``_LOG_EVERY_S``) and
+counts the requests so decided (``fallback_activations()``).
+
+Also here: each key's IP allow-list, and the limit on invalid keys from one
+address (``check_invalid_key_flood`` and ``note_invalid_key``, called by
+relay/auth.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
+import time
+import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from relay.auth import KeyContext
-from relay.catalog import GroupRoutes
+from django.conf import settings
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from relay import addresses, connections, limits_lua
+from relay.addresses import client_ip as client_ip  # the view reads the address here
+from relay.errors import PermissionDenied, RateLimited
+from relay.gcra import Decision, Limits, LocalLimiter, format_duration
+
+if TYPE_CHECKING:  # relay.auth imports this module
+    from relay.auth import KeyContext
+    from relay.catalog import GroupRoutes
+
+log = logging.getLogger(__name__)
+
+# After a failed call, go straight to the fallback for this long: a Redis that
+# hangs would otherwise cost every request a socket timeout.
+_REDIS_RETRY_S = 1.0
+_LOG_EVERY_S = 30.0
+# Errors that mean "Redis is not answering properly": anything from the client
+# (connection, timeout, a full or read-only Redis) fails open, never a 500.
+_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+_NO_LIMITS = Limits(None, None, None, None, None, None)
+
+
+def effective_limits(key: KeyContext, routes: GroupRoutes) -> Limits:
+    """The key's override if set, else its group's default; the tenant's own."""
+    return Limits(
+        routes.limit_rpm if key.limit_rpm is None else key.limit_rpm,
+        routes.limit_tpm if key.limit_tpm is None else key.limit_tpm,
+        key.tenant_limit_rpm,
+        key.tenant_limit_tpm,
+        routes.limit_concurrency if key.limit_concurrency is None else key.limit_concurrency,
+        key.tenant_limit_concurrency,
+    )
+
+
+# --- refusals -----------------------------------------------------------------
+
+_TENANT_WIDE = " in your organization (all its API keys together)"
+_RATES = {
+    1: ("requests", "requests per min (RPM)", ""),
+    2: ("tokens", "tokens per min (TPM)", ""),
+    3: ("requests", "requests per min (RPM)", _TENANT_WIDE),
+    4: ("tokens", "tokens per min (TPM)", _TENANT_WIDE),
+}
+# A slot frees when some request ends, which nobody can predict; the SDKs
+# back off and retry after this.
+_IN_FLIGHT_RETRY_S = 1.0
+
+
+def rate_headers(limits: Limits, decision: Decision) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers from the key's own rates. A rate that is
+    unlimited has no header at all: any number sent for it would be made up."""
+    headers: dict[str, str] = {}
+    if limits.key_rpm is not None:
+        headers["x-ratelimit-limit-requests"] = str(limits.key_rpm)
+        headers["x-ratelimit-remaining-requests"] = str(decision.rpm_remaining)
+        headers["x-ratelimit-reset-requests"] = format_duration(decision.rpm_reset_us)
+    if limits.key_tpm is not None:
+        headers["x-ratelimit-limit-tokens"] = str(limits.key_tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(decision.tpm_remaining)
+        headers["x-ratelimit-reset-tokens"] = format_duration(decision.tpm_reset_us)
+    return headers
+
+
+def refusal(
+    decision: Decision, limits: Limits, *, model: str, tokens: int, headers: dict[str, str]
+) -> RateLimited:
+    """OpenAI's 429 for the limit the decision names."""
+    limit = limits[decision.refused - 1]
+    if decision.refused >= 5:
+        whose = "" if decision.refused == 5 else _TENANT_WIDE
+        return RateLimited(
+            f"Rate limit reached for {model}{whose} on concurrent requests: Limit {limit}, "
+            f"In flight {decision.used}, Requested 1. Please wait for a request in flight "
+            "to finish, then try again.",
+            limit_type="requests",
+            retry_after_s=_IN_FLIGHT_RETRY_S,
+            headers=headers,
+        )
+    limit_type, unit, whose = _RATES[decision.refused]
+    requested = tokens if limit_type == "tokens" else 1
+    head = (
+        f"Rate limit reached for {model}{whose} on {unit}: Limit {limit}, "
+        f"Used {decision.used}, Requested {requested}."
+    )
+    if decision.retry_us >= 0:
+        return RateLimited(
+            f"{head} Please try again in {format_duration(decision.retry_us)}.",
+            limit_type=limit_type,
+            retry_after_s=decision.retry_us / 1_000_000,
+            headers=headers,
+        )
+    # Waiting cannot help; tell the SDKs not to retry (they honour this header).
+    headers["x-should-retry"] = "false"
+    if limit_type == "tokens":
+        advice = (
+            "This request alone is over the limit, so it can never succeed: split the input "
+            "into smaller requests, or ask for a higher limit."
+        )
+    else:
+        advice = "This limit admits no requests; ask for a higher limit."
+    return RateLimited(
+        f"{head} {advice}", limit_type=limit_type, retry_after_s=60.0, headers=headers
+    )
+
+
+# --- admission ------------------------------------------------------------------
+
+
+class _RedisSlot:
+    __slots__ = ("client", "script", "keys", "slot_id")
+
+    def __init__(self, client, script: AsyncScript, keys: tuple[str, ...], slot_id: str) -> None:
+        self.client, self.script, self.keys, self.slot_id = client, script, keys, slot_id
+
+    async def release(self) -> None:
+        try:
+            await _release_in_redis(self.client, self.script, self.keys, self.slot_id)
+        except asyncio.CancelledError:
+            # Cancelled again while releasing: finish in the background. ZREM
+            # is idempotent, so releasing twice is harmless.
+            _in_background(_release_in_redis(self.client, self.script, self.keys, self.slot_id))
+            raise
+
+
+async def _release_in_redis(client, script: AsyncScript, keys, slot_id: str) -> None:
+    try:
+        await script(keys=keys, args=(slot_id,), client=client)
+    except _REDIS_FAILURES as failure:
+        # The slot frees itself after RELAY_INFLIGHT_SLOT_TTL_S.
+        _fallback.failed(failure)
+
+
+class _LocalSlot:
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+
+    async def release(self) -> None:
+        _fallback.limiter.release(self.keys)
 
 
 @dataclass
@@ -17,16 +182,208 @@ class Admission:
     """A request let through; ``release()`` must run however the request ends."""
 
     headers: dict[str, str] = field(default_factory=dict)
+    slot: _RedisSlot | _LocalSlot | None = field(default=None, repr=False)
 
     async def release(self) -> None:
-        return None
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            await slot.release()
 
 
-def client_ip(meta: dict) -> str:
-    return meta.get("REMOTE_ADDR", "")
+@dataclass
+class _Scripts:
+    """The scripts bound to one Redis client, and whether it is failing."""
+
+    admit: AsyncScript
+    release: AsyncScript
+    invalid_key: AsyncScript
+    down_until: float = 0.0
+
+
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _scripts_for(client) -> _Scripts:
+    scripts = _scripts.get(client)
+    if scripts is None:
+        scripts = _Scripts(
+            admit=client.register_script(limits_lua.ADMIT),
+            release=client.register_script(limits_lua.RELEASE),
+            invalid_key=client.register_script(limits_lua.INVALID_KEY),
+        )
+        _scripts[client] = scripts
+    return scripts
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _in_background(coroutine: Coroutine) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)  # a task nobody references can be collected mid-flight
+    task.add_done_callback(_background.discard)
 
 
 async def admit(
     *, key: KeyContext, routes: GroupRoutes, model: str, tokens: int, client_ip: str
 ) -> Admission:
-    return Admission()
+    """Let the request through, or raise PermissionDenied (address not on the
+    key's allow-list) or RateLimited. Never sends anything upstream."""
+    if key.allowed_ips and not addresses.within(client_ip, key.allowed_ips):
+        raise PermissionDenied(
+            f"This API key may not be used from {client_ip or 'an unknown address'}: the "
+            "address is not on the key's IP allow-list. Its owner can add it in the console "
+            "of this relay.",
+            code="ip_not_allowed",
+        )
+    limits = effective_limits(key, routes)
+    if limits == _NO_LIMITS:
+        return Admission()
+    keys = (
+        f"rl:k:{key.key_id}",
+        f"rl:t:{key.tenant_id}",
+        f"rl:k:{key.key_id}:slots",
+        f"rl:t:{key.tenant_id}:slots",
+    )
+    slot_keys = tuple(
+        name for name, limit in zip(keys[2:], limits[4:], strict=True) if limit is not None
+    )
+    client = connections.redis()
+    scripts = _scripts_for(client)
+    if scripts.down_until > time.monotonic():
+        return _admit_locally(keys, slot_keys, limits, model=model, tokens=tokens)
+    slot_id = secrets.token_hex(8) if slot_keys else ""
+    args = (
+        tokens,
+        *(-1 if limit is None else limit for limit in limits),
+        slot_id,
+        settings.RELAY_INFLIGHT_SLOT_TTL_S * 1_000_000,
+    )
+    try:
+        if slot_keys:
+            reply = await _admit_shielded(client, scripts, keys, args, slot_keys, slot_id)
+        else:
+            reply = await scripts.admit(keys=keys, args=args, client=client)
+    except _REDIS_FAILURES as failure:
+        scripts.down_until = time.monotonic() + _REDIS_RETRY_S
+        _fallback.failed(failure)
+        return _admit_locally(keys, slot_keys, limits, model=model, tokens=tokens)
+    if _fallback.active:
+        _fallback.recovered()
+    decision = Decision(*reply)
+    headers = rate_headers(limits, decision)
+    if decision.refused:
+        raise refusal(decision, limits, model=model, tokens=tokens, headers=headers)
+    slot = _RedisSlot(client, scripts.release, slot_keys, slot_id) if slot_keys else None
+    return Admission(headers, slot)
+
+
+async def _admit_shielded(client, scripts: _Scripts, keys, args, slot_keys, slot_id: str):
+    """The admission call, run to completion even if the request is cancelled
+    meanwhile (client gone): a slot it took is then released, not left to
+    expire."""
+    call = asyncio.ensure_future(scripts.admit(keys=keys, args=args, client=client))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+
+        def release_if_taken(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None and done.result()[0] == 0:
+                _in_background(_release_in_redis(client, scripts.release, slot_keys, slot_id))
+
+        call.add_done_callback(release_if_taken)
+        raise
+
+
+def _admit_locally(keys, slot_keys, limits: Limits, *, model: str, tokens: int) -> Admission:
+    # Each process enforces its share, so together they stay near the limit;
+    # the headers show the share actually enforced here.
+    limits = limits.share(settings.RELAY_FALLBACK_PROCESSES)
+    decision = _fallback.limiter.admit(keys, limits, tokens, time.monotonic_ns() // 1000)
+    _fallback.activations += 1
+    headers = rate_headers(limits, decision)
+    if decision.refused:
+        raise refusal(decision, limits, model=model, tokens=tokens, headers=headers)
+    return Admission(headers, _LocalSlot(slot_keys) if slot_keys else None)
+
+
+class _Fallback:
+    """Bookkeeping of the per-process fallback."""
+
+    def __init__(self) -> None:
+        self.limiter = LocalLimiter()
+        self.activations = 0  # requests decided without Redis; see fallback_activations()
+        self.active = False
+        self._logged_at = -_LOG_EVERY_S
+        self._logged_activations = 0
+
+    def failed(self, failure: BaseException) -> None:
+        self.active = True
+        now = time.monotonic()
+        if now - self._logged_at >= _LOG_EVERY_S:
+            # One line per interval, not one per request: an outage under load
+            # would otherwise flood the log.
+            log.warning(
+                "Redis unreachable for rate limits (%s: %s); each process enforces 1/%d of "
+                "every limit (%d requests decided so since the last report)",
+                type(failure).__name__, failure, settings.RELAY_FALLBACK_PROCESSES,
+                self.activations - self._logged_activations,
+            )
+            self._logged_at, self._logged_activations = now, self.activations
+
+    def recovered(self) -> None:
+        self.active = False
+        log.warning("Redis reachable again; rate limits are shared across processes again")
+
+
+_fallback = _Fallback()
+
+
+def fallback_activations() -> int:
+    """Requests this process admitted or refused without Redis (for metrics)."""
+    return _fallback.activations
+
+
+# --- invalid keys from one address -------------------------------------------------
+
+_INVALID_KEY_WINDOW_MS = 60_000
+
+
+async def check_invalid_key_flood(client_ip: str) -> None:
+    """Before the database is asked about a key this process does not know:
+    refuse an address that already sent too many invalid keys this minute."""
+    await _invalid_keys(client_ip, note=False)
+
+
+async def note_invalid_key(client_ip: str) -> None:
+    """Count an invalid key from this address; past the limit, raise
+    RateLimited (answered instead of the 401)."""
+    await _invalid_keys(client_ip, note=True)
+
+
+async def _invalid_keys(client_ip: str, *, note: bool) -> None:
+    if not client_ip:
+        return
+    client = connections.redis()
+    scripts = _scripts_for(client)
+    if scripts.down_until > time.monotonic():
+        return  # fail open: no flood limit while Redis is down
+    try:
+        count, left_ms = await scripts.invalid_key(
+            keys=(f"rl:badkey:{client_ip}",),
+            args=(_INVALID_KEY_WINDOW_MS, 1 if note else 0),
+            client=client,
+        )
+    except _REDIS_FAILURES as failure:
+        scripts.down_until = time.monotonic() + _REDIS_RETRY_S
+        _fallback.failed(failure)
+        return
+    limit = settings.RELAY_INVALID_KEY_LIMIT_PER_MIN
+    if count > limit or (not note and count >= limit):
+        left_ms = left_ms if left_ms > 0 else _INVALID_KEY_WINDOW_MS
+        raise RateLimited(
+            f"Too many requests with invalid API keys from {client_ip}. Please try again in "
+            f"{format_duration(left_ms * 1000)}.",
+            limit_type="requests",
+            retry_after_s=left_ms / 1000,
+        )

@@ -11,7 +11,7 @@ microsecond, so a full minute drains ``limit x PERIOD_US``, the capacity.
 A request of ``cost`` units fits when ``level + cost x PERIOD_US <=
 limit x PERIOD_US``: a burst of ``limit`` at once, then one unit every
 PERIOD_US / limit. Exact up to a limit of ~150 million per minute.
-``relay.limits.LocalLimiter`` is the same arithmetic in Python.
+``relay.gcra.LocalLimiter`` is the same arithmetic in Python.
 
 Numbers written back are formatted with '%.0f': Redis turns a Lua number
 argument into a string with 14 significant digits, which would round a
@@ -141,9 +141,15 @@ return 0
 """
 
 # A fixed one-minute window of invalid keys from one address.
-# KEYS[1]: the address's counter; ARGV[1]: window in ms. Returns {count, ms left}.
+# KEYS[1]: the address's counter; ARGV[1]: window in ms; ARGV[2]: 1 to count
+# one more, 0 to only read. Returns {count, ms left in the window}.
 INVALID_KEY = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n
+if ARGV[2] == '1' then
+  n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+else
+  n = tonumber(redis.call('GET', KEYS[1]) or '0')
+end
 return {n, redis.call('PTTL', KEYS[1])}
 """

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
@@ -54,7 +53,7 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> bytes:
         ) as response:
             body = await response.read()
             status = response.status
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         raise ChannelFailed("timeout") from exc
     except aiohttp.ClientError as exc:
         raise ChannelFailed(f"connection error: {type(exc).__name__}") from exc
