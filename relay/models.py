@@ -32,7 +32,9 @@ class Channel(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(weight__gte=1), name="channel_weight_positive"),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1), name="channel_weight_positive"
+            ),
         ]
 
     def __str__(self) -> str:

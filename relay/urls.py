@@ -7,7 +7,9 @@ v1 = [
     re_path(r"^v1/embeddings/?$", views.EmbeddingsView.as_view()),
     re_path(r"^v1/models/?$", views.ModelsView.as_view()),
     re_path(r"^v1/models/(?P<model>.+?)/?$", views.ModelsView.as_view()),
-    re_path(r"^(?:v1/)?dashboard/billing/subscription/?$", billing_views.SubscriptionView.as_view()),
+    re_path(
+        r"^(?:v1/)?dashboard/billing/subscription/?$", billing_views.SubscriptionView.as_view()
+    ),
     re_path(r"^(?:v1/)?dashboard/billing/usage/?$", billing_views.UsageView.as_view()),
     re_path(r"^v1/", views.V1NotFoundView.as_view()),
 ]
