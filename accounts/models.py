@@ -194,6 +194,8 @@ class ApiKey(models.Model):
         cls, *, tenant: Tenant, group: Group, name: str, secret: str, **fields
     ) -> ApiKey:
         """Adopt a secret issued elsewhere (migrating from another relay)."""
+        if keys.refused_without_lookup(secret):
+            raise ValueError("this secret has the shape of a generated key but a wrong checksum")
         key = cls(tenant=tenant, group=group, name=name, **fields)
         key.set_secret(secret, imported=True)
         key.save()

@@ -86,6 +86,8 @@ _load_async = off_loop(_load)
 
 async def authenticate(authorization: str | None, client_ip: str = "") -> KeyContext:
     secret = bearer_secret(authorization)
+    if keys.refused_without_lookup(secret):
+        raise InvalidApiKey(keys.mask(secret))
     digest = keys.digest(secret)
 
     async def load() -> KeyContext | None:

@@ -516,6 +516,10 @@ def _secret(value: object, *, where: str) -> str:
             f'{where}: must start with "{secrets.SECRET_PREFIX}" and be at least '
             f"{_MIN_SECRET_LENGTH} characters, without spaces"
         )
+    if secrets.refused_without_lookup(value):
+        # It has the shape of the relay's own keys, whose checksum it fails:
+        # the relay would refuse it before looking it up.
+        raise ConfigError(f"{where}: has the shape of a generated key but a wrong checksum")
     return value
 
 
