@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError
 
-from billing import live_sync, streams
+from billing import live_sync, metrics, streams
 from billing.usage import record_usage
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ def drain_usage_events() -> int:
             break
         written += _record_batch(conn, batch)
         streams.acknowledge(conn, [entry_id for entry_id, _event, _charge in batch])
+        now_ms = time.time() * 1000
+        for _id, event, _charge in batch:
+            metrics.USAGE_LAG.observe(max(now_ms - event.created_ms, 0) / 1000)
     return written
 
 
@@ -44,7 +47,9 @@ def _record_batch(conn, batch) -> int:
     # Debits from the stream were already taken from the live balance by the
     # settle script that queued them.
     try:
-        return len(record_usage([(e, c) for _id, e, c in batch], live_applied=True))
+        written = len(record_usage([(e, c) for _id, e, c in batch], live_applied=True))
+        metrics.USAGE_WRITTEN.inc(written)
+        return written
     except IntegrityError:
         pass
     # One bad event must not stop everyone's billing: write them one by one
@@ -52,7 +57,9 @@ def _record_batch(conn, batch) -> int:
     written = 0
     for entry_id, event, charge in batch:
         try:
-            written += len(record_usage([(event, charge)], live_applied=True))
+            new = len(record_usage([(event, charge)], live_applied=True))
+            metrics.USAGE_WRITTEN.inc(new)
+            written += new
         except IntegrityError as exc:
             log.error("usage event %s refused (%s); moved to the dead-letter stream",
                       event.request_id, exc.__cause__ or exc)

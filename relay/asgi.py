@@ -10,7 +10,7 @@ site = get_asgi_application()  # sets Django up; must come before the import bel
 
 from relay.api_handler import APIHandler  # noqa: E402
 
-API_PREFIXES = ("/v1/", "/dashboard/", "/healthz", "/readyz")
+API_PREFIXES = ("/v1/", "/dashboard/", "/healthz", "/readyz", "/metrics")
 api = APIHandler()
 
 

@@ -143,6 +143,12 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
                 state_dir / "credentials_key", Fernet.generate_key().decode()
             )
         env.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Every process (web workers, Celery pool) writes its metrics here.
+            metrics_dir = state_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         yield env
 
 

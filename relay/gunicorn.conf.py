@@ -14,3 +14,11 @@ keepalive = 75
 # A connection backlog deep enough for 1,000 clients arriving at once.
 backlog = 4096
 accesslog = None
+
+
+def child_exit(server, worker):
+    # A dead worker's metric files are merged into the totals, not lost.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -35,7 +35,7 @@ from django.conf import settings
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from relay import addresses, connections, limits_lua
+from relay import addresses, connections, limits_lua, metrics
 from relay.addresses import client_ip as client_ip  # the view reads the address here
 from relay.errors import PermissionDenied, RateLimited
 from relay.gcra import Decision, Limits, LocalLimiter, format_duration
@@ -301,7 +301,10 @@ def _admit_locally(keys, slot_keys, limits: Limits, *, model: str, tokens: int) 
     limits = limits.share(settings.RELAY_FALLBACK_PROCESSES)
     decision = _fallback.limiter.admit(keys, limits, tokens, time.monotonic_ns() // 1000)
     _fallback.activations += 1
+    metrics.FALLBACK_LIMITER.inc()
     headers = rate_headers(limits, decision)
+    result = "fallback_refused" if decision.refused else "fallback_admitted"
+    metrics.LIMITER.labels(result=result).inc()
     if decision.refused:
         raise refusal(decision, limits, model=model, tokens=tokens, headers=headers)
     return Admission(headers, _LocalSlot(slot_keys) if slot_keys else None)

@@ -19,7 +19,7 @@ from billing import live, live_sync
 from billing.pricing import cost_nanos, from_nanos
 from billing.usage import record_usage
 from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
-from relay import connections
+from relay import connections, metrics
 from relay.auth import KeyContext
 from relay.catalog import ModelRoute
 from relay.db import off_loop
@@ -88,6 +88,7 @@ async def hold(
         for _attempt in range(3):
             result = await _script("hold")(keys=placed.keys, args=args)
             if result == HELD:
+                metrics.HOLDS.labels(result="held").inc()
                 return placed
             if result == TENANT_NOT_LOADED:
                 await _load_tenant(key.tenant_id)
@@ -97,8 +98,10 @@ async def hold(
                 break
     except (RedisError, OSError) as exc:
         log.error("live balance unreachable (%s): refusing the request", type(exc).__name__)
+        metrics.HOLDS.labels(result="unavailable").inc()
         raise _unavailable() from exc
     if result == KEY_CAP_REACHED:
+        metrics.HOLDS.labels(result="key_quota").inc()
         error = InsufficientQuota(
             "This API key has reached its spending limit of "
             f"{from_nanos(key.spend_cap_nanos or 0)} (the key's quota). Ask the tenant's "
@@ -107,6 +110,7 @@ async def hold(
         error.code = "key_quota_exceeded"
         raise error
     if result == NO_BALANCE:
+        metrics.HOLDS.labels(result="insufficient_quota").inc()
         raise InsufficientQuota()
     raise _unavailable()
 
@@ -122,6 +126,7 @@ async def settle(placed: Hold, event: UsageEvent) -> None:
                 event.encode(), FIELD, FIELD_CHARGE,
             ],
         )
+        metrics.USAGE_QUEUED.inc()
     except (RedisError, OSError) as exc:
         # Served but Redis went away mid-request: bill it straight into
         # PostgreSQL. The hold expires and is swept; the debit reaches the

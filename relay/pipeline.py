@@ -15,10 +15,11 @@ from django.conf import settings
 
 from billing.models import UsageRecord
 from billing.usage_events import UsageEvent
-from relay import auth, catalog, limits, money, passthrough, routing, upstream, validation
+from relay import auth, catalog, limits, metrics, money, passthrough, routing, upstream, validation
 from relay.auth import KeyContext
 from relay.catalog import ChannelRoute, GroupRoutes, ModelRoute
 from relay.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
+from relay.trace import Trace
 from relay.validation import EmbeddingRequest
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,14 @@ class Served:
 
 
 async def embed(
-    *, authorization: str | None, body: bytes, request_id: str, client_ip: str
+    *, authorization: str | None, body: bytes, request_id: str, client_ip: str, trace: Trace
 ) -> Served:
     started = time.perf_counter()
     key = await auth.authenticate(authorization, client_ip)
+    trace.tenant_id, trace.key_prefix = key.tenant_id, key.prefix
     data = validation.parse_body(body)
     model = validation.read_model(data)
+    trace.model = model
     routes, route = await model_route(key, model)
     request = await validation.read_request(data, model)
 
@@ -46,7 +49,7 @@ async def embed(
     try:
         hold = await money.hold(key=key, route=route, request=request, request_id=request_id)
         try:
-            reply, channel = await forward(route, request)
+            reply, channel = await forward(route, request, trace)
         except BaseException as failure:
             # Failed or cancelled (client went away): the hold is released and
             # the request costs nothing.
@@ -56,6 +59,7 @@ async def embed(
             raise
 
         tokens, source, reply = settle_usage(reply, request)
+        trace.tokens = tokens
         served_model = passthrough.read_model(reply) or channel.upstream_model
         if served_model != request.model:
             reply = passthrough.with_model(reply, request.model)
@@ -77,7 +81,9 @@ async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRo
     return routes, route
 
 
-async def forward(route: ModelRoute, request: EmbeddingRequest) -> tuple[bytes, ChannelRoute]:
+async def forward(
+    route: ModelRoute, request: EmbeddingRequest, trace: Trace
+) -> tuple[bytes, ChannelRoute]:
     """Try channels until one answers; a channel that failed is not tried again."""
     if not route.channels:
         raise ServiceUnavailable(
@@ -89,10 +95,19 @@ async def forward(route: ModelRoute, request: EmbeddingRequest) -> tuple[bytes, 
         if channel is None:
             break
         tried.add(channel.channel_id)
+        trace.attempts, trace.channel = len(tried), channel.name
+        called = time.perf_counter()
         try:
-            return await upstream.call(channel, request), channel
+            reply = await upstream.call(channel, request)
         except upstream.ChannelFailed as failure:
             log.warning("channel %s failed: %s", channel.name, failure.reason)
+            metrics.UPSTREAM_ERRORS.labels(channel=channel.name, reason=failure.kind).inc()
+            continue
+        finally:
+            elapsed = time.perf_counter() - called
+            trace.upstream_s += elapsed
+            metrics.UPSTREAM_SECONDS.labels(channel=channel.name).observe(elapsed)
+        return reply, channel
     raise UpstreamFailed(
         f"The upstream provider failed to serve `{route.model}` after {len(tried)} "
         "attempt(s). Please retry."

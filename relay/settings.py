@@ -182,11 +182,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# JSON lines by default (one object per line, for log shippers); "plain"
+# for reading on a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "relay.jsonlog.JSONFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if LOG_FORMAT == "plain" else "json",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# /metrics answers requests bearing this token; without one, only requests
+# from the machine itself (a local Prometheus or a sidecar).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")

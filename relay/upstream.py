@@ -24,10 +24,12 @@ CLIENT_FAULT_STATUSES = {400, 413, 422}
 class ChannelFailed(Exception):
     """Transient or channel-specific: another channel may well succeed."""
 
-    def __init__(self, reason: str, *, status: int | None = None) -> None:
+    def __init__(self, reason: str, *, status: int | None = None, kind: str = "error") -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        # A short, bounded label for metrics: timeout, connection, or the status.
+        self.kind = kind
 
 
 def _upstream_message(body: bytes) -> str | None:
@@ -54,9 +56,9 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> bytes:
             body = await response.read()
             status = response.status
     except TimeoutError as exc:
-        raise ChannelFailed("timeout") from exc
+        raise ChannelFailed("timeout", kind="timeout") from exc
     except aiohttp.ClientError as exc:
-        raise ChannelFailed(f"connection error: {type(exc).__name__}") from exc
+        raise ChannelFailed(f"connection error: {type(exc).__name__}", kind="connection") from exc
 
     if status == 200:
         return provider.to_openai(body, request)
@@ -67,4 +69,4 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> bytes:
         raise InvalidRequest(message)
     # 401/403/404 mean this channel is misconfigured (key, deployment, model),
     # 429 and 5xx that it is busy or broken: all are worth another channel.
-    raise ChannelFailed(f"upstream status {status}", status=status)
+    raise ChannelFailed(f"upstream status {status}", status=status, kind=str(status))

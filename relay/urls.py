@@ -17,6 +17,7 @@ v1 = [
 urlpatterns = [
     *v1,
     path("healthz", views.healthz),
+    path("metrics", views.metrics_view),
     path("readyz", views.readyz),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),

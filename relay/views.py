@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 import orjson
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from relay import auth, catalog, connections, limits, pipeline
+from relay import auth, catalog, connections, limits, metrics, pipeline
 from relay.db import off_loop
 from relay.errors import (
     MethodNotAllowed,
@@ -21,6 +22,7 @@ from relay.errors import (
     ServerError,
     error_response,
 )
+from relay.trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,16 @@ class RelayView(APIView):
     thread hop on every request of the hot path.
     """
 
+    # Views whose requests are logged one line each and counted in metrics.
+    traced = False
+
     async def async_dispatch(self, request, *args, **kwargs):
         self.args, self.kwargs = args, kwargs
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request
         self.headers = self.default_response_headers
+        self.trace = Trace(request_id=request._request.request_id) if self.traced else None
+        error_code = None
         try:
             handler = getattr(self, request.method.lower(), None)
             if request.method.lower() not in self.http_method_names or handler is None:
@@ -50,16 +57,22 @@ class RelayView(APIView):
             response = await handler(request, *args, **kwargs)
         except RelayError as error:
             response = error_response(error)
+            error_code = error.code or error.type
         except Exception:
             log.exception("unhandled error on %s", request.path)
             response = error_response(
                 ServerError("The relay had an internal error while processing your request.")
             )
+            error_code = "server_error"
+        if self.trace is not None:
+            self.trace.finish(response.status_code, error_code)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
 
 
 class EmbeddingsView(RelayView):
+    traced = True
+
     async def post(self, request):
         length = request.META.get("CONTENT_LENGTH")
         if length and length.isdigit() and int(length) > settings.RELAY_MAX_BODY_BYTES:
@@ -71,6 +84,7 @@ class EmbeddingsView(RelayView):
             body=request._request.body,
             request_id=request._request.request_id,
             client_ip=limits.client_ip(request.META),
+            trace=self.trace,
         )
         response = HttpResponse(served.body, content_type="application/json")
         for name, value in served.headers.items():
@@ -101,6 +115,19 @@ class V1NotFoundView(RelayView):
         raise NotFound(f"Invalid URL ({request.method} {request.path}).")
 
     get = post = put = patch = delete = _not_found
+
+
+async def metrics_view(request):
+    """Prometheus exposition; see METRICS_TOKEN in relay/settings.py."""
+    token = settings.METRICS_TOKEN
+    if token:
+        allowed = hmac.compare_digest(request.META.get("HTTP_AUTHORIZATION", ""), f"Bearer {token}")
+    else:
+        allowed = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    if not allowed:
+        return JsonResponse({"error": "metrics need the METRICS_TOKEN bearer token"}, status=403)
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
 
 
 async def healthz(request):
