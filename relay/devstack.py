@@ -31,6 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The same commands compose.yaml runs (tests/test_deployment.py holds them together).
+WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/gunicorn.conf.py"]
+WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
 STATE_DIR = ROOT / ".devstack"
 PYTHON = sys.executable
 
@@ -213,30 +216,14 @@ def run() -> int:
         )
         secret = seeded.stdout.strip().splitlines()[-1]
         children.append(
-            spawn(
-                [
-                    PYTHON,
-                    "-m",
-                    "gunicorn",
-                    "relay.asgi:application",
-                    "-c",
-                    "relay/gunicorn.conf.py",
-                    "--bind",
-                    f"{host}:{port}",
-                ],
-                env=env,
-                cwd=ROOT,
-            )
+            spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
         )
         children.append(
             spawn(
                 [
                     PYTHON,
                     "-m",
-                    "celery",
-                    "-A",
-                    "relay",
-                    "worker",
+                    *WORKER_COMMAND,
                     "--beat",
                     "--loglevel",
                     env.get("CELERY_LOGLEVEL", "WARNING"),
@@ -282,6 +269,15 @@ def test(pytest_args: list[str]) -> int:
     try:
         with services(state_dir) as env:
             manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
+            # Production settings must pass Django's deployment checks cleanly.
+            production = {
+                **env,
+                "HTTPS": "true",
+                "DEBUG": "false",
+                "SECRET_KEY": secrets.token_urlsafe(60),
+                "ALLOWED_HOSTS": "relay.example.com",
+            }
+            manage(production, "check", "--deploy", "--fail-level", "WARNING")
             return subprocess.run(
                 [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode
