@@ -14,6 +14,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from relay import egress
+
 _redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -41,6 +43,7 @@ def http() -> aiohttp.ClientSession:
     if session is None or session.closed:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
+                resolver=egress.GuardedResolver(),
                 limit=settings.RELAY_UPSTREAM_POOL_SIZE,
                 limit_per_host=0,
                 ttl_dns_cache=300,

@@ -146,6 +146,8 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
                 state_dir / "credentials_key", Fernet.generate_key().decode()
             )
         env.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
+        # The demo's and the tests' fake upstream listens on loopback.
+        env.setdefault("RELAY_UPSTREAM_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             # Every process (web workers, Celery pool) writes its metrics here.
             metrics_dir = state_dir / "metrics"

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Group
 from relay.credentials import EncryptedTextField
+from relay.egress import validate_base_url
 from relay.providers import PROVIDERS
 
 
@@ -19,7 +20,7 @@ class Channel(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.OPENAI)
-    base_url = models.URLField(max_length=500)
+    base_url = models.URLField(max_length=500, validators=[validate_base_url])
     # Write-only: set on creation or replaced, never rendered back; stored
     # encrypted (relay/credentials.py).
     credential = EncryptedTextField(blank=True)

@@ -150,6 +150,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
 RELAY_HOLD_TTL_S = env_int("RELAY_HOLD_TTL_S", 300, minimum=10)
 # The operator's currency, for display; amounts are nano-units of it.
 CURRENCY = env_str("CURRENCY", "USD")
+# Private/loopback/link-local ranges channels may reach (CIDRs, e.g. a local
+# model server); public addresses are always allowed, metadata never.
+RELAY_UPSTREAM_ALLOWED_NETWORKS = env_list("RELAY_UPSTREAM_ALLOWED_NETWORKS", [])
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 # An in-flight slot left by a dead process frees itself after this; keep it above any request.

@@ -8,7 +8,7 @@ import logging
 import aiohttp
 import orjson
 
-from relay import connections
+from relay import connections, egress
 from relay.catalog import ChannelRoute
 from relay.errors import InvalidRequest
 from relay.providers import PROVIDERS
@@ -50,11 +50,15 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> bytes:
     provider = PROVIDERS[channel.kind]
     outgoing = provider.build(channel, request)
     try:
+        egress.check_literal_host(outgoing.url)
         async with connections.http().post(
             outgoing.url, data=outgoing.body, headers=outgoing.headers, allow_redirects=False
         ) as response:
             body = await response.read()
             status = response.status
+    except egress.DestinationRefused as exc:
+        log.error("channel %s: %s", channel.name, exc)
+        raise ChannelFailed(str(exc), kind="refused_destination") from exc
     except TimeoutError as exc:
         raise ChannelFailed("timeout", kind="timeout") from exc
     except aiohttp.ClientError as exc:
