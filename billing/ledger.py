@@ -34,6 +34,7 @@ def post(
     created_by=None,
     live_applied: bool = False,
     request_count: int = 0,
+    request_id: str = "",
 ) -> LedgerEntry:
     """Write one ledger entry and move the balance by it, atomically.
 
@@ -56,6 +57,7 @@ def post(
             created_by=created_by,
             live_applied=live_applied,
             request_count=request_count,
+            request_id=request_id,
         )
         Balance.objects.filter(tenant_id=tenant_id).update(
             balance_nanos=F("balance_nanos") + amount_nanos

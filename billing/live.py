@@ -36,8 +36,12 @@ def key_key(api_key_id: int) -> str:
     return f"live:key:{api_key_id}"
 
 
-def applied_key(entry_id: int) -> str:
-    return f"live:applied:{entry_id}"
+def applied_key(entry_id: int, request_id: str = "") -> str:
+    """The marker saying a ledger entry is in the live balance. A debit for
+    one request is marked by the request id, which the settle script also
+    sets: if Redis ran the settle but its reply was lost (and the request
+    was billed into PostgreSQL instead), the debit is not taken twice."""
+    return f"live:applied:req:{request_id}" if request_id else f"live:applied:{entry_id}"
 
 
 def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, capped: bool) -> str:
@@ -67,9 +71,10 @@ return 1
 
 # Release a hold and spend what the request cost, and queue its usage event,
 # in one step: the money taken and the event that will bill it in PostgreSQL
-# can never be separated. KEYS: tenant hash, key hash, holds zset, stream.
+# can never be separated. KEYS: tenant hash, key hash, holds zset, stream,
+# the request's applied marker.
 # ARGV: member, held amount, billed amount, capped (0/1), event json,
-# event field, charge field. Returns the amount charged: the billed amount,
+# event field, charge field, marker TTL. Returns the amount charged: the billed amount,
 # or less when an upstream reported more tokens than we reserved for and the
 # balance cannot cover the difference (the balance never goes below zero).
 SETTLE = """
@@ -88,6 +93,7 @@ if capped then
   redis.call('HINCRBY', KEYS[2], 'spent', charge)
 end
 redis.call('XADD', KEYS[4], '*', ARGV[6], ARGV[5], ARGV[7], charge)
+redis.call('SET', KEYS[5], 1, 'EX', ARGV[8])
 return charge
 """
 
@@ -101,16 +107,16 @@ return 1
 """
 
 # Load a tenant's live balance from PostgreSQL, unless another process did.
-# KEYS: tenant hash. ARGV: balance, then the ids of ledger entries the
-# balance already includes but that were not yet applied live.
-LOAD_TENANT = """
+# KEYS: tenant hash. ARGV: balance, then the applied markers of ledger
+# entries the balance already includes but that were not yet applied live.
+LOAD_TENANT = f"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'balance', ARGV[1], 'held', 0)
 for i = 2, #ARGV do
-  redis.call('SET', 'live:applied:' .. ARGV[i], 1, 'EX', {ttl})
+  redis.call('SET', ARGV[i], 1, 'EX', {APPLIED_TTL_S})
 end
 return 1
-""".format(ttl=APPLIED_TTL_S)
+"""
 
 # KEYS: key hash. ARGV: spent.
 LOAD_KEY = """
@@ -123,13 +129,13 @@ return 1
 # KEYS: applied marker, tenant hash. ARGV: amount (signed).
 # Returns 1 when the live balance includes it (now or before), 0 when the
 # tenant is not loaded (the next load reads it from PostgreSQL).
-APPLY_ENTRY = """
+APPLY_ENTRY = f"""
 if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'balance', ARGV[1])
-redis.call('SET', KEYS[1], 1, 'EX', {ttl})
+redis.call('SET', KEYS[1], 1, 'EX', {APPLIED_TTL_S})
 return 1
-""".format(ttl=APPLIED_TTL_S)
+"""
 
 # Release holds whose request vanished (its process was killed).
 # KEYS: holds zset. ARGV: now_ms, max count. Returns how many were released.

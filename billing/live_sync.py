@@ -45,10 +45,19 @@ def load_tenant(tenant_id: int, conn: redis.Redis | None = None) -> None:
         balance = Balance.objects.select_for_update().get(tenant_id=tenant_id).balance_nanos
         unapplied = list(
             LedgerEntry.objects.filter(tenant_id=tenant_id, live_applied=False).values_list(
-                "pk", flat=True
+                "pk", "request_id"
             )
         )
-        scripts(conn)["load_tenant"](keys=[live.tenant_key(tenant_id)], args=[balance, *unapplied])
+        markers = [live.applied_key(pk, request_id) for pk, request_id in unapplied]
+        loaded = scripts(conn)["load_tenant"](
+            keys=[live.tenant_key(tenant_id)], args=[balance, *markers]
+        )
+        if loaded:
+            # The loaded balance includes them: say so in PostgreSQL too, or
+            # reconcile would count them as still missing from the live one.
+            LedgerEntry.objects.filter(pk__in=[pk for pk, _ in unapplied]).update(
+                live_applied=True
+            )
 
 
 def load_key(api_key_id: int, conn: redis.Redis | None = None) -> None:
@@ -61,7 +70,7 @@ def load_key(api_key_id: int, conn: redis.Redis | None = None) -> None:
 
 def apply_entry(entry: LedgerEntry, conn: redis.Redis) -> bool:
     done = scripts(conn)["apply"](
-        keys=[live.applied_key(entry.pk), live.tenant_key(entry.tenant_id)],
+        keys=[live.applied_key(entry.pk, entry.request_id), live.tenant_key(entry.tenant_id)],
         args=[entry.amount_nanos],
     )
     if done:

@@ -142,6 +142,9 @@ class LedgerEntry(models.Model):
     live_applied = models.BooleanField(default=False)
     # How many usage records a usage debit covers (one per worker batch).
     request_count = models.PositiveIntegerField(default=0)
+    # Set on a debit for one request billed straight into PostgreSQL (Redis
+    # was unreachable at settle time): its live application is keyed by it.
+    request_id = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     objects = LedgerEntryQuerySet.as_manager()

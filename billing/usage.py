@@ -102,6 +102,13 @@ def record_usage(
                             reason=f"{len(records)} request(s)",
                             live_applied=live_applied,
                             request_count=len(records),
+                            # A lone debit not yet live is keyed by its request
+                            # (see billing.live.applied_key).
+                            request_id=(
+                                records[0].request_id
+                                if not live_applied and len(records) == 1
+                                else ""
+                            ),
                         )
                 UsageRecord.objects.bulk_create(new)
                 roll_up(new)

@@ -120,10 +120,10 @@ async def settle(placed: Hold, event: UsageEvent) -> None:
     billed = cost_nanos(event.tokens, event.price_per_mtok_nanos)
     try:
         await _script("settle")(
-            keys=[*placed.keys, settings.USAGE_STREAM],
+            keys=[*placed.keys, settings.USAGE_STREAM, live.applied_key(0, event.request_id)],
             args=[
                 placed.member, placed.amount_nanos, billed, int(placed.capped),
-                event.encode(), FIELD, FIELD_CHARGE,
+                event.encode(), FIELD, FIELD_CHARGE, live.APPLIED_TTL_S,
             ],
         )
         metrics.USAGE_QUEUED.inc()
