@@ -6,11 +6,20 @@ console/operator_views.py and console/api/.
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
+from django.shortcuts import redirect
+
+def home(request):
+    """Operators land on the operator console, tenant members on theirs."""
+    if request.user.is_authenticated and request.user.is_staff:
+        return redirect("/operator/")
+    return redirect("/console/")
+
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", RedirectView.as_view(url="/console/", permanent=False)),
+    path("", home, name="home"),
+    path("operator/", include("console.operator_urls")),
+    path("api/", include("console.api.urls")),
     path("console/", include("console.tenant_urls")),
 ]

@@ -266,7 +266,22 @@ def run() -> int:
                     child.wait(10)
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium (Playwright's own browser
+    download cannot work offline). Installed once, when apt is at hand."""
+    if Path(CHROMIUM).exists() or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print("installing Debian's chromium for the browser tests ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False)
+
+
 def test(pytest_args: list[str]) -> int:
+    ensure_chromium()
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir) as env:

@@ -66,7 +66,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "relay.urls"
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/console/"
+LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 ASGI_APPLICATION = "relay.asgi.application"
 WSGI_APPLICATION = "relay.wsgi.application"

@@ -1,0 +1,452 @@
+"""What an operator can change, shared by the operator console and the operator API.
+
+Keyword-only functions. Each sensitive change writes its ``AuditEvent`` in the
+same transaction as the change itself, so the log never shows a change that
+rolled back, nor misses one that committed. Credentials and key secrets are
+never part of an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts import keys as key_secrets
+from accounts.models import ApiKey, AuditEvent, Group, Tenant
+from billing import ledger
+from billing.models import BasePrice, LedgerEntry
+from billing.pricing import apply_ratio
+from relay import egress
+from relay.models import Channel
+
+# The columns behind PositiveIntegerField and BigIntegerField.
+MAX_INT = 2**31 - 1
+MAX_NANOS = 2**63 - 1
+MAX_BULK_KEYS = 1000
+
+TENANT_FIELDS = ("name", "limit_rpm", "limit_tpm", "limit_concurrency")
+GROUP_FIELDS = ("name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency")
+CHANNEL_FIELDS = ("name", "kind", "base_url", "priority", "weight", "enabled")
+
+# Actions this module writes (the audit page offers them as filters).
+ACTIONS = (
+    "tenant.created",
+    "tenant.updated",
+    "tenant.suspended",
+    "tenant.reactivated",
+    "balance.topped_up",
+    "balance.adjusted",
+    "group.created",
+    "group.updated",
+    "price.set",
+    "price.deleted",
+    "channel.created",
+    "channel.updated",
+    "channel.enabled",
+    "channel.disabled",
+    "keys.issued",
+    "key.revoked",
+)
+
+
+class ActionRefused(Exception):
+    """The change would break a rule; the message says which, for people."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@contextmanager
+def _unique_name(message: str, *, field: str) -> Iterator[None]:
+    """Two operators saving the same name at once both pass the check; the
+    loser's unique violation becomes the same refusal, not a 500."""
+    try:
+        yield
+    except IntegrityError:
+        raise ActionRefused(message, field=field) from None
+
+
+def _assign(obj, values: Mapping[str, object]) -> list[str]:
+    """Set the attributes whose value differs; return their names."""
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    return changed
+
+
+def _set_m2m(related, objects: Iterable) -> bool:
+    wanted = {obj.pk for obj in objects}
+    if set(related.values_list("pk", flat=True)) == wanted:
+        return False
+    related.set(list(objects))
+    return True
+
+
+def _names(objects: Iterable) -> list[str]:
+    return sorted(str(obj) for obj in objects)
+
+
+# --- Tenants and balances ----------------------------------------------------
+
+
+def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -> Tenant:
+    values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
+    taken = "A tenant with this slug exists already."
+    with _unique_name(taken, field="slug"), transaction.atomic():
+        if Tenant.objects.filter(slug=slug).exists():
+            raise ActionRefused(taken, field="slug")
+        tenant = Tenant.objects.create(slug=slug, **values)
+        tenant.groups.set(list(groups))
+        AuditEvent.log(
+            actor=actor, action="tenant.created", target=tenant.slug, tenant=tenant,
+            groups=_names(groups), **{k: v for k, v in values.items() if k != "name"},
+        )
+    return tenant
+
+
+def update_tenant(
+    *, actor, tenant: Tenant, groups: Iterable[Group] | None = None, **fields
+) -> list[str]:
+    """Change the tenant's name, limits or groups; returns what changed."""
+    values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
+    with transaction.atomic():
+        changed = _assign(tenant, values)
+        if changed:
+            tenant.save(update_fields=changed)
+        if groups is not None and _set_m2m(tenant.groups, groups):
+            changed.append("groups")
+        if changed:
+            AuditEvent.log(
+                actor=actor, action="tenant.updated", target=tenant.slug, tenant=tenant,
+                changed=changed,
+                **({"groups": _names(tenant.groups.all())} if "groups" in changed else {}),
+            )
+    return changed
+
+
+def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
+    """Suspend or reactivate; returns whether anything changed."""
+    if status not in Tenant.Status.values:
+        raise ActionRefused(f"Unknown status {status!r}.", field="status")
+    with transaction.atomic():
+        updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
+        tenant.status = status
+        if updated:
+            suspended = status == Tenant.Status.SUSPENDED
+            AuditEvent.log(
+                actor=actor, action="tenant.suspended" if suspended else "tenant.reactivated",
+                target=tenant.slug, tenant=tenant,
+            )
+    return bool(updated)
+
+
+def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> LedgerEntry:
+    if amount_nanos <= 0:
+        raise ActionRefused("A top-up must be more than zero.", field="amount")
+    with transaction.atomic():
+        entry = ledger.top_up(
+            tenant=tenant, amount_nanos=amount_nanos, reason=reason, created_by=actor
+        )
+        AuditEvent.log(
+            actor=actor, action="balance.topped_up", target=tenant.slug, tenant=tenant,
+            amount_nanos=amount_nanos, reason=reason, ledger_entry=entry.pk,
+        )
+    return entry
+
+
+def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEntry:
+    """A correction either way; refuses to take the balance below zero."""
+    if not reason.strip():
+        raise ActionRefused("An adjustment needs a reason.", field="reason")
+    if amount_nanos == 0:
+        raise ActionRefused("An adjustment of zero changes nothing.", field="amount")
+    try:
+        with transaction.atomic():
+            entry = ledger.adjust(
+                tenant=tenant, amount_nanos=amount_nanos, reason=reason.strip(), created_by=actor
+            )
+            AuditEvent.log(
+                actor=actor, action="balance.adjusted", target=tenant.slug, tenant=tenant,
+                amount_nanos=amount_nanos, reason=reason.strip(), ledger_entry=entry.pk,
+            )
+    except ledger.InsufficientBalance:
+        held = ledger.balance_nanos(tenant)
+        raise ActionRefused(
+            f"That would take the balance below zero: the tenant holds {held} nanos "
+            f"and the adjustment takes {-amount_nanos}.",
+            field="amount",
+        ) from None
+    return entry
+
+
+# --- Keys ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+    def __repr__(self) -> str:  # the secret never reaches a log line
+        return f"IssuedKey({self.key.name!r})"
+
+
+def issue_keys(
+    *, actor, tenant: Tenant, group: Group, count: int, name_prefix: str
+) -> list[IssuedKey]:
+    """``count`` fresh keys named ``<prefix>-0001`` ...; the secrets exist only
+    in the return value (the database keeps their digests)."""
+    if not 1 <= count <= MAX_BULK_KEYS:
+        raise ActionRefused(f"Issue from 1 to {MAX_BULK_KEYS} keys at a time.", field="count")
+    width = max(4, len(str(count)))
+    issued: list[IssuedKey] = []
+    for number in range(1, count + 1):
+        key = ApiKey(tenant=tenant, group=group, name=f"{name_prefix}-{number:0{width}d}")
+        secret = key_secrets.generate_secret()
+        key.set_secret(secret)
+        issued.append(IssuedKey(key=key, secret=secret))
+    with transaction.atomic():
+        # One INSERT for the batch: a thousand keys in one round trip.
+        ApiKey.objects.bulk_create([item.key for item in issued])
+        AuditEvent.log(
+            actor=actor, action="keys.issued", target=f"{tenant.slug}/{name_prefix}-*",
+            tenant=tenant, group=group.name, count=count,
+            prefixes=[item.key.prefix for item in issued][:20],
+        )
+    return issued
+
+
+def revoke_key(*, actor, key: ApiKey) -> bool:
+    if key.status == ApiKey.Status.REVOKED:
+        return False
+    with transaction.atomic():
+        key.revoke()
+        AuditEvent.log(
+            actor=actor, action="key.revoked", target=f"{key.tenant.slug}/{key.name}",
+            tenant=key.tenant, key=key.masked,
+        )
+    return True
+
+
+# --- Groups and prices -------------------------------------------------------
+
+
+def _check_priced(models: Mapping[str, int | None]) -> None:
+    """A model with no price is never served (relay.catalog): refuse to list one."""
+    unpriced = [model for model, price in models.items() if price is None]
+    priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
+    missing = [model for model in unpriced if model not in priced]
+    if missing:
+        raise ActionRefused(
+            f"{', '.join(missing)}: no price; give a price here or add a base price first.",
+            field="models",
+        )
+
+
+def _sync_models(related, wanted: Mapping[str, object], *, attr: str) -> bool:
+    """Make the model rows exactly ``wanted`` (model -> ``attr``); whether anything changed."""
+    existing = {row.model: row for row in related.all()}
+    stale = existing.keys() - wanted.keys()
+    if stale:
+        related.filter(model__in=stale).delete()
+    changed = bool(stale)
+    for model, value in wanted.items():
+        row = existing.get(model)
+        if row is None:
+            related.create(model=model, **{attr: value})
+            changed = True
+        elif getattr(row, attr) != value:
+            setattr(row, attr, value)
+            row.save(update_fields=[attr])
+            changed = True
+    return changed
+
+
+def save_group(
+    *,
+    actor,
+    group: Group | None,
+    fields: Mapping[str, object],
+    models: Mapping[str, int | None] | None = None,
+    channels: Iterable[Channel] | None = None,
+) -> Group:
+    """Create (``group`` None) or update a group, its models with their own
+    prices (None: base price x ratio) and the channels that serve it."""
+    values = {name: fields[name] for name in GROUP_FIELDS if name in fields}
+    taken = "A group with this name exists already."
+    with _unique_name(taken, field="name"), transaction.atomic():
+        if models is not None:
+            _check_priced(models)
+        name = values.get("name")
+        if name is not None and Group.objects.filter(name=name).exclude(
+            pk=group.pk if group else None
+        ).exists():
+            raise ActionRefused(taken, field="name")
+        created = group is None
+        if created:
+            group = Group.objects.create(**values)
+            changed = sorted(values)
+        else:
+            changed = _assign(group, values)
+            if changed:
+                group.save(update_fields=changed)
+        if models is not None and _sync_models(group.models, models, attr="price_per_mtok_nanos"):
+            changed.append("models")
+        if channels is not None and _set_m2m(group.channels, channels):
+            changed.append("channels")
+        if created or changed:
+            AuditEvent.log(
+                actor=actor, action="group.created" if created else "group.updated",
+                target=group.name, changed=changed,
+                price_ratio=str(group.price_ratio),
+                models={row.model: row.price_per_mtok_nanos for row in group.models.all()},
+                channels=_names(group.channels.all()),
+            )
+    return group
+
+
+def set_base_price(*, actor, model: str, price_per_mtok_nanos: int) -> BasePrice:
+    with transaction.atomic():
+        price, created = BasePrice.objects.get_or_create(
+            model=model, defaults={"price_per_mtok_nanos": price_per_mtok_nanos}
+        )
+        before = None if created else price.price_per_mtok_nanos
+        if not created and before != price_per_mtok_nanos:
+            price.price_per_mtok_nanos = price_per_mtok_nanos
+            price.save(update_fields=["price_per_mtok_nanos"])
+        if created or before != price_per_mtok_nanos:
+            AuditEvent.log(
+                actor=actor, action="price.set", target=model,
+                price_per_mtok_nanos=price_per_mtok_nanos, previous_nanos=before,
+            )
+    return price
+
+
+def delete_base_price(*, actor, price: BasePrice) -> None:
+    """Refused while a group lists the model without a price of its own."""
+    with transaction.atomic():
+        relying = _names(
+            Group.objects.filter(
+                models__model=price.model, models__price_per_mtok_nanos__isnull=True
+            ).distinct()
+        )
+        if relying:
+            raise ActionRefused(
+                f"Groups {', '.join(relying)} price {price.model} from this base price; "
+                "give them a price of their own or remove the model first."
+            )
+        AuditEvent.log(
+            actor=actor, action="price.deleted", target=price.model,
+            previous_nanos=price.price_per_mtok_nanos,
+        )
+        price.delete()
+
+
+def base_prices() -> dict[str, int]:
+    return dict(BasePrice.objects.values_list("model", "price_per_mtok_nanos"))
+
+
+def effective_prices(group: Group, base: dict[str, int] | None = None) -> dict[str, int | None]:
+    """Each of the group's models and what its keys are billed per million
+    tokens (None: unpriced, so not served); ``base`` saves a query per group."""
+    base = base_prices() if base is None else base
+    prices: dict[str, int | None] = {}
+    for row in group.models.all():
+        if row.price_per_mtok_nanos is not None:
+            prices[row.model] = row.price_per_mtok_nanos
+        elif row.model in base:
+            prices[row.model] = apply_ratio(base[row.model], group.price_ratio)
+        else:
+            prices[row.model] = None
+    return prices
+
+
+# --- Channels ------------------------------------------------------------------
+
+
+def save_channel(
+    *,
+    actor,
+    channel: Channel | None,
+    fields: Mapping[str, object],
+    credential: str | None = None,
+    models: Mapping[str, str] | None = None,
+    groups: Iterable[Group] | None = None,
+) -> Channel:
+    """Create (``channel`` None) or update a channel. ``credential`` None or
+    blank keeps the stored one; it is written, never logged nor returned."""
+    values = {name: fields[name] for name in CHANNEL_FIELDS if name in fields}
+    if "base_url" in values:
+        try:
+            egress.validate_base_url(values["base_url"])
+        except ValidationError as exc:
+            raise ActionRefused(" ".join(exc.messages), field="base_url") from None
+    was_enabled = channel.enabled if channel is not None else None
+    taken = "A channel with this name exists already."
+    with _unique_name(taken, field="name"), transaction.atomic():
+        name = values.get("name")
+        if name is not None and Channel.objects.filter(name=name).exclude(
+            pk=channel.pk if channel else None
+        ).exists():
+            raise ActionRefused(taken, field="name")
+        created = channel is None
+        if created:
+            channel = Channel(**values)
+            changed = sorted(values)
+        else:
+            changed = _assign(channel, values)
+        if credential:
+            if created or credential != channel.credential:
+                changed.append("credential")
+            channel.credential = credential
+        if created or changed:
+            channel.save()
+        if models is not None and _sync_models(channel.models, models, attr="upstream_model"):
+            changed.append("models")
+        if groups is not None and _set_m2m(channel.groups, groups):
+            changed.append("groups")
+        if created:
+            AuditEvent.log(
+                actor=actor, action="channel.created", target=channel.name,
+                kind=channel.kind, base_url=channel.base_url, enabled=channel.enabled,
+                credential_set=bool(channel.credential),
+                models=_names(channel.models.all()), groups=_names(channel.groups.all()),
+            )
+        elif changed:
+            # "credential" may be listed as changed; its value never is.
+            AuditEvent.log(
+                actor=actor, action="channel.updated", target=channel.name, changed=changed,
+                **{name: values[name] for name in changed if name in values},
+            )
+            if "enabled" in changed:
+                AuditEvent.log(
+                    actor=actor,
+                    action="channel.enabled" if channel.enabled else "channel.disabled",
+                    target=channel.name, was_enabled=was_enabled,
+                )
+    return channel
+
+
+def set_channel_enabled(*, actor, channel: Channel, enabled: bool) -> bool:
+    with transaction.atomic():
+        updated = Channel.objects.filter(pk=channel.pk).exclude(enabled=enabled).update(
+            enabled=enabled
+        )
+        channel.enabled = enabled
+        if updated:
+            AuditEvent.log(
+                actor=actor, action="channel.enabled" if enabled else "channel.disabled",
+                target=channel.name,
+            )
+    return bool(updated)
+
+
+def channel_models(channel: Channel) -> dict[str, str]:
+    return dict(channel.models.values_list("model", "upstream_model"))
+

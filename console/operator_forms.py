@@ -1,0 +1,311 @@
+"""Forms of the operator console. Amounts are typed in currency units and
+converted to nanos with ``billing.pricing.to_nanos``; nothing here writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import forms
+from django.core.validators import URLValidator
+
+from accounts.models import Group, Tenant
+from billing import reports
+from billing.models import LedgerEntry
+from billing.pricing import to_nanos
+from console.operator_actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
+from relay.models import Channel
+
+
+def _limit_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label, required=False, min_value=1, max_value=MAX_INT,
+        help_text="Blank is unlimited.",
+    )
+
+
+def _nanos(amount: Decimal) -> int:
+    """Currency units to nanos, refusing sub-nano precision and overflow."""
+    try:
+        nanos = to_nanos(amount)
+    except ValueError:
+        raise forms.ValidationError("At most 9 decimal places.") from None
+    if abs(nanos) > MAX_NANOS:
+        raise forms.ValidationError("Too large.")
+    return nanos
+
+
+def _money_field(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label, required=required, max_digits=19, decimal_places=9, help_text=help_text
+    )
+
+
+# --- Tenants -------------------------------------------------------------------
+
+
+class TenantForm(forms.ModelForm):
+    groups = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"), required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The groups whose keys the tenant may issue itself.",
+    )
+    limit_rpm = _limit_field("Limit: requests per minute")
+    limit_tpm = _limit_field("Limit: tokens per minute")
+    limit_concurrency = _limit_field("Limit: concurrent requests")
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "groups", "limit_rpm", "limit_tpm", "limit_concurrency"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # The slug is the tenant's name in URLs and config files: fixed once made.
+            del self.fields["slug"]
+
+    def save(self, commit: bool = True):  # pragma: no cover - views save through actions
+        raise NotImplementedError("save through console.operator_actions")
+
+
+class BalanceForm(forms.Form):
+    KINDS = [
+        (LedgerEntry.Kind.TOPUP, "Top up (money received)"),
+        (LedgerEntry.Kind.ADJUSTMENT, "Adjust (a correction, either way)"),
+    ]
+    kind = forms.ChoiceField(choices=KINDS, initial=LedgerEntry.Kind.TOPUP)
+    amount = _money_field(
+        "Amount", help_text="In currency units; an adjustment may be negative."
+    )
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Required for adjustments; kept in the ledger."
+    )
+
+    def clean(self):
+        data = super().clean()
+        kind, amount = data.get("kind"), data.get("amount")
+        if amount is None or kind is None:
+            return data
+        try:
+            data["amount_nanos"] = _nanos(amount)
+        except forms.ValidationError as error:
+            self.add_error("amount", error)
+            return data
+        if kind == LedgerEntry.Kind.TOPUP and data["amount_nanos"] <= 0:
+            self.add_error("amount", "A top-up must be more than zero.")
+        if kind == LedgerEntry.Kind.ADJUSTMENT:
+            if data["amount_nanos"] == 0:
+                self.add_error("amount", "An adjustment of zero changes nothing.")
+            if not (data.get("reason") or "").strip():
+                self.add_error("reason", "An adjustment needs a reason.")
+        return data
+
+
+class IssueKeysForm(forms.Form):
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"))
+    count = forms.IntegerField(min_value=1, max_value=MAX_BULK_KEYS, initial=10)
+    name_prefix = forms.SlugField(
+        max_length=150, initial="key",
+        help_text="Keys are named <prefix>-0001, <prefix>-0002, ...",
+    )
+
+
+# --- Groups and prices ---------------------------------------------------------
+
+
+class GroupForm(forms.ModelForm):
+    price_ratio = forms.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, initial=Decimal("1"),
+        help_text="Models without a price of their own cost the base price times this.",
+    )
+    limit_rpm = _limit_field("Default limit: requests per minute")
+    limit_tpm = _limit_field("Default limit: tokens per minute")
+    limit_concurrency = _limit_field("Default limit: concurrent requests")
+    channels = forms.ModelMultipleChoiceField(
+        queryset=Channel.objects.order_by("name"), required=False,
+        widget=forms.CheckboxSelectMultiple, help_text="The channels that serve this group.",
+    )
+
+    class Meta:
+        model = Group
+        fields = [
+            "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
+            "channels",
+        ]
+
+    def save(self, commit: bool = True):  # pragma: no cover - views save through actions
+        raise NotImplementedError("save through console.operator_actions")
+
+
+class GroupModelForm(forms.Form):
+    model = forms.CharField(max_length=200, required=False)
+    price = _money_field(
+        "Price per million tokens", required=False,
+        help_text="Blank: the base price times the group's ratio.",
+    )
+
+    def clean_model(self) -> str:
+        model = self.cleaned_data["model"].strip()
+        if any(char.isspace() for char in model):
+            raise forms.ValidationError("A model name has no spaces.")
+        return model
+
+    def clean_price(self) -> int | None:
+        price = self.cleaned_data["price"]
+        if price is None:
+            return None
+        if price < 0:
+            raise forms.ValidationError("A price is never negative.")
+        return _nanos(price)
+
+
+class _ModelRowsFormSet(forms.BaseFormSet):
+    """Rows with a model name; a name given twice is refused."""
+
+    def rows(self) -> list[dict]:
+        return [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data.get("model") and not form.cleaned_data.get("DELETE")
+        ]
+
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        seen: set[str] = set()
+        for row in self.rows():
+            if row["model"] in seen:
+                raise forms.ValidationError(f"{row['model']} is listed twice.")
+            seen.add(row["model"])
+
+
+GroupModelFormSet = forms.formset_factory(
+    GroupModelForm, formset=_ModelRowsFormSet, extra=3, can_delete=True
+)
+
+
+class BasePriceForm(forms.Form):
+    model = forms.CharField(max_length=200)
+    price = _money_field("Price per million tokens")
+
+    def clean_model(self) -> str:
+        model = self.cleaned_data["model"].strip()
+        if not model or any(char.isspace() for char in model):
+            raise forms.ValidationError("A model name has no spaces.")
+        return model
+
+    def clean_price(self) -> int:
+        price = self.cleaned_data["price"]
+        if price < 0:
+            raise forms.ValidationError("A price is never negative.")
+        return _nanos(price)
+
+
+# --- Channels --------------------------------------------------------------------
+
+
+class ChannelForm(forms.ModelForm):
+    base_url = forms.URLField(
+        max_length=500, assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="OpenAI-compatible: the API root with its version, "
+        "e.g. https://api.openai.com/v1. Azure: the resource root.",
+    )
+    # Write-only: never rendered back (render_value=False); blank keeps the stored one.
+    credential = forms.CharField(
+        required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The upstream API key. Leave blank to keep the one stored.",
+    )
+    priority = forms.IntegerField(
+        initial=0, min_value=-MAX_INT, max_value=MAX_INT, help_text="Lower tiers are tried first."
+    )
+    weight = forms.IntegerField(
+        initial=1, min_value=1, max_value=MAX_INT, help_text="Share of traffic within a tier."
+    )
+    groups = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.order_by("name"), required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Channel
+        # The credential is not a model field here: binding it would write ""
+        # over the stored one on every edit.
+        fields = ["name", "kind", "base_url", "priority", "weight", "enabled", "groups"]
+
+    def save(self, commit: bool = True):  # pragma: no cover - views save through actions
+        raise NotImplementedError("save through console.operator_actions")
+
+
+class ChannelModelForm(forms.Form):
+    model = forms.CharField(max_length=200, required=False, label="Public model name")
+    upstream_model = forms.CharField(
+        max_length=200, required=False, label="Upstream name",
+        help_text="The provider's name (Azure: the deployment); blank means the same.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        for name in ("model", "upstream_model"):
+            value = (data.get(name) or "").strip()
+            if any(char.isspace() for char in value):
+                self.add_error(name, "A model name has no spaces.")
+            data[name] = value
+        if data.get("upstream_model") == data.get("model"):
+            data["upstream_model"] = ""
+        return data
+
+
+ChannelModelFormSet = forms.formset_factory(
+    ChannelModelForm, formset=_ModelRowsFormSet, extra=3, can_delete=True
+)
+
+
+class ChannelTestForm(forms.Form):
+    model = forms.ChoiceField(choices=())
+
+    def __init__(self, *args, channel: Channel, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        models = channel.models.order_by("model").values_list("model", flat=True)
+        self.fields["model"].choices = [(model, model) for model in models]
+
+
+# --- Reports and the audit log ---------------------------------------------------
+
+
+class ReportForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
+        empty_label="All tenants",
+    )
+
+    @staticmethod
+    def default_range() -> tuple[dt.date, dt.date]:
+        end = dt.datetime.now(dt.UTC).date()
+        return end - dt.timedelta(days=29), end
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError("The range ends before it starts.")
+            if (end - start).days + 1 > reports.MAX_RANGE_DAYS:
+                raise forms.ValidationError(
+                    f"A report covers at most {reports.MAX_RANGE_DAYS} days."
+                )
+        return data
+
+
+class AuditFilterForm(forms.Form):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
+        empty_label="All tenants",
+    )
+    action = forms.CharField(
+        max_length=64, required=False, widget=forms.TextInput(attrs={"list": "actions"})
+    )
+

@@ -1,0 +1,62 @@
+"""The operator console, under /operator/ (staff only)."""
+
+from django.urls import path
+
+from console import operator_channels, operator_pricing, operator_reports, operator_tenants
+from console import operator_views as views
+
+app_name = "operator"
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    # Tenants, balances, keys
+    path("tenants/", operator_tenants.TenantListView.as_view(), name="tenants"),
+    path("tenants/new/", operator_tenants.TenantCreateView.as_view(), name="tenant_create"),
+    path("tenants/<int:pk>/", operator_tenants.TenantDetailView.as_view(), name="tenant"),
+    path("tenants/<int:pk>/edit/", operator_tenants.TenantEditView.as_view(), name="tenant_edit"),
+    path(
+        "tenants/<int:pk>/status/", operator_tenants.TenantStatusView.as_view(),
+        name="tenant_status",
+    ),
+    path(
+        "tenants/<int:pk>/balance/", operator_tenants.TenantBalanceView.as_view(),
+        name="tenant_balance",
+    ),
+    path(
+        "tenants/<int:pk>/ledger/", operator_tenants.TenantLedgerView.as_view(),
+        name="tenant_ledger",
+    ),
+    path("tenants/<int:pk>/keys/", operator_tenants.TenantKeysView.as_view(), name="tenant_keys"),
+    path(
+        "tenants/<int:pk>/keys/issue/", operator_tenants.IssueKeysView.as_view(),
+        name="tenant_keys_issue",
+    ),
+    path(
+        "tenants/<int:pk>/keys/<int:key_pk>/revoke/", operator_tenants.RevokeKeyView.as_view(),
+        name="tenant_key_revoke",
+    ),
+    # Groups and prices
+    path("groups/", operator_pricing.GroupListView.as_view(), name="groups"),
+    path("groups/new/", operator_pricing.GroupEditView.as_view(), name="group_create"),
+    path("groups/<int:pk>/", operator_pricing.GroupEditView.as_view(), name="group"),
+    path("prices/", operator_pricing.BasePriceView.as_view(), name="prices"),
+    path(
+        "prices/<int:pk>/delete/", operator_pricing.BasePriceDeleteView.as_view(),
+        name="price_delete",
+    ),
+    # Channels
+    path("channels/", operator_channels.ChannelListView.as_view(), name="channels"),
+    path("channels/new/", operator_channels.ChannelEditView.as_view(), name="channel_create"),
+    path("channels/<int:pk>/", operator_channels.ChannelEditView.as_view(), name="channel"),
+    path(
+        "channels/<int:pk>/toggle/", operator_channels.ChannelToggleView.as_view(),
+        name="channel_toggle",
+    ),
+    path(
+        "channels/<int:pk>/test/", operator_channels.ChannelTestView.as_view(),
+        name="channel_test",
+    ),
+    # Reports and the audit log
+    path("reports/", operator_reports.ReportView.as_view(), name="reports"),
+    path("audit/", views.AuditLogView.as_view(), name="audit"),
+]
