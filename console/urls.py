@@ -5,8 +5,9 @@ console/operator_views.py and console/api/.
 """
 
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
 from django.shortcuts import redirect
+from django.urls import include, path
+
 
 def home(request):
     """Operators land on the operator console, tenant members on theirs."""
