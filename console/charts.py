@@ -20,7 +20,8 @@ OTHER = "other"
 OTHER_COLOR = "#9aa3b2"
 
 WIDTH, HEIGHT = 960, 230
-LEFT, RIGHT, TOP, BOTTOM = 96, 8, 10, 26
+# LEFT fits an axis label such as "0.000000075 USD" (tiny embedding amounts).
+LEFT, RIGHT, TOP, BOTTOM = 128, 8, 10, 26
 
 
 @dataclass(frozen=True)
