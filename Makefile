@@ -1,5 +1,5 @@
 # Shortcuts; each target is a plain command you can also run by hand.
-.PHONY: run test lint bench
+.PHONY: run test lint bench bench-peers
 
 run:
 	python3 dev.py run
@@ -12,3 +12,6 @@ lint:
 
 bench:
 	python3 dev.py bench
+
+bench-peers:
+	python3 dev.py bench-peers

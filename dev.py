@@ -3,6 +3,8 @@
 
     python3 dev.py run     bring the relay up with everything it needs
     python3 dev.py test    run the whole test suite
+    python3 dev.py bench   run the benchmark (docs/benchmarks.md)
+    python3 dev.py bench-peers   install the peers it compares against (LiteLLM)
 
 Creates .venv and installs the project into it (again only when
 pyproject.toml changed), then hands over to relay/devstack.py inside it.
@@ -39,7 +41,12 @@ def ensure_virtualenv() -> None:
 def main() -> None:
     ensure_virtualenv()
     os.chdir(ROOT)
-    os.execv(str(PYTHON), [str(PYTHON), "-m", "relay.devstack", *sys.argv[1:]])
+    args = sys.argv[1:]
+    # The benchmark has its own runner (bench/); everything else is devstack's.
+    module = {"bench": "bench.run", "bench-peers": "bench.peers"}.get(args[0] if args else "")
+    if module:
+        args = args[1:]
+    os.execv(str(PYTHON), [str(PYTHON), "-m", module or "relay.devstack", *args])
 
 
 if __name__ == "__main__":

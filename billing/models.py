@@ -205,3 +205,25 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tenant_id} {self.model}: {self.requests}"
+
+
+class ChannelDaily(models.Model):
+    """Every upstream attempt per channel and day, failed or not.
+
+    A request that failed on one channel and was served by another counts
+    once on each; this is what a channel's error rate is made of. Written in
+    the transaction that writes the requests' usage records.
+    """
+
+    day = models.DateField()
+    channel_id = models.BigIntegerField()
+    attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "channel_id"], name="channel_daily_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} channel {self.channel_id}: {self.failures}/{self.attempts}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet, Sum
 
-from billing.models import DailyUsage
+from billing.models import ChannelDaily, DailyUsage
 
 # The longest range a report may cover: a year and a day (a leap year).
 MAX_RANGE_DAYS = 366
@@ -172,7 +172,30 @@ def every_day(rows: list[UsageRow], *, start: dt.date, end: dt.date) -> list[Usa
 
 
 def usage_by_channel_since(since: dt.date) -> dict[int | None, UsageRow]:
-    """Each channel's requests and failures from ``since`` (a UTC day) on."""
+    """Each channel's served requests and spend from ``since`` (a UTC day) on."""
     today = dt.datetime.now(dt.UTC).date()
     rows = usage_by(breakdown="channel", start=since, end=max(today, since))
     return {row.key: row for row in rows}
+
+
+@dataclass(frozen=True)
+class ChannelAttempts:
+    attempts: int = 0
+    failures: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.attempts if self.attempts else None
+
+
+def attempts_by_channel_since(since: dt.date) -> dict[int, ChannelAttempts]:
+    """Every upstream attempt per channel from ``since`` (a UTC day) on,
+    including those that failed over to another channel."""
+    rows = (
+        ChannelDaily.objects.filter(day__gte=since)
+        .values("channel_id")
+        .annotate(attempts=Sum("attempts"), failures=Sum("failures"))
+    )
+    return {
+        row["channel_id"]: ChannelAttempts(row["attempts"], row["failures"]) for row in rows
+    }

@@ -112,6 +112,7 @@ def record_usage(
                         )
                 UsageRecord.objects.bulk_create(new)
                 roll_up(new)
+                roll_up_channels([unique[record.request_id][0] for record in new])
                 return new
         except IntegrityError as exc:
             if not _raced_on_request_id(exc):
@@ -154,3 +155,30 @@ def roll_up(records: list[UsageRecord]) -> None:
     placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(values))
     with connection.cursor() as cursor:
         cursor.execute(_ROLL_UP % placeholders, [v for row in values for v in row])
+
+
+_ROLL_UP_CHANNELS = """
+INSERT INTO billing_channeldaily (day, channel_id, attempts, failures)
+VALUES %s
+ON CONFLICT (day, channel_id) DO UPDATE SET
+    attempts = billing_channeldaily.attempts + EXCLUDED.attempts,
+    failures = billing_channeldaily.failures + EXCLUDED.failures
+"""
+
+
+def roll_up_channels(events: list[UsageEvent]) -> None:
+    """Count each event's upstream attempts per channel and UTC day."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for event in events:
+        day = dt.datetime.fromtimestamp(event.created_ms / 1000, tz=dt.UTC).date()
+        for channel_id in event.failed_channel_ids:
+            totals[(day, channel_id)][0] += 1
+            totals[(day, channel_id)][1] += 1
+        if event.channel_id is not None:
+            totals[(day, event.channel_id)][0] += 1
+    if not totals:
+        return
+    values = [(*key, *counts) for key, counts in sorted(totals.items())]
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLL_UP_CHANNELS % placeholders, [v for row in values for v in row])

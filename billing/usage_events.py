@@ -9,7 +9,7 @@ and only acknowledged once its record is committed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import orjson
 
@@ -38,6 +38,8 @@ class UsageEvent:
     status: str
     end_user: str
     created_ms: int
+    # Channels tried before the one that served (or all, when none did).
+    failed_channel_ids: list[int] = field(default_factory=list)
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))

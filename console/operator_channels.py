@@ -35,11 +35,16 @@ class ChannelListView(OperatorViewMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         since = recent_since()
         usage = reports.usage_by_channel_since(since)
+        attempts = reports.attempts_by_channel_since(since)
         channels = list(
             Channel.objects.prefetch_related("groups", "models").order_by("priority", "name")
         )
         context["rows"] = [
-            (channel, usage.get(channel.pk) or reports.UsageRow(key=channel.pk, label=channel.name))
+            (
+                channel,
+                usage.get(channel.pk) or reports.UsageRow(key=channel.pk, label=channel.name),
+                attempts.get(channel.pk) or reports.ChannelAttempts(),
+            )
             for channel in channels
         ]
         # Requests that failed on every channel are recorded without one.

@@ -24,10 +24,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import ctypes
 import hashlib
 import multiprocessing
+import os
 import random
+import signal
 import struct
+import sys
 from functools import lru_cache
 
 import orjson
@@ -46,7 +51,8 @@ def vector(item: str, dimensions: int) -> tuple[float, ...]:
     raw = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
     norm = sum(x * x for x in raw) ** 0.5
     # Rounded through float32, so base64 and float answers carry the same values.
-    return struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(x / norm for x in raw)))
+    packed = struct.pack(f"<{dimensions}f", *(x / norm for x in raw))
+    return struct.unpack(f"<{dimensions}f", packed)
 
 
 @lru_cache(maxsize=4096)
@@ -127,7 +133,8 @@ class FakeUpstream:
         stats["last_body"] = payload
         model = request.match_info.get("deployment") or payload.get("model", "")
         items = payload.get("input")
-        if isinstance(items, str) or (isinstance(items, list) and items and isinstance(items[0], int)):
+        one_token_list = isinstance(items, list) and items and isinstance(items[0], int)
+        if isinstance(items, str) or one_token_list:
             items = [items]
         if not isinstance(items, list) or not items:
             return error(400, "'$.input' is invalid.")
@@ -177,6 +184,16 @@ def serve(port: int, latency_ms: float, host: str = "127.0.0.1") -> None:
     )
 
 
+def _serve_child(port: int, latency_ms: float, host: str, parent_pid: int) -> None:
+    # A child gets SIGTERM when the parent dies, even by kill -9: without it
+    # the children of a killed server go on holding the port.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        return  # the parent died before the line above took effect
+    serve(port, latency_ms, host)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -190,13 +207,24 @@ def main() -> None:
     # Several processes share the port (SO_REUSEPORT) so the fake is never the
     # bottleneck of a benchmark. Per-route stats are then per process.
     workers = [
-        multiprocessing.Process(target=serve, args=(args.port, args.latency_ms, args.host))
+        multiprocessing.Process(
+            target=_serve_child, args=(args.port, args.latency_ms, args.host, os.getpid())
+        )
         for _ in range(args.processes)
     ]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
+    # SIGTERM to the parent stops the children too (the default action would
+    # kill the parent alone).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(5)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,8 @@ class Served:
 
 
 async def embed(
-    *, authorization: str | None, body: bytes, request_id: str, client_ip: str, trace: Trace
+    *, authorization: str | None, body: bytes, client_ip: str, trace: Trace
 ) -> Served:
-    started = time.perf_counter()
     key = await auth.authenticate(authorization, client_ip)
     trace.tenant_id, trace.key_prefix = key.tenant_id, key.prefix
     data = validation.parse_body(body)
@@ -47,14 +46,13 @@ async def embed(
         key=key, routes=routes, model=model, tokens=request.total_tokens, client_ip=client_ip
     )
     try:
-        hold = await money.hold(key=key, route=route, request=request, request_id=request_id)
+        hold = await money.hold(key=key, route=route, request=request, request_id=trace.request_id)
         try:
             reply, channel = await forward(route, request, trace)
         except BaseException as failure:
             # Failed or cancelled (client went away): the hold is released and
             # the request costs nothing.
-            event = _event(request_id, key, route, request, None, "", 0, "counted", started,
-                           failed=True)
+            event = _event(trace, key, route, request, None, "", 0, "counted", failed=True)
             await money.release(hold, event if isinstance(failure, UpstreamFailed) else None)
             raise
 
@@ -65,8 +63,7 @@ async def embed(
             reply = passthrough.with_model(reply, request.model)
         if request.wants_base64 and passthrough.is_float_encoded(reply):
             reply = passthrough.to_base64(reply)
-        event = _event(request_id, key, route, request, channel, served_model, tokens, source,
-                       started)
+        event = _event(trace, key, route, request, channel, served_model, tokens, source)
         await money.settle(hold, event)
     finally:
         await admission.release()
@@ -102,6 +99,7 @@ async def forward(
         except upstream.ChannelFailed as failure:
             log.warning("channel %s failed: %s", channel.name, failure.reason)
             metrics.UPSTREAM_ERRORS.labels(channel=channel.name, reason=failure.kind).inc()
+            trace.failed_channel_ids.append(channel.channel_id)
             continue
         finally:
             elapsed = time.perf_counter() - called
@@ -138,7 +136,7 @@ def settle_usage(reply: bytes, request: EmbeddingRequest) -> tuple[int, str, byt
 
 
 def _event(
-    request_id: str,
+    trace: Trace,
     key: KeyContext,
     route: ModelRoute,
     request: EmbeddingRequest,
@@ -146,12 +144,11 @@ def _event(
     served_model: str,
     tokens: int,
     source: str,
-    started: float,
     *,
     failed: bool = False,
 ) -> UsageEvent:
     return UsageEvent(
-        request_id=request_id,
+        request_id=trace.request_id,
         tenant_id=key.tenant_id,
         api_key_id=key.key_id,
         group_id=key.group_id,
@@ -163,8 +160,9 @@ def _event(
         tokens=tokens,
         token_source=source,
         price_per_mtok_nanos=route.price_per_mtok_nanos,
-        latency_ms=int((time.perf_counter() - started) * 1000),
+        latency_ms=int((time.perf_counter() - trace.started) * 1000),
         status=UsageRecord.Status.FAILED if failed else UsageRecord.Status.SERVED,
         end_user=request.user or "",
         created_ms=int(time.time() * 1000),
+        failed_channel_ids=list(trace.failed_channel_ids),
     )

@@ -24,6 +24,7 @@ class Trace:
     model: str = ""
     channel: str = ""
     attempts: int = 0
+    failed_channel_ids: list[int] = field(default_factory=list)
     tokens: int = 0
     upstream_s: float = 0.0
 

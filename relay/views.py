@@ -85,7 +85,6 @@ class EmbeddingsView(RelayView):
         served = await pipeline.embed(
             authorization=request.META.get("HTTP_AUTHORIZATION"),
             body=request._request.body,
-            request_id=request._request.request_id,
             client_ip=limits.client_ip(request.META),
             trace=self.trace,
         )

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import ApiKey
+from billing.models import ChannelDaily
 from relay.catalog import ChannelRoute
 from relay.routing import next_channel
 from tests.conftest import SMALL, embed, make_channel, records, uses_live_relay, wait_until
@@ -51,7 +52,7 @@ def test_a_failing_channel_fails_over_to_the_next_tier_and_is_tried_once(
     relay, key, group, fake_upstream, celery_worker
 ):
     fake_upstream.reset()
-    make_channel(group, fake_upstream.base_url("status=503"), name="broken", priority=0)
+    broken = make_channel(group, fake_upstream.base_url("status=503"), name="broken", priority=0)
     backup = make_channel(group, fake_upstream.base_url("ch=backup"), name="backup", priority=1)
 
     response = embed(relay, key, {"model": SMALL, "input": FOX})
@@ -63,6 +64,9 @@ def test_a_failing_channel_fails_over_to_the_next_tier_and_is_tried_once(
     [record] = wait_until(lambda: records(request_id=response.headers["x-request-id"]))
     assert record.channel_id == backup.pk
     assert record.status == "served"
+    # Each channel's error rate counts the attempt it failed, though another served.
+    attempts = {c.channel_id: (c.attempts, c.failures) for c in ChannelDaily.objects.all()}
+    assert attempts == {broken.pk: (1, 1), backup.pk: (1, 0)}
 
 
 @uses_live_relay
