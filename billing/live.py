@@ -49,10 +49,18 @@ def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, c
 
 
 # Reserve ARGV[1] nanos. KEYS: tenant hash, key hash, holds zset.
-# ARGV: amount, cap (-1 = none), member, expires_ms.
-# Returns 1 held, 0 balance too low, -3 key cap reached, -1 tenant not
-# loaded, -2 key not loaded.
+# ARGV: amount, cap (-1 = none), member, hold expiry (ms), the key's own
+# expiry (ms, -1 = none). Returns 1 held, 0 balance too low, -3 key cap
+# reached, -4 key expired (on Redis's clock, in the same step as the cap),
+# -1 tenant not loaded, -2 key not loaded.
 HOLD = """
+local key_expires = tonumber(ARGV[5])
+if key_expires >= 0 then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= key_expires then
+    return -4
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local amount = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])

@@ -9,7 +9,7 @@ and only acknowledged once its record is committed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -42,7 +42,8 @@ class UsageEvent:
     failed_channel_ids: list[int] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        # orjson serialises dataclasses natively (dataclasses.asdict deep-copies).
+        return orjson.dumps(self)
 
     @classmethod
     def decode(cls, raw: bytes) -> UsageEvent:

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts import keys as key_secrets
-from accounts.models import ApiKey, AuditEvent, Group, Tenant
+from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
 from billing.pricing import apply_ratio
@@ -144,6 +145,33 @@ def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
                 target=tenant.slug, tenant=tenant,
             )
     return bool(updated)
+
+
+def add_member(
+    *, actor, tenant: Tenant, username: str, role: str, password: str = "", email: str = ""
+) -> Membership:
+    """Give a person access to a tenant's console: an existing user, or a new
+    one created with ``password`` (how an operator hands a tenant its first
+    owner). Changes the role of an existing member."""
+    if role not in Membership.Role.values:
+        raise ActionRefused(f"Unknown role {role!r}.", field="role")
+    User = get_user_model()
+    with transaction.atomic():
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            if len(password) < 10:
+                raise ActionRefused(
+                    "A new user needs a password of at least 10 characters.", field="password"
+                )
+            user = User.objects.create_user(username=username, email=email, password=password)
+        membership, created = Membership.objects.update_or_create(
+            tenant=tenant, user=user, defaults={"role": role}
+        )
+        AuditEvent.log(
+            actor=actor, action="member.added" if created else "member.role_changed",
+            target=username, tenant=tenant, role=role,
+        )
+    return membership
 
 
 def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> LedgerEntry:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django import forms
 from django.core.validators import URLValidator
 
-from accounts.models import Group, Tenant
+from accounts.models import Group, Membership, Tenant
 from billing import reports
 from billing.models import LedgerEntry
 from billing.pricing import to_nanos
@@ -309,3 +309,15 @@ class AuditFilterForm(forms.Form):
         max_length=64, required=False, widget=forms.TextInput(attrs={"list": "actions"})
     )
 
+
+
+class MemberForm(forms.Form):
+    """Add a person to a tenant (creating the user when new) or change a role."""
+
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.OWNER)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Only for a new user (at least 10 characters); share it with them safely.",
+    )

@@ -18,7 +18,7 @@ from accounts.models import ApiKey, AuditEvent, Tenant
 from billing import ledger
 from billing.models import Balance, LedgerEntry
 from console import operator_actions as actions
-from console.operator_forms import BalanceForm, IssueKeysForm, TenantForm
+from console.operator_forms import BalanceForm, IssueKeysForm, MemberForm, TenantForm
 from console.operator_views import OperatorViewMixin, form_error
 
 
@@ -131,12 +131,36 @@ class TenantDetailView(TenantMixin, TemplateView):
         context["keys"] = ApiKey.objects.for_tenant(self.tenant).aggregate(
             total=Count("pk"), active=Count("pk", filter=Q(status=ApiKey.Status.ACTIVE))
         )
+        context["member_form"] = kwargs.get("member_form") or MemberForm()
+        context["members"] = self.tenant.memberships.select_related("user").order_by(
+            "user__username"
+        )
         context["events"] = (
             AuditEvent.objects.filter(tenant=self.tenant)
             .select_related("actor")
             .order_by("-created", "-pk")[:10]
         )
         return context
+
+
+class TenantMemberView(TenantMixin, View):
+    """POST: add a member (or change a member's role) from the tenant page."""
+
+    def get(self, request, pk):
+        return redirect("operator:tenant", pk=pk)
+
+    def post(self, request, pk):
+        form = MemberForm(request.POST)
+        if form.is_valid():
+            try:
+                actions.add_member(actor=request.user, tenant=self.tenant, **form.cleaned_data)
+            except actions.ActionRefused as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, f"{form.cleaned_data['username']} can sign in now.")
+        else:
+            messages.error(request, "Check the member form: " + form.errors.as_text())
+        return redirect("operator:tenant", pk=self.tenant.pk)
 
 
 class TenantStatusView(TenantMixin, View):

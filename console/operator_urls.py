@@ -15,6 +15,10 @@ urlpatterns = [
     path("tenants/<int:pk>/", operator_tenants.TenantDetailView.as_view(), name="tenant"),
     path("tenants/<int:pk>/edit/", operator_tenants.TenantEditView.as_view(), name="tenant_edit"),
     path(
+        "tenants/<int:pk>/members/", operator_tenants.TenantMemberView.as_view(),
+        name="tenant_members",
+    ),
+    path(
         "tenants/<int:pk>/status/", operator_tenants.TenantStatusView.as_view(),
         name="tenant_status",
     ),

@@ -25,6 +25,7 @@ class KeyContext:
     tenant_id: int
     group_id: int
     prefix: str
+    last4: str
     expires: datetime | None
     allowed_models: frozenset[str]
     allowed_ips: tuple[str, ...]
@@ -37,6 +38,11 @@ class KeyContext:
     tenant_limit_rpm: int | None
     tenant_limit_tpm: int | None
     tenant_limit_concurrency: int | None
+
+    @property
+    def masked(self) -> str:
+        """The key as OpenAI's 401 shows it, from what is stored."""
+        return f"{self.prefix[:5]}***...{self.last4}"
 
     def may_use(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
@@ -68,6 +74,7 @@ def _load(digest: str) -> KeyContext | None:
         tenant_id=key.tenant_id,
         group_id=key.group_id,
         prefix=key.prefix,
+        last4=key.last4,
         expires=key.expires,
         allowed_models=frozenset(key.allowed_models),
         allowed_ips=tuple(key.allowed_ips),

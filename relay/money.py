@@ -23,12 +23,14 @@ from relay import connections, metrics
 from relay.auth import KeyContext
 from relay.catalog import ModelRoute
 from relay.db import off_loop
-from relay.errors import InsufficientQuota, ServiceUnavailable
+from relay.errors import InsufficientQuota, InvalidApiKey, ServiceUnavailable
 from relay.validation import EmbeddingRequest
 
 log = logging.getLogger(__name__)
 
-HELD, NO_BALANCE, TENANT_NOT_LOADED, KEY_NOT_LOADED, KEY_CAP_REACHED = 1, 0, -1, -2, -3
+HELD, NO_BALANCE, TENANT_NOT_LOADED, KEY_NOT_LOADED, KEY_CAP_REACHED, KEY_EXPIRED = (
+    1, 0, -1, -2, -3, -4
+)
 
 _load_tenant = off_loop(live_sync.load_tenant)
 _load_key = off_loop(live_sync.load_key)
@@ -83,7 +85,10 @@ async def hold(
         member=live.hold_member(request_id, key.tenant_id, key.key_id, amount, capped),
     )
     expires_ms = int((time.time() + settings.RELAY_HOLD_TTL_S) * 1000)
-    args = [amount, key.spend_cap_nanos if capped else -1, placed.member, expires_ms]
+    key_expires_ms = int(key.expires.timestamp() * 1000) if key.expires else -1
+    args = [
+        amount, key.spend_cap_nanos if capped else -1, placed.member, expires_ms, key_expires_ms
+    ]
     try:
         for _attempt in range(3):
             result = await _script("hold")(keys=placed.keys, args=args)
@@ -100,6 +105,10 @@ async def hold(
         log.error("live balance unreachable (%s): refusing the request", type(exc).__name__)
         metrics.HOLDS.labels(result="unavailable").inc()
         raise _unavailable() from exc
+    if result == KEY_EXPIRED:
+        # Checked at authentication too; this closes the gap between the two
+        # (a key expiring mid-request, or a cached context).
+        raise InvalidApiKey(key.masked)
     if result == KEY_CAP_REACHED:
         metrics.HOLDS.labels(result="key_quota").inc()
         error = InsufficientQuota(

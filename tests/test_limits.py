@@ -43,7 +43,8 @@ def key_context(
     key_id = next(_ids)
     return KeyContext(
         key_id=key_id, tenant_id=tenant_id or key_id, group_id=1, prefix="sk-test",
-        expires=None, allowed_models=frozenset(), allowed_ips=tuple(allowed_ips),
+        last4="test", expires=None, allowed_models=frozenset(),
+        allowed_ips=tuple(allowed_ips),
         spend_cap_nanos=None, limit_rpm=rpm, limit_tpm=tpm, limit_concurrency=concurrency,
         tenant_limit_rpm=tenant_rpm, tenant_limit_tpm=tenant_tpm,
         tenant_limit_concurrency=tenant_concurrency,

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from accounts.models import ApiKey, Tenant
 from billing import ledger, live, live_sync
@@ -24,10 +25,10 @@ from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.reconcile import reconcile
 from billing.tasks import apply_pending_ledger, sweep_expired_holds
-from relay import connections, money
+from relay import auth, connections, money
 from relay.auth import KeyContext
 from relay.catalog import ModelRoute
-from relay.errors import ServiceUnavailable, error_response
+from relay.errors import InvalidApiKey, ServiceUnavailable, error_response
 from relay.validation import EmbeddingRequest
 from tests.conftest import (
     ROOT,
@@ -367,8 +368,8 @@ def test_the_sweeper_releases_expired_holds_and_only_those(group):
     vanished = live.hold_member("req_vanished", tenant.pk, api_key.pk, 300, False)
     in_flight = live.hold_member("req_in_flight", tenant.pk, api_key.pk, 200, False)
     keys = [live.tenant_key(tenant.pk), live.key_key(api_key.pk), live.HOLDS]
-    assert place(keys=keys, args=[300, -1, vanished, now_ms - 1000]) == 1
-    assert place(keys=keys, args=[200, -1, in_flight, now_ms + 60_000]) == 1
+    assert place(keys=keys, args=[300, -1, vanished, now_ms - 1000, -1]) == 1
+    assert place(keys=keys, args=[200, -1, in_flight, now_ms + 60_000, -1]) == 1
     assert live_now(tenant.pk) == (1_000, 500)
 
     sweep_expired_holds()
@@ -486,3 +487,22 @@ def test_the_billing_endpoints_need_a_key(relay, path):
     response = relay.get(path)
 
     assert_envelope(response, 401, "invalid_request_error")
+
+
+@server
+def test_a_key_that_expires_is_refused_in_the_same_step_as_its_spend_cap(group):
+    """Authentication checks expiry too, from a cached context; the hold
+    checks it again on Redis's clock, atomically with the cap."""
+    tenant, api_key, secret = funded_key(group, requests=25, name="expiring")
+    api_key.spend_cap_nanos = 10_000
+    api_key.expires = timezone.now() + dt.timedelta(milliseconds=300)
+    api_key.save()
+    context = asyncio.run(auth.authenticate(f"Bearer {secret}"))
+    time.sleep(0.5)
+    route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
+    request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
+    with pytest.raises(InvalidApiKey) as refused:
+        asyncio.run(money.hold(key=context, route=route, request=request, request_id="req_exp"))
+    assert refused.value.status == 401
+    assert secret not in refused.value.message
+    assert live_sync.client().zcard(live.HOLDS) == 0

@@ -442,3 +442,15 @@ def test_the_api_keeps_its_openapi_contract(api_schema, staff_token, path):
             )
 
         check()
+
+
+def test_staff_add_a_tenants_first_owner_through_the_api(api, tenant):
+    response = api.post(
+        f"/api/tenants/{tenant.pk}/members/add/",
+        {"username": "hana", "role": "owner", "password": "another-long-pass"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["username"] == "hana" and response.json()["role"] == "owner"
+    assert "another-long-pass" not in response.content.decode()
+    assert tenant.memberships.get(user__username="hana").role == "owner"

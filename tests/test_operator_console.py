@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, reverse
 
 from accounts import keys as key_secrets
-from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
+from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, ChannelDaily, DailyUsage, LedgerEntry
 from console import formatting
@@ -708,3 +708,26 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, tenant, channel):
             assert response.status_code == 302, url
             assert response["Location"].startswith(reverse("login")), url
 
+
+
+def test_an_operator_gives_a_tenant_its_first_owner_who_can_then_sign_in(
+    staff_client, tenant, client
+):
+    url = reverse("operator:tenant_members", args=[tenant.pk])
+    response = staff_client.post(
+        url, {"username": "fiona", "role": "owner", "password": "a-long-password-1"}
+    )
+    assert response.status_code == 302
+    membership = Membership.objects.get(tenant=tenant, user__username="fiona")
+    assert membership.role == Membership.Role.OWNER
+    assert AuditEvent.objects.filter(action="member.added", target="fiona").exists()
+    page = staff_client.get(reverse("operator:tenant", args=[tenant.pk])).content.decode()
+    assert "fiona" in page and "a-long-password-1" not in page
+    assert client.login(username="fiona", password="a-long-password-1")
+    assert client.get("/console/").status_code == 200
+
+
+def test_a_new_member_without_a_proper_password_is_refused(staff_client, tenant):
+    url = reverse("operator:tenant_members", args=[tenant.pk])
+    staff_client.post(url, {"username": "gus", "role": "member", "password": "short"})
+    assert not Membership.objects.filter(tenant=tenant, user__username="gus").exists()

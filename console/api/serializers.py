@@ -16,7 +16,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import ApiKey, AuditEvent, Group, Tenant
+from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
@@ -72,6 +72,25 @@ class TenantOutput(serializers.ModelSerializer):
             "id", "slug", "name", "status", "groups", "limit_rpm", "limit_tpm",
             "limit_concurrency", "balance_nanos", "created",
         ]
+        read_only_fields = fields
+
+
+class MemberInput(serializers.Serializer):
+    username = f.Text(max_length=150)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    email = serializers.EmailField(required=False, default="", allow_blank=True)
+    password = f.Text(
+        max_length=128, required=False, default="", allow_blank=True, write_only=True,
+        help_text="Only for a new user: at least 10 characters. Never returned.",
+    )
+
+
+class MemberOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created"]
         read_only_fields = fields
 
 

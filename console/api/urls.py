@@ -22,6 +22,7 @@ api_patterns = [
     path("tenants/<int:tenant_id>/update/", tenants.TenantUpdateApi.as_view()),
     path("tenants/<int:tenant_id>/suspend/", tenants.TenantSuspendApi.as_view()),
     path("tenants/<int:tenant_id>/reactivate/", tenants.TenantReactivateApi.as_view()),
+    path("tenants/<int:tenant_id>/members/add/", tenants.TenantMemberAddApi.as_view()),
     path("tenants/<int:tenant_id>/top-up/", tenants.TenantTopUpApi.as_view()),
     path("tenants/<int:tenant_id>/adjust/", tenants.TenantAdjustApi.as_view()),
     path("tenants/<int:tenant_id>/ledger/", tenants.TenantLedgerApi.as_view()),

@@ -109,6 +109,17 @@ def _moved(entry: LedgerEntry, tenant: Tenant) -> dict:
     ).data
 
 
+@extend_schema(tags=[TAG], request=s.MemberInput, responses={201: s.MemberOutput})
+class TenantMemberAddApi(StaffApi):
+    """Add a member (creating the user when new) or change a member's role."""
+
+    def post(self, request, tenant_id: int):
+        tenant = self.get_or_404(Tenant.objects.all(), tenant_id)
+        data = self.body(s.MemberInput)
+        membership = actions.add_member(actor=request.user, tenant=tenant, **data)
+        return Response(s.MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
 @extend_schema(tags=[TAG], request=s.TopUpInput, responses={201: s.BalanceMoveOutput})
 class TenantTopUpApi(StaffApi):
     def post(self, request, tenant_id: int):
