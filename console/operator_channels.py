@@ -17,7 +17,7 @@ from billing import reports
 from console import channel_probe
 from console import operator_actions as actions
 from console.operator_forms import ChannelForm, ChannelModelFormSet, ChannelTestForm
-from console.operator_views import OperatorViewMixin, form_error
+from console.operator_views import CreateOrEditMixin, OperatorViewMixin, form_error
 from relay.models import Channel
 
 
@@ -53,20 +53,17 @@ class ChannelListView(OperatorViewMixin, TemplateView):
         return context
 
 
-class ChannelEditView(OperatorViewMixin, TemplateView):
+class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
     """Create (no pk) or edit a channel with its models and groups."""
 
     template_name = "operator/channel_form.html"
     section = "channels"
 
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.channel = None
+    edit_model = Channel
 
-    def dispatch(self, request, *args, **kwargs):
-        if "pk" in kwargs and request.user.is_authenticated and request.user.is_staff:
-            self.channel = get_object_or_404(Channel, pk=kwargs["pk"])
-        return super().dispatch(request, *args, **kwargs)
+    @property
+    def channel(self) -> Channel | None:
+        return self.object
 
     def _forms(self, data=None):
         if self.channel is None:

@@ -13,7 +13,7 @@ from billing.models import BasePrice
 from billing.pricing import from_nanos
 from console import operator_actions as actions
 from console.operator_forms import BasePriceForm, GroupForm, GroupModelFormSet
-from console.operator_views import OperatorViewMixin, form_error
+from console.operator_views import CreateOrEditMixin, OperatorViewMixin, form_error
 
 
 class GroupListView(OperatorViewMixin, ListView):
@@ -31,20 +31,17 @@ class GroupListView(OperatorViewMixin, ListView):
         )
 
 
-class GroupEditView(OperatorViewMixin, TemplateView):
+class GroupEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
     """Create (no pk) or edit a group with its model rows and channels."""
 
     template_name = "operator/group_form.html"
     section = "groups"
 
-    def setup(self, request, *args, **kwargs):
-        super().setup(request, *args, **kwargs)
-        self.group = None
+    edit_model = Group
 
-    def dispatch(self, request, *args, **kwargs):
-        if "pk" in kwargs and request.user.is_authenticated and request.user.is_staff:
-            self.group = get_object_or_404(Group, pk=kwargs["pk"])
-        return super().dispatch(request, *args, **kwargs)
+    @property
+    def group(self) -> Group | None:
+        return self.object
 
     def _forms(self, data=None):
         if self.group is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Q, Sum
+from django.shortcuts import get_object_or_404
 from django.views.generic import ListView, TemplateView
 
 from accounts.models import ApiKey, AuditEvent, Tenant
@@ -32,6 +33,23 @@ class OperatorViewMixin(StaffViewMixin):
         context = super().get_context_data(**kwargs)
         context["section"] = self.section
         return context
+
+
+class CreateOrEditMixin:
+    """One page both creates (no ``pk`` in the URL) and edits an object:
+    ``self.object`` is the object, or None. Looked up only for staff, so a
+    non-staff caller learns nothing about which ids exist."""
+
+    edit_model = None
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.object = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if "pk" in kwargs and request.user.is_authenticated and request.user.is_staff:
+            self.object = get_object_or_404(self.edit_model, pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
 
 
 def form_error(form, error) -> None:
