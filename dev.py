@@ -24,7 +24,7 @@ STAMP = VENV / ".installed"
 
 
 def ensure_virtualenv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this file runs on any python3)
         sys.exit("Python 3.11 or newer is needed.")
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
@@ -46,7 +46,8 @@ def main() -> None:
     module = {"bench": "bench.run", "bench-peers": "bench.peers"}.get(args[0] if args else "")
     if module:
         args = args[1:]
-    os.execv(str(PYTHON), [str(PYTHON), "-m", module or "relay.devstack", *args])
+    # Replace this process: the launcher's signals (Ctrl-C) reach the stack.
+    os.execv(str(PYTHON), [str(PYTHON), "-m", module or "relay.devstack", *args])  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def main() -> None:
     rng = random.Random(7)
     group, _ = Group.objects.get_or_create(name="bench-reports")
     tenants = [Tenant.objects.create(slug=f"bench-r-{i}", name=f"R{i}") for i in range(100)]
-    keys = [ApiKey.issue(tenant=t, group=group, name=f"k{j}")[0] for t in tenants for j in range(10)]
+    keys = [
+        ApiKey.issue(tenant=t, group=group, name=f"k{j}")[0] for t in tenants for j in range(10)
+    ]
     today = dt.date.today()
     rows, requests = [], 0
     for day in range(365):
