@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from relay import connections, egress
+from relay import connections, egress, upstream
 from relay.catalog import ChannelRoute
 from relay.models import Channel
 from relay.providers.base import UpstreamCall
@@ -63,13 +63,8 @@ def _scrub(text: str, credential: str) -> str:
 
 
 def _upstream_message(body: bytes) -> str:
-    try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return body[:200].decode("utf-8", "replace")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"][:500]
-    return str(error)[:500] if error else ""
+    message = upstream.error_message(body, limit=500)
+    return message if message is not None else body[:200].decode("utf-8", "replace")
 
 
 def _dimensions(embedding: object) -> int | None:

@@ -32,15 +32,17 @@ class ChannelFailed(Exception):
         self.kind = kind
 
 
-def _upstream_message(body: bytes) -> str | None:
+def error_message(body: bytes, *, limit: int = 1000) -> str | None:
+    """The message of an upstream's error body (OpenAI's shape or a bare
+    string), cut to ``limit``; None when the body says nothing readable."""
     try:
         error = orjson.loads(body).get("error")
     except (orjson.JSONDecodeError, AttributeError):
         return None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"][:1000]
+        return error["message"][:limit]
     if isinstance(error, str):
-        return error[:1000]
+        return error[:limit]
     return None
 
 
@@ -69,7 +71,7 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> bytes:
     if status in CLIENT_FAULT_STATUSES:
         # The provider's own words help the client fix the request; the
         # channel's credential is never part of a 4xx body about the input.
-        message = _upstream_message(body) or "The upstream provider rejected the request."
+        message = error_message(body) or "The upstream provider rejected the request."
         raise InvalidRequest(message)
     # 401/403/404 mean this channel is misconfigured (key, deployment, model),
     # 429 and 5xx that it is busy or broken: all are worth another channel.

@@ -18,7 +18,6 @@ from relay.errors import (
     ModelNotFound,
     NotFound,
     RelayError,
-    RequestTooLarge,
     ServerError,
     error_response,
 )
@@ -77,11 +76,8 @@ class EmbeddingsView(RelayView):
     traced = True
 
     async def post(self, request):
-        length = request.META.get("CONTENT_LENGTH")
-        if length and length.isdigit() and int(length) > settings.RELAY_MAX_BODY_BYTES:
-            raise RequestTooLarge(
-                f"The request body exceeds {settings.RELAY_MAX_BODY_BYTES} bytes."
-            )
+        # Bodies over RELAY_MAX_BODY_BYTES never get here: relay/api_handler.py
+        # refuses them while they arrive.
         served = await pipeline.embed(
             authorization=request.META.get("HTTP_AUTHORIZATION"),
             body=request._request.body,

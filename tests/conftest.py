@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from django.core.management.base import CommandError
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, UsageRecord
+from billing.usage_events import UsageEvent
 from relay.models import Channel, ChannelModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,6 +324,35 @@ def embed(client: httpx.Client, secret: str | None, body, **kwargs) -> httpx.Res
     if isinstance(body, dict | list):
         return client.post("/v1/embeddings", json=body, headers=headers, **kwargs)
     return client.post("/v1/embeddings", content=body, headers=headers, **kwargs)
+
+
+def usage_event(
+    api_key: ApiKey,
+    *,
+    tokens: int = 9,
+    price: int = SMALL_PRICE_NANOS,
+    status: str = UsageRecord.Status.SERVED,
+    request_id: str | None = None,
+) -> UsageEvent:
+    """A usage event as the relay queues it for a served one-item request."""
+    return UsageEvent(
+        request_id=request_id or f"req_{uuid.uuid4().hex}",
+        tenant_id=api_key.tenant_id,
+        api_key_id=api_key.pk,
+        group_id=api_key.group_id,
+        channel_id=None,
+        model=SMALL,
+        served_model=SMALL,
+        input_count=1,
+        counted_tokens=tokens,
+        tokens=tokens,
+        token_source=UsageRecord.TokenSource.PROMPT_TOKENS,
+        price_per_mtok_nanos=price,
+        latency_ms=5,
+        status=status,
+        end_user="",
+        created_ms=int(time.time() * 1000),
+    )
 
 
 def records(**filters) -> list[UsageRecord]:

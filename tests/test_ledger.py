@@ -2,7 +2,6 @@
 always their sum and never below zero, and usage is debited exactly once."""
 
 import itertools
-import time
 import uuid
 
 import pytest
@@ -17,7 +16,7 @@ from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage import record_usage
 from billing.usage_events import UsageEvent
-from tests.conftest import SMALL, SMALL_PRICE_NANOS
+from tests.conftest import SMALL_PRICE_NANOS, usage_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,32 +28,6 @@ def new_tenant(name: str = "ledger") -> Tenant:
     return Tenant.objects.create(slug=slug, name=slug)
 
 
-def usage_event(
-    api_key: ApiKey,
-    *,
-    tokens: int = 9,
-    price: int = SMALL_PRICE_NANOS,
-    status: str = UsageRecord.Status.SERVED,
-    request_id: str | None = None,
-) -> UsageEvent:
-    return UsageEvent(
-        request_id=request_id or f"req_{uuid.uuid4().hex}",
-        tenant_id=api_key.tenant_id,
-        api_key_id=api_key.pk,
-        group_id=api_key.group_id,
-        channel_id=None,
-        model=SMALL,
-        served_model=SMALL,
-        input_count=1,
-        counted_tokens=tokens,
-        tokens=tokens,
-        token_source=UsageRecord.TokenSource.PROMPT_TOKENS,
-        price_per_mtok_nanos=price,
-        latency_ms=5,
-        status=status,
-        end_user="",
-        created_ms=int(time.time() * 1000),
-    )
 
 
 def balance_row(tenant: Tenant) -> int:

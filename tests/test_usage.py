@@ -2,7 +2,6 @@
 written exactly once whatever happens to the workers or to Redis."""
 
 import asyncio
-import time
 
 import pytest
 import redis
@@ -24,6 +23,7 @@ from tests.conftest import (
     embed,
     make_channel,
     records,
+    usage_event,
     uses_live_relay,
     wait_until,
 )
@@ -51,24 +51,7 @@ def stream_len() -> int:
 
 
 def event_for(api_key: ApiKey, request_id: str, *, tokens: int = 9) -> UsageEvent:
-    return UsageEvent(
-        request_id=request_id,
-        tenant_id=api_key.tenant_id,
-        api_key_id=api_key.pk,
-        group_id=api_key.group_id,
-        channel_id=None,
-        model=SMALL,
-        served_model=SMALL,
-        input_count=1,
-        counted_tokens=tokens,
-        tokens=tokens,
-        token_source=UsageRecord.TokenSource.PROMPT_TOKENS,
-        price_per_mtok_nanos=SMALL_PRICE_NANOS,
-        latency_ms=12,
-        status=UsageRecord.Status.SERVED,
-        end_user="",
-        created_ms=int(time.time() * 1000),
-    )
+    return usage_event(api_key, request_id=request_id, tokens=tokens)
 
 
 def balance_nanos(tenant_id: int) -> int:
