@@ -5,8 +5,10 @@ Why Redis and not a PostgreSQL row: every request reserves money before its
 upstream call and spends it after, and a relay serves thousands a second;
 two row-locking round trips per request through PostgreSQL would serialise
 a busy tenant and cost more than the rest of the request path. Each step
-here is one Lua script, so "check the balance, then take from it" can never
-interleave with another request's (the race that lets new-api overdraw).
+runs inside one Lua script (on the request path, the same script as the rate
+limiter's: relay/gate.py), so "check the balance, then take from it" can
+never interleave with another request's (the race that lets new-api
+overdraw).
 
 Keys:
     live:tenant:{id}   hash  balance (nanos), held (sum of open holds)
@@ -48,70 +50,89 @@ def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, c
     return f"{request_id}|{tenant_id}|{api_key_id}|{amount}|{int(capped)}"
 
 
-# Reserve ARGV[1] nanos. KEYS: tenant hash, key hash, holds zset.
-# ARGV: amount, cap (-1 = none), member, hold expiry (ms), the key's own
-# expiry (ms, -1 = none). Returns 1 held, 0 balance too low, -3 key cap
-# reached, -4 key expired (on Redis's clock, in the same step as the cap),
-# -1 tenant not loaded, -2 key not loaded.
-HOLD = """
-local key_expires = tonumber(ARGV[5])
-if key_expires >= 0 then
-  local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= key_expires then
-    return -4
-  end
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local amount = tonumber(ARGV[1])
-local cap = tonumber(ARGV[2])
-if cap >= 0 and redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
-local t = redis.call('HMGET', KEYS[1], 'balance', 'held')
-if tonumber(t[1]) - tonumber(t[2] or 0) < amount then return 0 end
-if cap >= 0 then
-  local k = redis.call('HMGET', KEYS[2], 'spent', 'held')
-  if tonumber(k[1]) + tonumber(k[2] or 0) + amount > cap then return -3 end
-  redis.call('HINCRBY', KEYS[2], 'held', amount)
-end
-redis.call('HINCRBY', KEYS[1], 'held', amount)
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-return 1
-"""
-
-# Release a hold and spend what the request cost, and queue its usage event,
-# in one step: the money taken and the event that will bill it in PostgreSQL
-# can never be separated. KEYS: tenant hash, key hash, holds zset, stream,
-# the request's applied marker.
-# ARGV: member, held amount, billed amount, capped (0/1), event json,
-# event field, charge field, marker TTL. Returns the amount charged: the billed amount,
-# or less when an upstream reported more tokens than we reserved for and the
+# The request's money steps as Lua functions, so relay/gate.py can run them
+# in the same script as the rate limiter (one round trip each way), and the
+# scripts below can run them alone.
+#
+# hold_check(K, A) decides whether ARGV[1] nanos can be reserved, changing
+# nothing; hold_place(K, A) reserves them. K: tenant hash, key hash, holds
+# zset. A: amount, cap (-1 = none), member, hold expiry (ms), the key's own
+# expiry (ms, -1 = none). hold_check returns 1 can hold, 0 balance too low,
+# -3 key cap reached, -4 key expired (on Redis's clock, in the same step as
+# the cap), -1 tenant not loaded, -2 key not loaded.
+#
+# hold_settle(K, A) releases a hold and spends what the request cost, and
+# queues its usage event, in one step: the money taken and the event that
+# will bill it in PostgreSQL can never be separated. K: tenant hash, key
+# hash, holds zset, stream, the request's applied marker. A: member, held
+# amount, billed amount, capped (0/1), event json, event field, charge
+# field, marker TTL. Returns the amount charged: the billed amount, or less
+# when an upstream reported more tokens than we reserved for and the
 # balance cannot cover the difference (the balance never goes below zero).
-SETTLE = """
-local held = tonumber(ARGV[2])
-if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then held = 0 end
-local billed = tonumber(ARGV[3])
-local capped = ARGV[4] == '1'
-redis.call('HINCRBY', KEYS[1], 'held', -held)
-local t = redis.call('HMGET', KEYS[1], 'balance', 'held')
-local free = tonumber(t[1]) - tonumber(t[2] or 0)
-local charge = billed
-if charge > free then charge = math.max(free, 0) end
-redis.call('HINCRBY', KEYS[1], 'balance', -charge)
-if capped then
-  redis.call('HINCRBY', KEYS[2], 'held', -held)
-  redis.call('HINCRBY', KEYS[2], 'spent', charge)
+#
+# hold_release(K, A) gives a hold back without spending. K: tenant, key,
+# holds. A: member, amount, capped. Returns 1, or 0 if it was already gone.
+FUNCTIONS = """
+local function hold_check(K, A)
+  local key_expires = tonumber(A[5])
+  if key_expires >= 0 then
+    local now = redis.call('TIME')
+    if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) >= key_expires then
+      return -4
+    end
+  end
+  if redis.call('EXISTS', K[1]) == 0 then return -1 end
+  local amount = tonumber(A[1])
+  local cap = tonumber(A[2])
+  if cap >= 0 and redis.call('EXISTS', K[2]) == 0 then return -2 end
+  local t = redis.call('HMGET', K[1], 'balance', 'held')
+  if tonumber(t[1]) - tonumber(t[2] or 0) < amount then return 0 end
+  if cap >= 0 then
+    local k = redis.call('HMGET', K[2], 'spent', 'held')
+    if tonumber(k[1]) + tonumber(k[2] or 0) + amount > cap then return -3 end
+  end
+  return 1
 end
-redis.call('XADD', KEYS[4], '*', ARGV[6], ARGV[5], ARGV[7], charge)
-redis.call('SET', KEYS[5], 1, 'EX', ARGV[8])
-return charge
+
+local function hold_place(K, A)
+  if tonumber(A[2]) >= 0 then redis.call('HINCRBY', K[2], 'held', A[1]) end
+  redis.call('HINCRBY', K[1], 'held', A[1])
+  redis.call('ZADD', K[3], A[4], A[3])
+end
+
+local function hold_settle(K, A)
+  local held = tonumber(A[2])
+  if redis.call('ZREM', K[3], A[1]) == 0 then held = 0 end
+  local billed = tonumber(A[3])
+  redis.call('HINCRBY', K[1], 'held', -held)
+  local t = redis.call('HMGET', K[1], 'balance', 'held')
+  local free = tonumber(t[1]) - tonumber(t[2] or 0)
+  local charge = billed
+  if charge > free then charge = math.max(free, 0) end
+  redis.call('HINCRBY', K[1], 'balance', -charge)
+  if A[4] == '1' then
+    redis.call('HINCRBY', K[2], 'held', -held)
+    redis.call('HINCRBY', K[2], 'spent', charge)
+  end
+  redis.call('XADD', K[4], '*', A[6], A[5], A[7], charge)
+  redis.call('SET', K[5], 1, 'EX', A[8])
+  return charge
+end
+
+local function hold_release(K, A)
+  if redis.call('ZREM', K[3], A[1]) == 0 then return 0 end
+  redis.call('HINCRBY', K[1], 'held', -tonumber(A[2]))
+  if A[3] == '1' then redis.call('HINCRBY', K[2], 'held', -tonumber(A[2])) end
+  return 1
+end
 """
 
-# Release a hold without spending. KEYS: tenant, key, holds. ARGV: member,
-# amount, capped.
-RELEASE = """
-if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'held', -tonumber(ARGV[2]))
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], 'held', -tonumber(ARGV[2])) end
-return 1
+# A hold alone (tests and tools place holds with it). KEYS and ARGV as K
+# and A of hold_check; returns hold_check's code.
+HOLD = FUNCTIONS + """
+local result = hold_check(KEYS, ARGV)
+if result == 1 then hold_place(KEYS, ARGV) end
+return result
 """
 
 # Load a tenant's live balance from PostgreSQL, unless another process did.

@@ -52,7 +52,7 @@ _REDIS_RETRY_S = 1.0
 _LOG_EVERY_S = 30.0
 # Errors that mean "Redis is not answering properly": anything from the client
 # (connection, timeout, a full or read-only Redis) fails open, never a 500.
-_REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
 _NO_LIMITS = Limits(None, None, None, None, None, None)
 
@@ -155,14 +155,14 @@ class _RedisSlot:
         except asyncio.CancelledError:
             # Cancelled again while releasing: finish in the background. ZREM
             # is idempotent, so releasing twice is harmless.
-            _in_background(_release_in_redis(self.client, self.script, self.keys, self.slot_id))
+            in_background(_release_in_redis(self.client, self.script, self.keys, self.slot_id))
             raise
 
 
 async def _release_in_redis(client, script: AsyncScript, keys, slot_id: str) -> None:
     try:
         await script(keys=keys, args=(slot_id,), client=client)
-    except _REDIS_FAILURES as failure:
+    except REDIS_FAILURES as failure:
         # The slot frees itself after RELAY_INFLIGHT_SLOT_TTL_S.
         _fallback.failed(failure)
 
@@ -218,17 +218,14 @@ def _scripts_for(client) -> _Scripts:
 _background: set[asyncio.Task] = set()
 
 
-def _in_background(coroutine: Coroutine) -> None:
+def in_background(coroutine: Coroutine) -> None:
     task = asyncio.ensure_future(coroutine)
     _background.add(task)  # a task nobody references can be collected mid-flight
     task.add_done_callback(_background.discard)
 
 
-async def admit(
-    *, key: KeyContext, routes: GroupRoutes, model: str, tokens: int, client_ip: str
-) -> Admission:
-    """Let the request through, or raise PermissionDenied (address not on the
-    key's allow-list) or RateLimited. Never sends anything upstream."""
+def check_address(key: KeyContext, client_ip: str) -> None:
+    """Raise PermissionDenied when the address is not on the key's allow-list."""
     if key.allowed_ips and not addresses.within(client_ip, key.allowed_ips):
         raise PermissionDenied(
             f"This API key may not be used from {client_ip or 'an unknown address'}: the "
@@ -236,70 +233,112 @@ async def admit(
             "of this relay.",
             code="ip_not_allowed",
         )
-    limits = effective_limits(key, routes)
-    if limits == _NO_LIMITS:
-        return Admission()
-    keys = (
-        f"rl:k:{key.key_id}",
-        f"rl:t:{key.tenant_id}",
-        f"rl:k:{key.key_id}:slots",
-        f"rl:t:{key.tenant_id}:slots",
-    )
-    slot_keys = tuple(
-        name for name, limit in zip(keys[2:], limits[4:], strict=True) if limit is not None
-    )
-    client = connections.redis()
-    scripts = _scripts_for(client)
-    if scripts.down_until > time.monotonic():
-        return _admit_locally(keys, slot_keys, limits, model=model, tokens=tokens)
-    slot_id = secrets.token_hex(8) if slot_keys else ""
-    args = (
-        tokens,
-        *(-1 if limit is None else limit for limit in limits),
-        slot_id,
-        settings.RELAY_INFLIGHT_SLOT_TTL_S * 1_000_000,
-    )
-    try:
-        if slot_keys:
-            reply = await _admit_shielded(client, scripts, keys, args, slot_keys, slot_id)
-        else:
-            reply = await scripts.admit(keys=keys, args=args, client=client)
-    except _REDIS_FAILURES as failure:
-        scripts.down_until = time.monotonic() + _REDIS_RETRY_S
-        _fallback.failed(failure)
-        return _admit_locally(keys, slot_keys, limits, model=model, tokens=tokens)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the limiter script needs for one request (relay/limits_lua.py)."""
+
+    limits: Limits
+    keys: tuple[str, str, str, str]
+    slot_keys: tuple[str, ...]  # the in-flight sets this request takes a slot in
+    slot_id: str
+    args: tuple
+
+    @classmethod
+    def of(cls, key: KeyContext, limits: Limits, tokens: int) -> Plan:
+        keys = (
+            f"rl:k:{key.key_id}",
+            f"rl:t:{key.tenant_id}",
+            f"rl:k:{key.key_id}:slots",
+            f"rl:t:{key.tenant_id}:slots",
+        )
+        slot_keys = tuple(
+            name for name, limit in zip(keys[2:], limits[4:], strict=True) if limit is not None
+        )
+        slot_id = secrets.token_hex(8) if slot_keys else ""
+        args = (
+            tokens,
+            *(-1 if limit is None else limit for limit in limits),
+            slot_id,
+            settings.RELAY_INFLIGHT_SLOT_TTL_S * 1_000_000,
+        )
+        return cls(limits, keys, slot_keys, slot_id, args)
+
+
+def decided(plan: Plan, reply, *, model: str, tokens: int) -> dict[str, str]:
+    """The rate-limit headers of an admitted request; raises the 429 of a refused one."""
     if _fallback.active:
         _fallback.recovered()
     decision = Decision(*reply)
-    headers = rate_headers(limits, decision)
+    headers = rate_headers(plan.limits, decision)
     if decision.refused:
-        raise refusal(decision, limits, model=model, tokens=tokens, headers=headers)
-    slot = _RedisSlot(client, scripts.release, slot_keys, slot_id) if slot_keys else None
-    return Admission(headers, slot)
+        raise refusal(decision, plan.limits, model=model, tokens=tokens, headers=headers)
+    return headers
 
 
-async def _admit_shielded(client, scripts: _Scripts, keys, args, slot_keys, slot_id: str):
+async def admit(
+    *, key: KeyContext, routes: GroupRoutes, model: str, tokens: int, client_ip: str
+) -> Admission:
+    """Let the request through, or raise PermissionDenied (address not on the
+    key's allow-list) or RateLimited. Never sends anything upstream.
+
+    The relay's request path runs the same script together with the money
+    hold (relay/gate.py); this is the limiter alone, and the per-process
+    fallback when Redis cannot be reached."""
+    check_address(key, client_ip)
+    limits = effective_limits(key, routes)
+    if limits == _NO_LIMITS:
+        return Admission()
+    plan = Plan.of(key, limits, tokens)
+    client = connections.redis()
+    scripts = _scripts_for(client)
+    if scripts.down_until > time.monotonic():
+        return _admit_locally(plan, model=model, tokens=tokens)
+    try:
+        if plan.slot_keys:
+            reply = await _admit_shielded(client, scripts, plan)
+        else:
+            reply = await scripts.admit(keys=plan.keys, args=plan.args, client=client)
+    except REDIS_FAILURES as failure:
+        redis_failed(client, failure)
+        return _admit_locally(plan, model=model, tokens=tokens)
+    headers = decided(plan, reply, model=model, tokens=tokens)
+    if not plan.slot_keys:
+        return Admission(headers)
+    return Admission(headers, _RedisSlot(client, scripts.release, plan.slot_keys, plan.slot_id))
+
+
+def redis_failed(client, failure: BaseException) -> None:
+    """Note that Redis failed: go straight to the fallback for a while."""
+    _scripts_for(client).down_until = time.monotonic() + _REDIS_RETRY_S
+    _fallback.failed(failure)
+
+
+async def _admit_shielded(client, scripts: _Scripts, plan: Plan):
     """The admission call, run to completion even if the request is cancelled
     meanwhile (client gone): a slot it took is then released, not left to
     expire."""
-    call = asyncio.ensure_future(scripts.admit(keys=keys, args=args, client=client))
+    call = asyncio.ensure_future(scripts.admit(keys=plan.keys, args=plan.args, client=client))
     try:
         return await asyncio.shield(call)
     except asyncio.CancelledError:
 
         def release_if_taken(done: asyncio.Future) -> None:
             if not done.cancelled() and done.exception() is None and done.result()[0] == 0:
-                _in_background(_release_in_redis(client, scripts.release, slot_keys, slot_id))
+                in_background(
+                    _release_in_redis(client, scripts.release, plan.slot_keys, plan.slot_id)
+                )
 
         call.add_done_callback(release_if_taken)
         raise
 
 
-def _admit_locally(keys, slot_keys, limits: Limits, *, model: str, tokens: int) -> Admission:
+def _admit_locally(plan: Plan, *, model: str, tokens: int) -> Admission:
     # Each process enforces its share, so together they stay near the limit;
     # the headers show the share actually enforced here.
-    limits = limits.share(settings.RELAY_FALLBACK_PROCESSES)
-    decision = _fallback.limiter.admit(keys, limits, tokens, time.monotonic_ns() // 1000)
+    limits = plan.limits.share(settings.RELAY_FALLBACK_PROCESSES)
+    decision = _fallback.limiter.admit(plan.keys, limits, tokens, time.monotonic_ns() // 1000)
     _fallback.activations += 1
     metrics.FALLBACK_LIMITER.inc()
     headers = rate_headers(limits, decision)
@@ -307,7 +346,7 @@ def _admit_locally(keys, slot_keys, limits: Limits, *, model: str, tokens: int) 
     metrics.LIMITER.labels(result=result).inc()
     if decision.refused:
         raise refusal(decision, limits, model=model, tokens=tokens, headers=headers)
-    return Admission(headers, _LocalSlot(slot_keys) if slot_keys else None)
+    return Admission(headers, _LocalSlot(plan.slot_keys) if plan.slot_keys else None)
 
 
 class _Fallback:
@@ -377,9 +416,8 @@ async def _invalid_keys(client_ip: str, *, note: bool) -> None:
             args=(_INVALID_KEY_WINDOW_MS, 1 if note else 0),
             client=client,
         )
-    except _REDIS_FAILURES as failure:
-        scripts.down_until = time.monotonic() + _REDIS_RETRY_S
-        _fallback.failed(failure)
+    except REDIS_FAILURES as failure:
+        redis_failed(client, failure)
         return
     limit = settings.RELAY_INVALID_KEY_LIMIT_PER_MIN
     if count > limit or (not note and count >= limit):

@@ -1,29 +1,30 @@
 """Money on the request path: reserve the request's cost before the upstream
 call, spend what it really cost after, release it if the call failed.
 
-One Redis script per step (billing/live.py). If Redis cannot be reached the
-request is refused with 503: money checks fail closed, never open.
+The Redis steps themselves run in relay/gate.py, in the same scripts as the
+rate limiter (the Lua is billing/live.py's). This module prices the hold,
+reads what the script answered, and words the refusals. If Redis cannot be
+reached the request is refused with 503: money checks fail closed, never
+open.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from billing import live, live_sync
 from billing.pricing import cost_nanos, from_nanos
 from billing.usage import record_usage
 from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
-from relay import connections, metrics
+from relay import metrics
 from relay.auth import KeyContext
 from relay.catalog import ModelRoute
 from relay.db import off_loop
-from relay.errors import InsufficientQuota, InvalidApiKey, ServiceUnavailable
+from relay.errors import InsufficientQuota, InvalidApiKey, RelayError, ServiceUnavailable
 from relay.validation import EmbeddingRequest
 
 log = logging.getLogger(__name__)
@@ -35,20 +36,6 @@ HELD, NO_BALANCE, TENANT_NOT_LOADED, KEY_NOT_LOADED, KEY_CAP_REACHED, KEY_EXPIRE
 _load_tenant = off_loop(live_sync.load_tenant)
 _load_key = off_loop(live_sync.load_key)
 _record_now = off_loop(record_usage)
-_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _script(name: str):
-    client = connections.redis()
-    registered = _scripts.get(client)
-    if registered is None:
-        registered = {
-            "hold": client.register_script(live.HOLD),
-            "settle": client.register_script(live.SETTLE),
-            "release": client.register_script(live.RELEASE),
-        }
-        _scripts[client] = registered
-    return registered[name]
 
 
 @dataclass(frozen=True)
@@ -64,17 +51,19 @@ class Hold:
         return [live.tenant_key(self.tenant_id), live.key_key(self.api_key_id), live.HOLDS]
 
 
-def _unavailable() -> ServiceUnavailable:
+def unavailable() -> ServiceUnavailable:
+    metrics.HOLDS.labels(result="unavailable").inc()
     return ServiceUnavailable(
         "The relay cannot check your balance right now, so the request was not sent. "
         "Please retry shortly."
     )
 
 
-async def hold(
+def plan_hold(
     *, key: KeyContext, route: ModelRoute, request: EmbeddingRequest, request_id: str
-) -> Hold:
-    """Reserve the request's cost (its tokens are counted exactly already)."""
+) -> tuple[Hold, list]:
+    """The hold for the request's cost (its tokens are counted exactly
+    already), and the hold script's arguments (billing/live.py)."""
     amount = cost_nanos(request.total_tokens, route.price_per_mtok_nanos)
     capped = key.spend_cap_nanos is not None
     placed = Hold(
@@ -89,26 +78,26 @@ async def hold(
     args = [
         amount, key.spend_cap_nanos if capped else -1, placed.member, expires_ms, key_expires_ms
     ]
-    try:
-        for _attempt in range(3):
-            result = await _script("hold")(keys=placed.keys, args=args)
-            if result == HELD:
-                metrics.HOLDS.labels(result="held").inc()
-                return placed
-            if result == TENANT_NOT_LOADED:
-                await _load_tenant(key.tenant_id)
-            elif result == KEY_NOT_LOADED:
-                await _load_key(key.key_id)
-            else:
-                break
-    except (RedisError, OSError) as exc:
-        log.error("live balance unreachable (%s): refusing the request", type(exc).__name__)
-        metrics.HOLDS.labels(result="unavailable").inc()
-        raise _unavailable() from exc
+    return placed, args
+
+
+async def load_missing(result: int, key: KeyContext) -> None:
+    """Load what the hold script found missing from Redis, so a retry can
+    hold; raise the refusal for any other answer but HELD."""
+    if result == TENANT_NOT_LOADED:
+        await _load_tenant(key.tenant_id)
+    elif result == KEY_NOT_LOADED:
+        await _load_key(key.key_id)
+    elif result != HELD:
+        raise refusal(result, key)
+
+
+def refusal(result: int, key: KeyContext) -> RelayError:
+    """The error for a hold the script refused."""
     if result == KEY_EXPIRED:
         # Checked at authentication too; this closes the gap between the two
         # (a key expiring mid-request, or a cached context).
-        raise InvalidApiKey(key.masked)
+        return InvalidApiKey(key.masked)
     if result == KEY_CAP_REACHED:
         metrics.HOLDS.labels(result="key_quota").inc()
         error = InsufficientQuota(
@@ -117,44 +106,32 @@ async def hold(
             "administrator to raise the key's limit or issue another key."
         )
         error.code = "key_quota_exceeded"
-        raise error
+        return error
     if result == NO_BALANCE:
         metrics.HOLDS.labels(result="insufficient_quota").inc()
-        raise InsufficientQuota()
-    raise _unavailable()
+        return InsufficientQuota()
+    return unavailable()
 
 
-async def settle(placed: Hold, event: UsageEvent) -> None:
-    """Spend the billed cost and queue the usage event, in one step."""
+def settle_args(placed: Hold, event: UsageEvent) -> tuple[list, list]:
+    """Keys and arguments of billing/live.py's hold_settle for this request."""
     billed = cost_nanos(event.tokens, event.price_per_mtok_nanos)
-    try:
-        await _script("settle")(
-            keys=[*placed.keys, settings.USAGE_STREAM, live.applied_key(0, event.request_id)],
-            args=[
-                placed.member, placed.amount_nanos, billed, int(placed.capped),
-                event.encode(), FIELD, FIELD_CHARGE, live.APPLIED_TTL_S,
-            ],
-        )
-        metrics.USAGE_QUEUED.inc()
-    except (RedisError, OSError) as exc:
-        # Served but Redis went away mid-request: bill it straight into
-        # PostgreSQL. The hold expires and is swept; the debit reaches the
-        # live balance through the ledger once Redis is back.
-        log.warning("usage stream unreachable (%s); billing %s directly", exc, event.request_id)
-        await _record_now([(event, None)], live_applied=False)
+    keys = [*placed.keys, settings.USAGE_STREAM, live.applied_key(0, event.request_id)]
+    args = [
+        placed.member, placed.amount_nanos, billed, int(placed.capped),
+        event.encode(), FIELD, FIELD_CHARGE, live.APPLIED_TTL_S,
+    ]
+    return keys, args
 
 
-async def release(placed: Hold, failed_event: UsageEvent | None = None) -> None:
-    """Give the reservation back; note a failed request (cost 0) for error rates."""
-    try:
-        await _script("release")(
-            keys=placed.keys, args=[placed.member, placed.amount_nanos, int(placed.capped)]
-        )
-        if failed_event is not None:
-            await connections.redis().xadd(
-                settings.USAGE_STREAM, {FIELD: failed_event.encode(), FIELD_CHARGE: 0}
-            )
-    except (RedisError, OSError) as exc:
-        # The sweeper releases the hold when it expires; the failed-request
-        # note is only for error rates and may be lost.
-        log.warning("could not release hold %s now (%s)", placed.member, type(exc).__name__)
+def release_args(placed: Hold) -> list:
+    """Arguments of billing/live.py's hold_release (its keys are ``placed.keys``)."""
+    return [placed.member, placed.amount_nanos, int(placed.capped)]
+
+
+async def bill_directly(event: UsageEvent) -> None:
+    """Served, but Redis went away before the settle: bill it straight into
+    PostgreSQL. The hold expires and is swept; the debit reaches the live
+    balance through the ledger once Redis is back."""
+    log.warning("usage stream unreachable; billing %s directly", event.request_id)
+    await _record_now([(event, None)], live_applied=False)

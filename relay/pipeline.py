@@ -1,7 +1,8 @@
 """The /v1/embeddings request path, start to finish.
 
-authenticate -> parse and validate -> model access -> forward with failover
--> read usage -> hand the usage event to the workers. Each step raises a
+authenticate -> parse and validate -> model access -> limits and hold (one
+Redis step) -> forward with failover -> read usage -> settle the hold and hand
+the usage event to the workers (one Redis step). Each step raises a
 RelayError that the view turns into OpenAI's error envelope.
 """
 
@@ -15,7 +16,7 @@ from django.conf import settings
 
 from billing.models import UsageRecord
 from billing.usage_events import UsageEvent
-from relay import auth, catalog, limits, metrics, money, passthrough, routing, upstream, validation
+from relay import auth, catalog, gate, metrics, passthrough, routing, upstream, validation
 from relay.auth import KeyContext
 from relay.catalog import ChannelRoute, GroupRoutes, ModelRoute
 from relay.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
@@ -42,20 +43,12 @@ async def embed(
     routes, route = await model_route(key, model)
     request = await validation.read_request(data, model)
 
-    admission = await limits.admit(
-        key=key, routes=routes, model=model, tokens=request.total_tokens, client_ip=client_ip
+    entry = await gate.enter(
+        key=key, routes=routes, route=route, request=request, client_ip=client_ip,
+        request_id=trace.request_id,
     )
     try:
-        hold = await money.hold(key=key, route=route, request=request, request_id=trace.request_id)
-        try:
-            reply, channel = await forward(route, request, trace)
-        except BaseException as failure:
-            # Failed or cancelled (client went away): the hold is released and
-            # the request costs nothing.
-            event = _event(trace, key, route, request, None, "", 0, "counted", failed=True)
-            await money.release(hold, event if isinstance(failure, UpstreamFailed) else None)
-            raise
-
+        reply, channel = await forward(route, request, trace)
         tokens, source, reply = settle_usage(reply, request)
         trace.tokens = tokens
         served_model = passthrough.read_model(reply) or channel.upstream_model
@@ -63,11 +56,14 @@ async def embed(
             reply = passthrough.with_model(reply, request.model)
         if request.wants_base64 and passthrough.is_float_encoded(reply):
             reply = passthrough.to_base64(reply)
-        event = _event(trace, key, route, request, channel, served_model, tokens, source)
-        await money.settle(hold, event)
-    finally:
-        await admission.release()
-    return Served(body=reply, headers=admission.headers)
+    except BaseException as failure:
+        # Failed or cancelled (client went away): the hold is released and
+        # the request costs nothing.
+        event = _event(trace, key, route, request, None, "", 0, "counted", failed=True)
+        await entry.cancel(event if isinstance(failure, UpstreamFailed) else None)
+        raise
+    await entry.settle(_event(trace, key, route, request, channel, served_model, tokens, source))
+    return Served(body=reply, headers=entry.headers)
 
 
 async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRoute]:

@@ -25,9 +25,9 @@ from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.reconcile import reconcile
 from billing.tasks import apply_pending_ledger, sweep_expired_holds
-from relay import auth, connections, money
+from relay import auth, connections, gate
 from relay.auth import KeyContext
-from relay.catalog import ModelRoute
+from relay.catalog import GroupRoutes, ModelRoute
 from relay.errors import InvalidApiKey, ServiceUnavailable, error_response
 from relay.validation import EmbeddingRequest
 from tests.conftest import (
@@ -330,6 +330,9 @@ def test_a_request_every_upstream_failed_releases_its_hold_and_costs_nothing(
 
 # --- Redis unreachable: fail closed ------------------------------------------------------
 
+NO_LIMITS = GroupRoutes(group_id=1, limit_rpm=None, limit_tpm=None, limit_concurrency=None,
+                        models={})
+
 
 def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     # Every other field (limits, expiry...) unset: only money is under test.
@@ -343,7 +346,8 @@ def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     )
 
     async def place():
-        return await money.hold(key=key, route=route, request=request, request_id="req_dead")
+        return await gate.enter(key=key, routes=NO_LIMITS, route=route, request=request,
+                                client_ip="127.0.0.1", request_id="req_dead")
 
     with pytest.raises(ServiceUnavailable) as refused:
         asyncio.run(place())
@@ -502,7 +506,8 @@ def test_a_key_that_expires_is_refused_in_the_same_step_as_its_spend_cap(group):
     route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
     request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     with pytest.raises(InvalidApiKey) as refused:
-        asyncio.run(money.hold(key=context, route=route, request=request, request_id="req_exp"))
+        asyncio.run(gate.enter(key=context, routes=NO_LIMITS, route=route, request=request,
+                               client_ip="127.0.0.1", request_id="req_exp"))
     assert refused.value.status == 401
     assert secret not in refused.value.message
     assert live_sync.client().zcard(live.HOLDS) == 0

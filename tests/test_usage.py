@@ -15,7 +15,7 @@ from billing.pricing import cost_nanos
 from billing.tasks import drain_usage_events
 from billing.usage import record_usage
 from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
-from relay import connections, money
+from relay import connections, gate, money
 from tests.conftest import (
     SMALL,
     SMALL_PRICE_NANOS,
@@ -355,7 +355,9 @@ def test_a_usage_event_goes_straight_to_the_database_when_redis_is_down(issued, 
         lambda: aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1),
     )
 
-    asyncio.run(money.settle(placed, event))
+    entered = gate.Entry(headers={}, hold=placed, slot_keys=(), slot_id="")
+
+    asyncio.run(entered.settle(event))
 
     [record] = records(request_id="req_redis_down_0001")
     assert record.tokens == 42

@@ -1,0 +1,174 @@
+"""The request's two Redis steps (relay/gate.py): limits and hold together
+before the upstream call, settle or cancel together after it.
+
+In-process against the real Redis and PostgreSQL of the test run; the limit
+arithmetic itself is tested in test_limits.py and the money in test_money.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+from django.conf import settings
+
+from billing import live, live_sync
+from billing.pricing import cost_nanos
+from billing.usage_events import FIELD, FIELD_CHARGE
+from relay import auth, connections, gate
+from relay.catalog import GroupRoutes, ModelRoute
+from relay.errors import InsufficientQuota, RateLimited
+from relay.validation import EmbeddingRequest
+from tests.conftest import SMALL, SMALL_PRICE_NANOS, usage_event
+from tests.test_money import HELLO, HELLO_COST, funded_key
+
+server = pytest.mark.django_db(transaction=True)
+
+ROUTE = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
+REQUEST = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
+
+
+def routes(*, rpm=None, concurrency=None) -> GroupRoutes:
+    return GroupRoutes(group_id=1, limit_rpm=rpm, limit_tpm=None,
+                       limit_concurrency=concurrency, models={})
+
+
+def sync_redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def run(coroutine):
+    async def main():
+        try:
+            return await coroutine
+        finally:
+            await connections.redis().aclose()
+
+    return asyncio.run(main())
+
+
+async def outcome(key, group_routes, request_id: str):
+    try:
+        return await gate.enter(key=key, routes=group_routes, route=ROUTE, request=REQUEST,
+                                client_ip="127.0.0.1", request_id=request_id)
+    except (RateLimited, InsufficientQuota) as refused:
+        return refused
+
+
+def context_of(secret: str):
+    return run(auth.authenticate(f"Bearer {secret}"))
+
+
+@server
+def test_a_request_the_balance_refuses_takes_no_rate_and_no_slot(group):
+    tenant, api_key, secret = funded_key(group, requests=1, name="gate-poor")
+    key = context_of(secret)
+    limited = routes(rpm=2, concurrency=5)
+
+    async def scenario():
+        first = await outcome(key, limited, "req_gate_a")
+        await first.settle(usage_event(api_key, request_id="req_gate_a", tokens=2))
+        # The balance is spent: refused for money, again and again, and the
+        # RPM of 2 is not used up by those refusals.
+        refusals = [await outcome(key, limited, f"req_gate_p{i}") for i in range(3)]
+        return first, refusals
+
+    first, refusals = run(scenario())
+
+    assert isinstance(first, gate.Entry)
+    assert [type(r).__name__ for r in refusals] == ["InsufficientQuota"] * 3
+    conn = sync_redis()
+    level = int(conn.hget(f"rl:k:{api_key.pk}", "r"))
+    assert level == 60_000_000  # exactly one request (level x PERIOD_US)
+    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
+    assert conn.zcard(live.HOLDS) == 0
+    assert live_sync.live_balance(tenant.pk) == (0, 0)
+
+
+@server
+def test_a_request_a_limit_refuses_places_no_hold(group):
+    tenant, _api_key, secret = funded_key(group, requests=10, name="gate-fast")
+    key = context_of(secret)
+
+    async def scenario():
+        return [await outcome(key, routes(rpm=1), f"req_gate_r{i}") for i in range(2)]
+
+    admitted, refused = run(scenario())
+
+    assert isinstance(admitted, gate.Entry) and isinstance(refused, RateLimited)
+    assert admitted.headers["x-ratelimit-limit-requests"] == "1"
+    [member] = sync_redis().zrange(live.HOLDS, 0, -1)
+    assert member.decode().startswith("req_gate_r0|")
+    assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, HELLO_COST)
+
+
+@server
+def test_settle_spends_the_hold_queues_the_event_and_frees_the_slot(group):
+    tenant, api_key, secret = funded_key(group, requests=10, name="gate-settle")
+    key = context_of(secret)
+    conn = sync_redis()
+    queued = conn.xlen(settings.USAGE_STREAM)
+
+    async def scenario():
+        entry = await outcome(key, routes(concurrency=1), "req_gate_s")
+        slots_while_in_flight = conn.zcard(f"rl:k:{api_key.pk}:slots")
+        await entry.settle(usage_event(api_key, request_id="req_gate_s", tokens=3))
+        return slots_while_in_flight
+
+    assert run(scenario()) == 1
+    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
+    assert conn.zcard(live.HOLDS) == 0
+    charged = cost_nanos(3, SMALL_PRICE_NANOS)
+    assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST - charged, 0)
+    assert conn.xlen(settings.USAGE_STREAM) == queued + 1
+    assert conn.exists(live.applied_key(0, "req_gate_s"))
+
+
+@server
+def test_cancel_gives_back_the_hold_and_the_slot_and_notes_a_failure(group):
+    tenant, api_key, secret = funded_key(group, requests=10, name="gate-cancel")
+    key = context_of(secret)
+    conn = sync_redis()
+    queued = conn.xlen(settings.USAGE_STREAM)
+
+    async def scenario():
+        quiet = await outcome(key, routes(concurrency=1), "req_gate_c1")
+        await quiet.cancel()
+        failed = await outcome(key, routes(concurrency=1), "req_gate_c2")
+        note = usage_event(api_key, request_id="req_gate_c2", tokens=0, status="failed")
+        await failed.cancel(note)
+
+    run(scenario())
+
+    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
+    assert conn.zcard(live.HOLDS) == 0
+    assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, 0)
+    # Only the failed request is noted (for the channel's error rate), at no charge.
+    [(_id, fields)] = conn.xrange(settings.USAGE_STREAM, "-", "+")[queued:]
+    assert b"req_gate_c2" in fields[FIELD.encode()]
+    assert fields[FIELD_CHARGE.encode()] == b"0"
+
+
+@server
+def test_a_request_cancelled_while_entering_leaves_nothing_held(group):
+    tenant, api_key, secret = funded_key(group, requests=10, name="gate-gone")
+    key = context_of(secret)
+    live_sync.load_tenant(tenant.pk)  # so the first attempt places the hold
+
+    async def scenario():
+        task = asyncio.ensure_future(outcome(key, routes(concurrency=1), "req_gate_x"))
+        await asyncio.sleep(0)  # the script is on its way to Redis
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the give-back runs in the background
+            if sync_redis().zcard(live.HOLDS) == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    run(scenario())
+
+    assert sync_redis().zcard(live.HOLDS) == 0
+    assert sync_redis().zcard(f"rl:k:{api_key.pk}:slots") == 0
+    assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, 0)
