@@ -11,6 +11,7 @@ Cloud metadata addresses are refused always. Redirects are never followed
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -31,8 +32,14 @@ class DestinationRefused(OSError):
     """The upstream address is not one the relay may connect to."""
 
 
-def _allowed_networks() -> list:
-    return [ipaddress.ip_network(n, strict=False) for n in settings.RELAY_UPSTREAM_ALLOWED_NETWORKS]
+def _allowed_networks() -> tuple:
+    return _parsed_networks(tuple(settings.RELAY_UPSTREAM_ALLOWED_NETWORKS))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_networks(spec: tuple[str, ...]) -> tuple:
+    # Parsed once per setting value, not on every request.
+    return tuple(ipaddress.ip_network(n, strict=False) for n in spec)
 
 
 def address_allowed(address: str) -> bool:
@@ -49,13 +56,22 @@ def address_allowed(address: str) -> bool:
 def check_literal_host(url: str) -> None:
     """Refuse a URL whose host is an IP address the relay may not reach
     (aiohttp does not consult the resolver for literal addresses)."""
+    host = _literal_address(url)
+    if host is not None and not address_allowed(host):
+        raise DestinationRefused(f"upstream address {host} is not allowed")
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_address(url: str) -> str | None:
+    """The URL's host when it is an IP address; None for a name (the
+    resolver checks what a name resolves to). Cached: a channel's URL is the
+    same on every request."""
     host = urlsplit(url).hostname or ""
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return  # a name: the resolver checks what it resolves to
-    if not address_allowed(host):
-        raise DestinationRefused(f"upstream address {host} is not allowed")
+        return None
+    return host
 
 
 def validate_base_url(url: str) -> None:

@@ -153,7 +153,9 @@ async def enter(
     PermissionDenied (address), RateLimited, InsufficientQuota,
     InvalidApiKey (expired on Redis's clock) or ServiceUnavailable."""
     limits.check_address(key, client_ip)
-    plan = limits.Plan.of(key, limits.effective_limits(key, routes), request.total_tokens)
+    plan = limits.Plan.of(
+        key, limits.effective_limits(key, routes), request.total_tokens, slot_id=request_id
+    )
     hold, hold_args = money.plan_hold(
         key=key, route=route, request=request, request_id=request_id
     )

@@ -246,7 +246,9 @@ class Plan:
     args: tuple
 
     @classmethod
-    def of(cls, key: KeyContext, limits: Limits, tokens: int) -> Plan:
+    def of(cls, key: KeyContext, limits: Limits, tokens: int, *, slot_id: str = "") -> Plan:
+        """``slot_id`` names the request's in-flight slot: the request id
+        when there is one (unique already), else a random one."""
         keys = (
             f"rl:k:{key.key_id}",
             f"rl:t:{key.tenant_id}",
@@ -256,7 +258,7 @@ class Plan:
         slot_keys = tuple(
             name for name, limit in zip(keys[2:], limits[4:], strict=True) if limit is not None
         )
-        slot_id = secrets.token_hex(8) if slot_keys else ""
+        slot_id = (slot_id or secrets.token_hex(8)) if slot_keys else ""
         args = (
             tokens,
             *(-1 if limit is None else limit for limit in limits),
