@@ -1,4 +1,5 @@
-"""Connections a web process keeps open: Redis and the upstream HTTP pool.
+"""Connections a web process keeps open: Redis (redis-py, and the pipelined
+connection the request path's scripts run on) and the upstream HTTP pool.
 
 Both are bound to the event loop that created them. A server process runs
 one loop for its life; tests may run several loops in turn, so clients are
@@ -15,8 +16,15 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from relay import egress
+from relay.lua_client import LuaClient
+
+# A Redis that does not answer fails the request's money check (503) rather
+# than hold it for long.
+REDIS_CONNECT_TIMEOUT_S = 1.0
+REDIS_REPLY_TIMEOUT_S = 2.0
 
 _redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_lua: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -26,8 +34,8 @@ def redis() -> aioredis.Redis:
     if client is None:
         client = aioredis.Redis.from_url(
             settings.REDIS_URL,
-            socket_connect_timeout=1.0,
-            socket_timeout=2.0,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_REPLY_TIMEOUT_S,
             # A request in flight holds at most one connection at a time, and
             # a pool that runs out raises at once (MaxConnectionsError): limits
             # then fall back to per-process counting and money checks refuse
@@ -37,6 +45,21 @@ def redis() -> aioredis.Redis:
             max_connections=2048,
         )
         _redis[loop] = client
+    return client
+
+
+def lua() -> LuaClient:
+    """The request path's scripts (relay/gate.py) run here: one pipelined
+    connection per process, see relay/lua_client.py."""
+    loop = asyncio.get_running_loop()
+    client = _lua.get(loop)
+    if client is None:
+        client = LuaClient(
+            settings.REDIS_URL,
+            connect_timeout_s=REDIS_CONNECT_TIMEOUT_S,
+            reply_timeout_s=REDIS_REPLY_TIMEOUT_S,
+        )
+        _lua[loop] = client
     return client
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -33,6 +32,7 @@ from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
 from relay import connections, limits, limits_lua, metrics, money
 from relay.auth import KeyContext
 from relay.catalog import GroupRoutes, ModelRoute
+from relay.lua_client import Script
 from relay.validation import EmbeddingRequest
 
 log = logging.getLogger(__name__)
@@ -73,19 +73,7 @@ if ARGV[6] ~= '' then redis.call('XADD', KEYS[4], '*', ARGV[5], ARGV[6], ARGV[7]
 return 0
 """
 
-_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _script(client, name: str):
-    registered = _scripts.get(client)
-    if registered is None:
-        registered = {
-            "enter": client.register_script(ENTER),
-            "settle": client.register_script(SETTLE),
-            "cancel": client.register_script(CANCEL),
-        }
-        _scripts[client] = registered
-    return registered[name]
+_ENTER, _SETTLE, _CANCEL = Script(ENTER), Script(SETTLE), Script(CANCEL)
 
 
 @dataclass
@@ -101,15 +89,11 @@ class Entry:
     async def settle(self, event: UsageEvent) -> None:
         """Spend the billed cost, queue the usage event, free the slots."""
         keys, args = money.settle_args(self.hold, event)
-        client = connections.redis()
         try:
-            await _script(client, "settle")(
-                keys=[*keys, *self.slot_keys], args=[*args, self.slot_id], client=client
-            )
+            await connections.lua().run(_SETTLE, [*keys, *self.slot_keys], [*args, self.slot_id])
             metrics.USAGE_QUEUED.inc()
-        except limits.REDIS_FAILURES as failure:
+        except limits.REDIS_FAILURES:
             # The slots expire after RELAY_INFLIGHT_SLOT_TTL_S.
-            limits.redis_failed(client, failure)
             await money.bill_directly(event)
 
     async def cancel(self, failed_event: UsageEvent | None = None) -> None:
@@ -124,18 +108,16 @@ class Entry:
             raise
 
     async def _cancel(self, failed_event: UsageEvent | None) -> None:
-        client = connections.redis()
         event = failed_event.encode() if failed_event is not None else ""
         try:
-            await _script(client, "cancel")(
-                keys=[*self.hold.keys, settings.USAGE_STREAM, *self.slot_keys],
-                args=[*money.release_args(self.hold), self.slot_id, FIELD, event, FIELD_CHARGE],
-                client=client,
+            await connections.lua().run(
+                _CANCEL,
+                [*self.hold.keys, settings.USAGE_STREAM, *self.slot_keys],
+                [*money.release_args(self.hold), self.slot_id, FIELD, event, FIELD_CHARGE],
             )
         except limits.REDIS_FAILURES as failure:
             # The sweeper releases the hold when it expires and the slots
             # expire; the failed-request note is only for error rates.
-            limits.redis_failed(client, failure)
             log.warning("could not release hold %s now (%s)", self.hold.member,
                         type(failure).__name__)
 
@@ -160,16 +142,15 @@ async def enter(
         key=key, route=route, request=request, request_id=request_id
     )
     entry = Entry({}, hold, plan.slot_keys, plan.slot_id)
-    client = connections.redis()
     for _attempt in range(3):
         try:
             reply = await _run_to_completion(
-                client, entry, keys=[*plan.keys, *hold.keys], args=[*plan.args, *hold_args]
+                entry, keys=[*plan.keys, *hold.keys], args=[*plan.args, *hold_args]
             )
         except limits.REDIS_FAILURES as failure:
             log.error("Redis unreachable (%s): refusing the request, as money checks fail "
                       "closed", type(failure).__name__)
-            limits.redis_failed(client, failure)
+            limits.redis_failed(connections.redis(), failure)
             admission = await limits.admit(
                 key=key, routes=routes, model=request.model, tokens=request.total_tokens,
                 client_ip=client_ip,
@@ -187,11 +168,11 @@ async def enter(
     raise money.unavailable()
 
 
-async def _run_to_completion(client, entry: Entry, *, keys: list, args: list):
+async def _run_to_completion(entry: Entry, *, keys: list, args: list):
     """The enter script, run to its end even if the request is cancelled
     meanwhile (client gone): what it took is then given back, not left to
     expire."""
-    call = asyncio.ensure_future(_script(client, "enter")(keys=keys, args=args, client=client))
+    call = asyncio.ensure_future(connections.lua().run(_ENTER, keys, args))
     try:
         return await asyncio.shield(call)
     except asyncio.CancelledError:

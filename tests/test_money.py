@@ -29,6 +29,7 @@ from relay import auth, connections, gate
 from relay.auth import KeyContext
 from relay.catalog import GroupRoutes, ModelRoute
 from relay.errors import InvalidApiKey, ServiceUnavailable, error_response
+from relay.lua_client import LuaClient
 from relay.validation import EmbeddingRequest
 from tests.conftest import (
     ROOT,
@@ -343,6 +344,10 @@ def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     monkeypatch.setattr(
         connections, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL)
+    )
+    monkeypatch.setattr(
+        connections, "lua",
+        lambda: LuaClient(DEAD_REDIS_URL, connect_timeout_s=1, reply_timeout_s=1),
     )
 
     async def place():

@@ -5,7 +5,6 @@ import asyncio
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 
 from accounts.models import ApiKey
@@ -16,6 +15,7 @@ from billing.tasks import drain_usage_events
 from billing.usage import record_usage
 from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
 from relay import connections, gate, money
+from relay.lua_client import LuaClient
 from tests.conftest import (
     SMALL,
     SMALL_PRICE_NANOS,
@@ -351,8 +351,8 @@ def test_a_usage_event_goes_straight_to_the_database_when_redis_is_down(issued, 
     )
     monkeypatch.setattr(
         connections,
-        "redis",
-        lambda: aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1),
+        "lua",
+        lambda: LuaClient("redis://127.0.0.1:1/0", connect_timeout_s=1, reply_timeout_s=1),
     )
 
     entered = gate.Entry(headers={}, hold=placed, slot_keys=(), slot_id="")
