@@ -10,6 +10,15 @@ import orjson
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+# A line never shows where it was logged from, nor the thread or process, so
+# records need not gather them: that is a stack walk and a getpid system
+# call per line, and the relay logs a line per request. (The logging docs'
+# "Optimization" section names these switches.)
+logging._srcfile = None
+logging.logThreads = False
+logging.logProcesses = False
+logging.logMultiprocessing = False
+
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
