@@ -49,18 +49,22 @@ def within(text: str, cidrs: tuple[str, ...]) -> bool:
 
 
 def client_ip(meta: dict) -> str:
-    """The caller's address: the peer, or when the peer is one of
+    """``client_address`` of a Django request's META."""
+    return client_address(meta.get("REMOTE_ADDR") or "", meta.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def client_address(remote: str, forwarded_for: str) -> str:
+    """The caller's address: the peer (``remote``), or when the peer is one of
     RELAY_TRUSTED_PROXIES, the first untrusted hop of X-Forwarded-For counting
     from the right. Hops further left were written by the client and prove
     nothing: taking the left-most would let anyone pick their address."""
-    remote = meta.get("REMOTE_ADDR") or ""
     trusted = settings.RELAY_TRUSTED_PROXIES
     if not trusted:
         return remote
     trusted = tuple(trusted)
     if not within(remote, trusted):
         return remote
-    hops = [hop.strip() for hop in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
     hops = [hop for hop in hops if hop]
     for hop in reversed(hops):
         if not within(hop, trusted):

@@ -9,13 +9,15 @@ stateless, authenticated by Bearer keys, and never touches sessions.
 
 This handler keeps Django's request object, URL routing and views (the DRF
 views run unchanged) with only the API middleware, and no thread hops.
-Everything else (admin, console) goes through the stock handler.
+Everything else (admin, console) goes through the stock handler, and
+``POST /v1/embeddings`` through neither (relay/embeddings_route.py).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import AsyncIterator
 
 from django.conf import settings
 from django.core.exceptions import RequestAborted
@@ -29,6 +31,26 @@ from relay.errors import RequestTooLarge, ServerError, error_response
 log = logging.getLogger(__name__)
 
 API_MIDDLEWARE = ["relay.middleware.request_id"]
+
+
+async def body_chunks(receive) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused past RELAY_MAX_BODY_BYTES before
+    the rest is read (a chunked upload has no Content-Length to check first).
+    Raises RequestAborted if the client hangs up first."""
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > settings.RELAY_MAX_BODY_BYTES:
+            raise RequestTooLarge(
+                f"The request body exceeds {settings.RELAY_MAX_BODY_BYTES} bytes."
+            )
+        yield chunk
+        if not message.get("more_body", False):
+            return
 
 
 class APIHandler(ASGIHandler):
@@ -47,27 +69,16 @@ class APIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def read_body(self, receive):
-        """Django's read_body, refusing a body past RELAY_MAX_BODY_BYTES as it
-        arrives (a chunked upload has no Content-Length to check first)."""
+        """Django's read_body, with the size limit of ``body_chunks``."""
         body_file = tempfile.SpooledTemporaryFile(
             max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
         )
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                body_file.close()
-                raise RequestAborted()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > settings.RELAY_MAX_BODY_BYTES:
-                body_file.close()
-                raise RequestTooLarge(
-                    f"The request body exceeds {settings.RELAY_MAX_BODY_BYTES} bytes."
-                )
-            body_file.write(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async for chunk in body_chunks(receive):
+                body_file.write(chunk)
+        except BaseException:
+            body_file.close()
+            raise
         body_file.seek(0)
         return body_file
 

@@ -1,8 +1,9 @@
 """The errors a /v1/ client can get, in OpenAI's envelope.
 
-Every refusal in the request path raises one of these; ``error_response`` is
-the one place that turns them into bytes on the wire, so all four keys of the
-envelope are always present and no view builds an error dict by hand.
+Every refusal in the request path raises one of these; ``RelayError.content``
+is the one place that turns them into bytes on the wire (``error_response``
+wraps them for Django views), so all four keys of the envelope are always
+present and no view builds an error dict by hand.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class RelayError(Exception):
                 "code": self.code,
             }
         }
+
+    def content(self) -> bytes:
+        """The envelope as sent: relay/embeddings_route.py writes these bytes
+        itself, every other path through ``error_response``."""
+        return orjson.dumps(self.body())
 
 
 class InvalidRequest(RelayError):
@@ -149,9 +155,7 @@ class ServiceUnavailable(RelayError):
 
 
 def error_response(error: RelayError) -> HttpResponse:
-    response = HttpResponse(
-        orjson.dumps(error.body()), status=error.status, content_type="application/json"
-    )
+    response = HttpResponse(error.content(), status=error.status, content_type="application/json")
     for name, value in error.headers.items():
         response[name] = value
     return response

@@ -30,6 +30,21 @@ def _json(payload: dict) -> HttpResponse:
     return HttpResponse(orjson.dumps(payload), content_type="application/json")
 
 
+def relay_error(exc: Exception, path: str) -> tuple[RelayError, str]:
+    """The error to answer ``exc`` with, and the error code its log line gets.
+
+    Called from the ``except`` block of both routes to a view's answer (RelayView
+    below and relay/embeddings_route.py): anything but a RelayError is a bug,
+    logged here with its traceback and answered as OpenAI's 500, never as the
+    traceback itself.
+    """
+    if isinstance(exc, RelayError):
+        return exc, exc.code or exc.type
+    log.exception("unhandled error on %s", path)
+    error = ServerError("The relay had an internal error while processing your request.")
+    return error, "server_error"
+
+
 class RelayView(APIView):
     """An async DRF view that answers every failure in OpenAI's envelope.
 
@@ -57,21 +72,20 @@ class RelayView(APIView):
             if request.method.lower() not in self.http_method_names or handler is None:
                 raise MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}.")
             response = await handler(request, *args, **kwargs)
-        except RelayError as error:
+        except Exception as exc:
+            error, error_code = relay_error(exc, request.path)
             response = error_response(error)
-            error_code = error.code or error.type
-        except Exception:
-            log.exception("unhandled error on %s", request.path)
-            response = error_response(
-                ServerError("The relay had an internal error while processing your request.")
-            )
-            error_code = "server_error"
         if self.trace is not None:
             self.trace.finish(response.status_code, error_code)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
 
 
+# Under relay/asgi.py a POST never gets here: relay/embeddings_route.py answers
+# it straight from ASGI, the same way. This view answers the other methods (405,
+# in the envelope) and POST under any other server (WSGI, runserver), and its
+# Allow and Vary headers are the ones both routes send. (A comment, not a
+# docstring: DRF would show a docstring to clients as the view's description.)
 class EmbeddingsView(RelayView):
     traced = True
 
