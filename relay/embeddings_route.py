@@ -48,7 +48,7 @@ async def serve(scope, receive, send) -> None:
     authorization, forwarded_for = _request_headers(scope)
     client = scope.get("client")
     trace = Trace(request_id=new_request_id())
-    error_code = None
+    served, error_code = None, None
     # Only Exception: a cancellation (the server giving up on the client) must
     # reach the pipeline's own cleanup and go on up, unanswered.
     try:
@@ -62,8 +62,14 @@ async def serve(scope, receive, send) -> None:
     except Exception as exc:
         error, error_code = relay_error(exc, scope["path"])
         status, content, headers = error.status, error.content(), error.headers
-    trace.finish(status, error_code)
-    await respond(send, status, content, headers, trace.request_id)
+    try:
+        await respond(send, status, content, headers, trace.request_id)
+    finally:
+        # After the answer is on its way: the client does not wait for the
+        # settle's round trip to Redis (already sent), nor for the log line.
+        trace.finish(status, error_code)
+        if served is not None:
+            await served.settled
 
 
 def _request_headers(scope) -> tuple[str | None, str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -86,11 +87,22 @@ class Entry:
     slot_keys: tuple[str, ...]
     slot_id: str
 
-    async def settle(self, event: UsageEvent) -> None:
-        """Spend the billed cost, queue the usage event, free the slots."""
+    def settle(self, event: UsageEvent) -> Awaitable[None]:
+        """Spend the billed cost, queue the usage event, free the slots.
+
+        The script is written to Redis before this returns; the caller sends
+        the response, then awaits the result. The client does not wait for
+        that round trip, yet cannot get ahead of it: the slots are free
+        before it can hear back (Redis runs commands in the order they
+        reach it), and a settle that failed is billed into PostgreSQL all
+        the same."""
         keys, args = money.settle_args(self.hold, event)
+        sent = connections.lua().send(_SETTLE, [*keys, *self.slot_keys], [*args, self.slot_id])
+        return self._settled(sent, event)
+
+    async def _settled(self, sent: Awaitable, event: UsageEvent) -> None:
         try:
-            await connections.lua().run(_SETTLE, [*keys, *self.slot_keys], [*args, self.slot_id])
+            await sent
             metrics.USAGE_QUEUED.inc()
         except limits.REDIS_FAILURES:
             # The slots expire after RELAY_INFLIGHT_SLOT_TTL_S.

@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 
 import hiredis
 from redis import exceptions as redis_errors
@@ -48,10 +49,31 @@ class LuaClient:
     async def run(self, script: Script, keys, args):
         """EVALSHA, or EVAL when Redis does not know the script yet (after a
         restart or SCRIPT FLUSH); EVAL loads it for the next calls."""
+        return await self.send(script, keys, args)
+
+    def send(self, script: Script, keys, args) -> Awaitable:
+        """``run``, with the command written before this returns when the
+        connection is open: Redis will run it before any command sent after
+        it, even one sent by another process once it has heard of this one
+        (relay/gate.py relies on that to answer before the settle's reply)."""
         connection = self._connection
         if connection is None or connection.closed:
-            connection = await self._connect()
-        reply = await connection.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+            return self._connect_and_run(script, keys, args)
+        try:
+            sent = connection.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis_errors.ConnectionError as error:
+            return _raise(error)
+        return self._reply(connection, sent, script, keys, args)
+
+    async def _connect_and_run(self, script: Script, keys, args):
+        connection = await self._connect()
+        return await self._reply(
+            connection, connection.call(b"EVALSHA", script.sha, len(keys), *keys, *args),
+            script, keys, args,
+        )
+
+    async def _reply(self, connection: _Connection, sent: asyncio.Future, script, keys, args):
+        reply = await sent
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             reply = await connection.call(b"EVAL", script.text, len(keys), *keys, *args)
         if isinstance(reply, hiredis.ReplyError):
@@ -157,6 +179,10 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
             if not future.done():
                 future.set_exception(type(error)(*error.args))
+
+
+async def _raise(error: Exception):
+    raise error
 
 
 def _pack(args) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 class Served:
     body: bytes
     headers: dict[str, str]
+    # The settle, already sent to Redis: await it once the response is sent
+    # (relay/gate.py: Entry.settle).
+    settled: Awaitable[None]
 
 
 async def embed(
@@ -62,8 +66,10 @@ async def embed(
         event = _event(trace, key, route, request, None, "", 0, "counted", failed=True)
         await entry.cancel(event if isinstance(failure, UpstreamFailed) else None)
         raise
-    await entry.settle(_event(trace, key, route, request, channel, served_model, tokens, source))
-    return Served(body=reply, headers=entry.headers)
+    settled = entry.settle(
+        _event(trace, key, route, request, channel, served_model, tokens, source)
+    )
+    return Served(body=reply, headers=entry.headers, settled=settled)
 
 
 async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRoute]:

@@ -98,6 +98,7 @@ class EmbeddingsView(RelayView):
             client_ip=limits.client_ip(request.META),
             trace=self.trace,
         )
+        await served.settled
         response = HttpResponse(served.body, content_type="application/json")
         for name, value in served.headers.items():
             response[name] = value

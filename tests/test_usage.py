@@ -357,7 +357,10 @@ def test_a_usage_event_goes_straight_to_the_database_when_redis_is_down(issued, 
 
     entered = gate.Entry(headers={}, hold=placed, slot_keys=(), slot_id="")
 
-    asyncio.run(entered.settle(event))
+    async def settle():
+        await entered.settle(event)
+
+    asyncio.run(settle())
 
     [record] = records(request_id="req_redis_down_0001")
     assert record.tokens == 42
