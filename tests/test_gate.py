@@ -13,6 +13,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from accounts.models import ApiKey
 from billing import live, live_sync
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, FIELD_CHARGE
@@ -20,7 +21,7 @@ from relay import auth, connections, gate
 from relay.catalog import GroupRoutes, ModelRoute
 from relay.errors import InsufficientQuota, RateLimited
 from relay.validation import EmbeddingRequest
-from tests.conftest import SMALL, SMALL_PRICE_NANOS, usage_event
+from tests.conftest import SMALL, SMALL_PRICE_NANOS, embed, usage_event, uses_live_relay
 from tests.test_money import HELLO, HELLO_COST, funded_key
 
 server = pytest.mark.django_db(transaction=True)
@@ -172,3 +173,17 @@ def test_a_request_cancelled_while_entering_leaves_nothing_held(group):
     assert sync_redis().zcard(live.HOLDS) == 0
     assert sync_redis().zcard(f"rl:k:{api_key.pk}:slots") == 0
     assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, 0)
+
+
+@uses_live_relay
+def test_a_client_with_one_slot_never_finds_it_still_taken_by_its_last_request(
+    relay, tenant, group, channel
+):
+    """The answer goes out before the settle's reply comes back, but after
+    the settle (which frees the slot) is on its way to Redis: a client that
+    sends its next request the moment it has an answer is never refused."""
+    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="one-slot",
+                                limit_concurrency=1)
+    statuses = [embed(relay, secret, {"model": SMALL, "input": "next"}).status_code
+                for _ in range(60)]
+    assert statuses == [200] * 60
