@@ -60,6 +60,11 @@ class RelayView(APIView):
     # Views whose requests are logged one line each and counted in metrics.
     traced = False
 
+    async def options(self, request, *args, **kwargs):
+        # DRF's own is synchronous (awaited here it failed with a 500): the
+        # answer is the Allow header, which finalize_response adds.
+        return HttpResponse(status=204)
+
     async def async_dispatch(self, request, *args, **kwargs):
         self.args, self.kwargs = args, kwargs
         request = self.initialize_request(request, *args, **kwargs)

@@ -230,3 +230,11 @@ def test_a_wrong_method_still_gets_the_views_405(relay, secret):
     assert refused.headers["allow"] == "POST, OPTIONS"
     assert REQUEST_ID.fullmatch(refused.headers["x-request-id"])
     assert refused.json()["error"]["message"] == "Method GET is not allowed on /v1/embeddings/."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_options_answers_the_allowed_methods(relay):
+    answer = relay.options("/v1/embeddings")
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == "POST, OPTIONS"
+    assert REQUEST_ID.fullmatch(answer.headers["x-request-id"])
