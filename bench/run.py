@@ -54,6 +54,7 @@ from bench.targets import (
     relay,
     start_fake_upstream,
 )
+from relay.devstack import ensure_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -236,6 +237,8 @@ def describe(result: dict) -> str:
 
 
 def main() -> int:
+    if not wrk.executable():
+        ensure_debian_package("wrk", "wrk", "the benchmark")
     if not wrk.executable():
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2

@@ -276,19 +276,20 @@ def run() -> int:
 CHROMIUM = "/usr/bin/chromium"
 
 
-def ensure_chromium() -> None:
-    """The browser tests drive Debian's Chromium (Playwright's own browser
-    download cannot work offline). Installed once, when apt is at hand."""
-    if Path(CHROMIUM).exists() or not shutil.which("apt-get") or os.geteuid() != 0:
+def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
+    """Install a Debian package the tests or the benchmark drive (Debian's
+    Chromium: Playwright's own browser download cannot work offline; wrk),
+    once, when apt is at hand and we may use it."""
+    if shutil.which(executable) or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    print("installing Debian's chromium for the browser tests ...", flush=True)
+    print(f"installing Debian's {package} for {purpose} ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=False)
 
 
 def test(pytest_args: list[str]) -> int:
-    ensure_chromium()
+    ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir) as env:
