@@ -123,6 +123,9 @@ def logged(caplog, answer: Answer) -> tuple[int, str]:
     return line.status, line.error_code
 
 
+# The Django handler ends each request by checking the thread's database
+# connection (request_finished): these tests may touch it.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("authorization", "error_code"), REFUSALS.values(), ids=REFUSALS.keys())
 def test_a_refusal_is_the_one_the_django_view_gives(caplog, authorization, error_code):
     with caplog.at_level(logging.INFO, logger="relay.requests"):
@@ -133,6 +136,7 @@ def test_a_refusal_is_the_one_the_django_view_gives(caplog, authorization, error
     assert logged(caplog, direct) == logged(caplog, through_django) == (401, error_code)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_bug_is_a_500_in_the_envelope_and_its_traceback_only_in_the_log(monkeypatch, caplog):
     async def broken(**kwargs):
         raise RuntimeError("a bug, with sk-secret-in-its-message")
