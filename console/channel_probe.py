@@ -45,16 +45,7 @@ class ProbeResult:
 
 
 def _route(channel: Channel, model: str, upstream_model: str) -> ChannelRoute:
-    return ChannelRoute(
-        channel_id=channel.pk,
-        name=channel.name,
-        kind=channel.kind,
-        base_url=channel.base_url.rstrip("/"),
-        credential=channel.credential,
-        priority=channel.priority,
-        weight=channel.weight,
-        upstream_model=upstream_model or model,
-    )
+    return ChannelRoute.of(channel, upstream_model or model)
 
 
 def _scrub(text: str, credential: str) -> str:

@@ -36,6 +36,20 @@ class ChannelRoute:
     def __repr__(self) -> str:  # never let the credential reach a log line
         return f"ChannelRoute({self.name!r}, {self.kind}, priority={self.priority})"
 
+    @classmethod
+    def of(cls, channel: Channel, upstream_model: str) -> ChannelRoute:
+        """The route through ``channel``, asking it for ``upstream_model``."""
+        return cls(
+            channel_id=channel.pk,
+            name=channel.name,
+            kind=channel.kind,
+            base_url=channel.base_url.rstrip("/"),
+            credential=channel.credential,
+            priority=channel.priority,
+            weight=channel.weight,
+            upstream_model=upstream_model,
+        )
+
 
 @dataclass(frozen=True)
 class ModelRoute:
@@ -67,16 +81,7 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
     for channel in channels:
         for channel_model in channel.models.all():
             served_by.setdefault(channel_model.model, []).append(
-                ChannelRoute(
-                    channel_id=channel.pk,
-                    name=channel.name,
-                    kind=channel.kind,
-                    base_url=channel.base_url.rstrip("/"),
-                    credential=channel.credential,
-                    priority=channel.priority,
-                    weight=channel.weight,
-                    upstream_model=channel_model.served_as,
-                )
+                ChannelRoute.of(channel, channel_model.served_as)
             )
     models: dict[str, ModelRoute] = {}
     for group_model in group.models.all():

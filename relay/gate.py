@@ -21,7 +21,6 @@ spent, and otherwise the request is refused with 503.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -111,13 +110,8 @@ class Entry:
     async def cancel(self, failed_event: UsageEvent | None = None) -> None:
         """Give the hold and the slots back; note a failed request (cost 0)
         for the channels' error rates."""
-        try:
-            await self._cancel(failed_event)
-        except asyncio.CancelledError:
-            # Cancelled again while cancelling: finish in the background
-            # (releasing twice is harmless: the hold is gone from the set).
-            limits.in_background(self._cancel(failed_event))
-            raise
+        # Releasing twice is harmless: the second finds the hold gone.
+        await limits.even_if_cancelled(lambda: self._cancel(failed_event))
 
     async def _cancel(self, failed_event: UsageEvent | None) -> None:
         event = failed_event.encode() if failed_event is not None else ""
@@ -156,8 +150,9 @@ async def enter(
     entry = Entry({}, hold, plan.slot_keys, plan.slot_id)
     for _attempt in range(3):
         try:
-            reply = await _run_to_completion(
-                entry, keys=[*plan.keys, *hold.keys], args=[*plan.args, *hold_args]
+            reply = await limits.to_completion(
+                connections.lua().run(_ENTER, [*plan.keys, *hold.keys], [*plan.args, *hold_args]),
+                give_back=lambda taken: entry._cancel(None) if taken[0] == money.HELD else None,
             )
         except limits.REDIS_FAILURES as failure:
             log.error("Redis unreachable (%s): refusing the request, as money checks fail "
@@ -178,20 +173,3 @@ async def enter(
             return entry
         await money.load_missing(held, key)
     raise money.unavailable()
-
-
-async def _run_to_completion(entry: Entry, *, keys: list, args: list):
-    """The enter script, run to its end even if the request is cancelled
-    meanwhile (client gone): what it took is then given back, not left to
-    expire."""
-    call = asyncio.ensure_future(connections.lua().run(_ENTER, keys, args))
-    try:
-        return await asyncio.shield(call)
-    except asyncio.CancelledError:
-
-        def cancel_if_entered(done: asyncio.Future) -> None:
-            if not done.cancelled() and done.exception() is None and done.result()[0] == money.HELD:
-                limits.in_background(entry._cancel(None))
-
-        call.add_done_callback(cancel_if_entered)
-        raise

@@ -27,9 +27,9 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from redis.commands.core import AsyncScript
@@ -150,13 +150,10 @@ class _RedisSlot:
         self.client, self.script, self.keys, self.slot_id = client, script, keys, slot_id
 
     async def release(self) -> None:
-        try:
-            await _release_in_redis(self.client, self.script, self.keys, self.slot_id)
-        except asyncio.CancelledError:
-            # Cancelled again while releasing: finish in the background. ZREM
-            # is idempotent, so releasing twice is harmless.
-            in_background(_release_in_redis(self.client, self.script, self.keys, self.slot_id))
-            raise
+        # ZREM is idempotent, so releasing twice is harmless.
+        await even_if_cancelled(
+            lambda: _release_in_redis(self.client, self.script, self.keys, self.slot_id)
+        )
 
 
 async def _release_in_redis(client, script: AsyncScript, keys, slot_id: str) -> None:
@@ -222,6 +219,37 @@ def in_background(coroutine: Coroutine) -> None:
     task = asyncio.ensure_future(coroutine)
     _background.add(task)  # a task nobody references can be collected mid-flight
     task.add_done_callback(_background.discard)
+
+
+async def even_if_cancelled(step: Callable[[], Coroutine]) -> None:
+    """Await ``step()``. Cancelled meanwhile (cancelled again, while cleaning
+    up), run it once more in the background and let the cancellation go on:
+    the steps given here are harmless to repeat."""
+    try:
+        await step()
+    except asyncio.CancelledError:
+        in_background(step())
+        raise
+
+
+async def to_completion(call: Coroutine, *, give_back: Callable[[Any], Coroutine | None]):
+    """Await a Redis step to its end even if the request is cancelled
+    meanwhile (client gone): what it took is then given back in the
+    background, not left to expire. ``give_back`` gets the step's reply and
+    returns the coroutine that gives back what it took, or None."""
+    running = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+
+        def give_back_if_taken(done: asyncio.Future) -> None:
+            if not done.cancelled() and done.exception() is None:
+                undo = give_back(done.result())
+                if undo is not None:
+                    in_background(undo)
+
+        running.add_done_callback(give_back_if_taken)
+        raise
 
 
 def check_address(key: KeyContext, client_ip: str) -> None:
@@ -299,7 +327,12 @@ async def admit(
         return _admit_locally(plan, model=model, tokens=tokens)
     try:
         if plan.slot_keys:
-            reply = await _admit_shielded(client, scripts, plan)
+            reply = await to_completion(
+                scripts.admit(keys=plan.keys, args=plan.args, client=client),
+                give_back=lambda taken: _release_in_redis(
+                    client, scripts.release, plan.slot_keys, plan.slot_id
+                ) if taken[0] == 0 else None,
+            )
         else:
             reply = await scripts.admit(keys=plan.keys, args=plan.args, client=client)
     except REDIS_FAILURES as failure:
@@ -315,25 +348,6 @@ def redis_failed(client, failure: BaseException) -> None:
     """Note that Redis failed: go straight to the fallback for a while."""
     _scripts_for(client).down_until = time.monotonic() + _REDIS_RETRY_S
     _fallback.failed(failure)
-
-
-async def _admit_shielded(client, scripts: _Scripts, plan: Plan):
-    """The admission call, run to completion even if the request is cancelled
-    meanwhile (client gone): a slot it took is then released, not left to
-    expire."""
-    call = asyncio.ensure_future(scripts.admit(keys=plan.keys, args=plan.args, client=client))
-    try:
-        return await asyncio.shield(call)
-    except asyncio.CancelledError:
-
-        def release_if_taken(done: asyncio.Future) -> None:
-            if not done.cancelled() and done.exception() is None and done.result()[0] == 0:
-                in_background(
-                    _release_in_redis(client, scripts.release, plan.slot_keys, plan.slot_id)
-                )
-
-        call.add_done_callback(release_if_taken)
-        raise
 
 
 def _admit_locally(plan: Plan, *, model: str, tokens: int) -> Admission:

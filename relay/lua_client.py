@@ -66,11 +66,8 @@ class LuaClient:
         return self._reply(connection, sent, script, keys, args)
 
     async def _connect_and_run(self, script: Script, keys, args):
-        connection = await self._connect()
-        return await self._reply(
-            connection, connection.call(b"EVALSHA", script.sha, len(keys), *keys, *args),
-            script, keys, args,
-        )
+        await self._connect()
+        return await self.send(script, keys, args)
 
     async def _reply(self, connection: _Connection, sent: asyncio.Future, script, keys, args):
         reply = await sent

@@ -17,11 +17,12 @@ from accounts.models import ApiKey
 from billing import live, live_sync
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, FIELD_CHARGE
-from relay import auth, connections, gate
+from relay import auth, gate
 from relay.catalog import GroupRoutes, ModelRoute
 from relay.errors import InsufficientQuota, RateLimited
 from relay.validation import EmbeddingRequest
 from tests.conftest import SMALL, SMALL_PRICE_NANOS, embed, usage_event, uses_live_relay
+from tests.test_limits import run
 from tests.test_money import HELLO, HELLO_COST, funded_key
 
 server = pytest.mark.django_db(transaction=True)
@@ -37,16 +38,6 @@ def routes(*, rpm=None, concurrency=None) -> GroupRoutes:
 
 def sync_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await coroutine
-        finally:
-            await connections.redis().aclose()
-
-    return asyncio.run(main())
 
 
 async def outcome(key, group_routes, request_id: str):
