@@ -48,7 +48,6 @@ async def serve(scope, receive, send) -> None:
     authorization, forwarded_for = _request_headers(scope)
     client = scope.get("client")
     trace = Trace(request_id=new_request_id())
-    served, error_code = None, None
     # Only Exception: a cancellation (the server giving up on the client) must
     # reach the pipeline's own cleanup and go on up, unanswered.
     try:
@@ -58,18 +57,48 @@ async def serve(scope, receive, send) -> None:
             client_ip=addresses.client_address(client[0] if client else "", forwarded_for),
             trace=trace,
         )
-        status, content, headers = 200, served.body, served.headers
     except Exception as exc:
         error, error_code = relay_error(exc, scope["path"])
-        status, content, headers = error.status, error.content(), error.headers
+        try:
+            await respond(send, error.status, error.content(), error.headers, trace.request_id)
+        finally:
+            trace.finish(error.status, error_code)
+        return
+    if served.streamed is not None:
+        await pass_on(send, served, trace, scope["path"])
+        return
     try:
-        await respond(send, status, content, headers, trace.request_id)
+        await respond(send, 200, served.body, served.headers, trace.request_id)
     finally:
         # After the answer is on its way: the client does not wait for the
         # settle's round trip to Redis (already sent), nor for the log line.
-        trace.finish(status, error_code)
-        if served is not None:
-            await served.settled
+        # Nor is the answer kept meanwhile: under load, hundreds of answers
+        # per process waited there.
+        trace.finish(200)
+        settled, served = served.settled, None
+        await settled
+
+
+async def pass_on(send, served: pipeline.Served, trace: Trace, path: str) -> None:
+    """Send an answer as it arrives (chunked: its length is known only at
+    the end). If the upstream fails midway, the response is left unfinished
+    and the server cuts the connection: the client sees a failed request,
+    never a truncated answer that looks whole."""
+    streamed = served.streamed
+    try:
+        await send(_start(200, served.headers, trace.request_id))
+        async for piece in streamed:
+            # ``settled`` is set as the last piece is handed over.
+            more = streamed.settled is None
+            await send({"type": "http.response.body", "body": piece, "more_body": more})
+    except Exception as exc:
+        error, error_code = relay_error(exc, path)
+        trace.finish(error.status, error_code)
+        return
+    finally:
+        await streamed.aclose()
+    trace.finish(200)
+    await streamed.settled
 
 
 def _request_headers(scope) -> tuple[str | None, str]:
@@ -91,15 +120,24 @@ async def respond(
 ) -> None:
     """One start and one body message, with a Content-Length: the body is
     whole already, so neither Django's 64 KiB slices nor chunked encoding."""
-    await send({
+    await send(_start(status, headers, request_id, content_length=len(content)))
+    await send({"type": "http.response.body", "body": content})
+
+
+def _start(
+    status: int, headers: dict[str, str], request_id: str, *, content_length: int | None = None
+) -> dict:
+    length = [] if content_length is None else [
+        (b"Content-Length", str(content_length).encode("ascii"))
+    ]
+    return {
         "type": "http.response.start",
         "status": status,
         "headers": [
             (b"Content-Type", b"application/json"),
-            (b"Content-Length", str(len(content)).encode("ascii")),
+            *length,
             *((name.encode("latin1"), value.encode("latin1")) for name, value in headers.items()),
             *VIEW_HEADERS,
             (b"x-request-id", request_id.encode("ascii")),
         ],
-    })
-    await send({"type": "http.response.body", "body": content})
+    }

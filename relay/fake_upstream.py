@@ -12,6 +12,8 @@ URL, so one server can stand in for many upstreams:
     /x/floats/v1/...        ignores encoding_format (floats only)
     /x/name=foo/v1/...      reports model "foo"
     /x/key=sk-x/v1/...      requires this credential (401 otherwise)
+    /x/lead/v1/...          puts model and usage before data (as Jina does)
+    /x/cut=1000/v1/...      hangs up after 1,000 bytes of its answer
 
 ``GET /_stats`` returns per-route counters (requests, peak concurrency, the
 last body and Authorization seen); ``POST /_reset`` clears them.
@@ -114,9 +116,21 @@ class FakeUpstream:
             latency_ms = float(options.get("latency", self.latency_ms))
             if latency_ms:
                 await asyncio.sleep(latency_ms / 1000)
-            return self.answer(body, options, stats, request)
+            response = self.answer(body, options, stats, request)
+            if "cut" in options and response.status == 200:
+                return await self.cut_short(request, response.body, int(options["cut"]))
+            return response
         finally:
             stats["in_flight"] -= 1
+
+    async def cut_short(self, request: web.Request, answer: bytes, sent: int) -> web.Response:
+        """Promise the whole answer, send its first ``sent`` bytes, hang up."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(answer)
+        await response.prepare(request)
+        await response.write(answer[:sent])
+        request.transport.close()
+        return response
 
     def answer(self, body: bytes, options: dict, stats: dict, request: web.Request) -> web.Response:
         if "status" in options:
@@ -149,22 +163,25 @@ class FakeUpstream:
             % (index, encoded(text, dimensions, as_base64))
             for index, text in enumerate(texts)
         )
-        reported = options.get("name", model)
-        out = b'{"object":"list","data":[' + data + b'],"model":' + orjson.dumps(reported)
+        fields = b'"model":' + orjson.dumps(options.get("name", model))
         usage = options.get("usage")
         if usage == "none":
             pass
         elif usage == "total":
-            out += b',"usage":{"total_tokens":%d}' % prompt_tokens
+            fields += b',"usage":{"total_tokens":%d}' % prompt_tokens
         elif usage == "zero":
-            out += b',"usage":{"prompt_tokens":0,"total_tokens":0}'
+            fields += b',"usage":{"prompt_tokens":0,"total_tokens":0}'
         else:
             reported_tokens = int(usage) if usage else prompt_tokens
-            out += b',"usage":{"prompt_tokens":%d,"total_tokens":%d}' % (
+            fields += b',"usage":{"prompt_tokens":%d,"total_tokens":%d}' % (
                 reported_tokens,
                 reported_tokens,
             )
-        return web.Response(body=out + b"}", content_type="application/json")
+        if "lead" in options:
+            out = b'{' + fields + b',"object":"list","data":[' + data + b"]}"
+        else:
+            out = b'{"object":"list","data":[' + data + b"]," + fields + b"}"
+        return web.Response(body=out, content_type="application/json")
 
 
 def serve(port: int, latency_ms: float, host: str = "127.0.0.1") -> None:

@@ -47,6 +47,10 @@ HOLDS = Counter(
     "Balance holds by result (held, insufficient_quota, key_quota, unavailable).",
     ["result"],
 )
+ANSWER_BUDGET_WAITS = Counter(
+    "relay_answer_budget_waits_total",
+    "Requests that waited for room in their process's answer budget (overload).",
+)
 USAGE_QUEUED = Counter("relay_usage_events_queued_total", "Usage events handed to the workers.")
 # Written by the workers (billing may not import relay, so they live there).
 from billing.metrics import USAGE_LAG, USAGE_WRITTEN  # noqa: E402, F401

@@ -142,6 +142,24 @@ def with_model(body: bytes, model: str) -> bytes:
     return body[:end] + b',"model":' + value + body[end:]
 
 
+def streamable(first: bytes, *, wants_base64: bool) -> bool:
+    """Whether an answer that starts with ``first`` may be passed on before
+    its end arrives: only the fields after its vectors may need reading or
+    rewriting (OpenAI's order: ``data``, then ``model`` and ``usage``; some
+    providers lead with ``model`` and ``usage``), and its vectors are
+    already in the client's encoding."""
+    colon = _key_colon(first, b'"data"', last=False)
+    if colon < 0 or not first[colon + 1 : colon + 64].lstrip().startswith(b"["):
+        return False
+    head = first[:colon]
+    if _key_colon(head, _MODEL, last=False) >= 0 or _key_colon(head, _USAGE, last=False) >= 0:
+        return False
+    if wants_base64:
+        embedding = _key_colon(first, b'"embedding"', last=False)
+        return embedding >= 0 and first[embedding + 1 : embedding + 64].lstrip()[:1] == b'"'
+    return True
+
+
 def is_float_encoded(body: bytes) -> bool:
     """Whether the first embedding is a JSON array (not a base64 string)."""
     colon = _key_colon(body, b'"embedding"', last=False)

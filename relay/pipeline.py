@@ -17,10 +17,21 @@ from django.conf import settings
 
 from billing.models import UsageRecord
 from billing.usage_events import UsageEvent
-from relay import auth, catalog, gate, metrics, passthrough, routing, upstream, validation
+from relay import (
+    answer_budget,
+    auth,
+    catalog,
+    gate,
+    metrics,
+    passthrough,
+    routing,
+    upstream,
+    validation,
+)
 from relay.auth import KeyContext
 from relay.catalog import ChannelRoute, GroupRoutes, ModelRoute
 from relay.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
+from relay.streaming import Streamed
 from relay.trace import Trace
 from relay.validation import EmbeddingRequest
 
@@ -29,11 +40,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Served:
-    body: bytes
     headers: dict[str, str]
-    # The settle, already sent to Redis: await it once the response is sent
-    # (relay/gate.py: Entry.settle).
-    settled: Awaitable[None]
+    # The answer whole, with its settle already sent to Redis: await
+    # ``settled`` once the response is sent (relay/gate.py: Entry.settle)...
+    body: bytes = b""
+    settled: Awaitable[None] | None = None
+    # ...or, for an answer too big to hold whole, the answer as it arrives.
+    streamed: Streamed | None = None
 
 
 async def embed(
@@ -51,25 +64,60 @@ async def embed(
         key=key, routes=routes, route=route, request=request, client_ip=client_ip,
         request_id=trace.request_id,
     )
+    outcome = Outcome(trace, key, route, request, entry)
+    budget, share = answer_budget.budget(), 0
     try:
+        share = await budget.take(answer_budget.share(request))
         reply, channel = await forward(route, request, trace)
-        tokens, source, reply = settle_usage(reply, request)
-        trace.tokens = tokens
-        served_model = passthrough.read_model(reply) or channel.upstream_model
-        if served_model != request.model:
-            reply = passthrough.with_model(reply, request.model)
-        if request.wants_base64 and passthrough.is_float_encoded(reply):
-            reply = passthrough.to_base64(reply)
+        if reply.rest is not None:
+            return Served(entry.headers, streamed=Streamed(reply, channel, outcome,
+                                                           lambda: budget.give(share)))
+        answer, event = outcome.finish(reply.body, channel)
+        if request.wants_base64 and passthrough.is_float_encoded(answer):
+            answer = passthrough.to_base64(answer)
     except BaseException as failure:
         # Failed or cancelled (client went away): the hold is released and
         # the request costs nothing.
-        event = _event(trace, key, route, request, None, "", 0, "counted", failed=True)
-        await entry.cancel(event if isinstance(failure, UpstreamFailed) else None)
+        budget.give(share)
+        await outcome.fail(failure)
         raise
-    settled = entry.settle(
-        _event(trace, key, route, request, channel, served_model, tokens, source)
-    )
-    return Served(body=reply, headers=entry.headers, settled=settled)
+    # The answer goes to the client's socket as soon as this returns.
+    budget.give(share)
+    return Served(entry.headers, body=answer, settled=entry.settle(event))
+
+
+@dataclass
+class Outcome:
+    """How a request let through ends: settled from its answer, or failed."""
+
+    trace: Trace
+    key: KeyContext
+    route: ModelRoute
+    request: EmbeddingRequest
+    entry: gate.Entry
+
+    def finish(self, answer: bytes, channel: ChannelRoute) -> tuple[bytes, UsageEvent]:
+        """The answer as the client gets it (usage filled in, the model it
+        asked for) and its usage event. ``answer`` may be the tail of a
+        streamed answer: everything read or changed here is in it."""
+        request = self.request
+        tokens, source, answer = settle_usage(answer, request)
+        self.trace.tokens = tokens
+        served_model = passthrough.read_model(answer) or channel.upstream_model
+        if served_model != request.model:
+            answer = passthrough.with_model(answer, request.model)
+        event = _event(self.trace, self.key, self.route, request, channel, served_model,
+                       tokens, source)
+        return answer, event
+
+    async def fail(self, failure: BaseException | None) -> None:
+        """Release the hold; note a request no channel served (cost 0) for
+        the channels' error rates."""
+        event = None
+        if isinstance(failure, UpstreamFailed):
+            event = _event(self.trace, self.key, self.route, self.request, None, "", 0,
+                           "counted", failed=True)
+        await self.entry.cancel(event)
 
 
 async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRoute]:
@@ -82,8 +130,12 @@ async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRo
 
 async def forward(
     route: ModelRoute, request: EmbeddingRequest, trace: Trace
-) -> tuple[bytes, ChannelRoute]:
-    """Try channels until one answers; a channel that failed is not tried again."""
+) -> tuple[upstream.Reply, ChannelRoute]:
+    """Try channels until one answers; a channel that failed is not tried again.
+
+    A big answer comes back with its rest unread, to be passed on as it
+    arrives, unless it must be read whole first: its fields before the
+    vectors name the model or usage, or its floats are to become base64."""
     if not route.channels:
         raise ServiceUnavailable(
             f"No upstream channel is available for `{route.model}` right now. Please retry later."
@@ -98,6 +150,10 @@ async def forward(
         called = time.perf_counter()
         try:
             reply = await upstream.call(channel, request)
+            if reply.rest is not None and not passthrough.streamable(
+                reply.body, wants_base64=request.wants_base64
+            ):
+                reply = await reply.whole()
         except upstream.ChannelFailed as failure:
             log.warning("channel %s failed: %s", channel.name, failure.reason)
             metrics.UPSTREAM_ERRORS.labels(channel=channel.name, reason=failure.kind).inc()

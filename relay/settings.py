@@ -153,6 +153,16 @@ CURRENCY = env_str("CURRENCY", "USD")
 # Private/loopback/link-local ranges channels may reach (CIDRs, e.g. a local
 # model server); public addresses are always allowed, metadata never.
 RELAY_UPSTREAM_ALLOWED_NETWORKS = env_list("RELAY_UPSTREAM_ALLOWED_NETWORKS", [])
+# Answers larger than this (bytes) are passed to the client as they arrive
+# instead of being held whole: chunked, their last 16 KiB held back until the
+# upstream is done (relay/streaming.py). Smaller ones keep their
+# Content-Length and fail over if the upstream breaks off midway.
+RELAY_STREAM_FROM_BYTES = env_int("RELAY_STREAM_FROM_BYTES", 1024 * 1024, minimum=32 * 1024)
+# Bytes of upstream answers one web process lets in at once; past it,
+# requests wait their turn before calling the upstream (relay/answer_budget.py).
+RELAY_ANSWER_BUDGET_BYTES = env_int(
+    "RELAY_ANSWER_BUDGET_BYTES", 32 * 1024 * 1024, minimum=1024 * 1024
+)
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 # An in-flight slot left by a dead process frees itself after this; keep it above any request.

@@ -103,6 +103,14 @@ class EmbeddingsView(RelayView):
             client_ip=limits.client_ip(request.META),
             trace=self.trace,
         )
+        if served.streamed is not None:
+            # Off the ASGI route (WSGI, runserver) a big answer is gathered
+            # whole; a failure midway is then still answered in the envelope.
+            try:
+                served.body = b"".join([piece async for piece in served.streamed])
+            finally:
+                await served.streamed.aclose()
+            served.settled = served.streamed.settled
         await served.settled
         response = HttpResponse(served.body, content_type="application/json")
         for name, value in served.headers.items():

@@ -15,6 +15,10 @@ API_VERSION = "2024-10-21"
 
 
 class AzureProvider:
+    # Its answers are OpenAI's shape already (to_openai changes nothing), so
+    # big ones can be passed on as they arrive.
+    passes_through = True
+
     def build(self, route, request) -> UpstreamCall:
         payload = openai_payload(route.upstream_model, request)
         del payload["model"]  # the deployment in the URL chooses the model

@@ -27,6 +27,10 @@ class UpstreamCall:
 
 
 class Provider(Protocol):
+    # True when ``to_openai`` returns the body unchanged: the pipeline may then
+    # pass a big answer on as it arrives instead of reading it whole first.
+    passes_through: bool
+
     def build(self, route: ChannelRoute, request: EmbeddingRequest) -> UpstreamCall: ...
 
     def to_openai(self, body: bytes, request: EmbeddingRequest) -> bytes:

@@ -11,6 +11,10 @@ from relay.providers.base import UpstreamCall, openai_payload
 
 
 class OpenAIProvider:
+    # Its answers are OpenAI's shape already (to_openai changes nothing), so
+    # big ones can be passed on as they arrive.
+    passes_through = True
+
     def build(self, route, request) -> UpstreamCall:
         return UpstreamCall(
             url=f"{route.base_url}/embeddings",
