@@ -77,6 +77,15 @@ def pre_fork(server, worker):
     gc.freeze()
 
 
+def post_worker_init(worker):
+    # Memory a burst of big answers used goes back to the system afterwards.
+    from django.conf import settings
+
+    from relay import heap
+
+    heap.start_trimming(settings.RELAY_HEAP_TRIM_S)
+
+
 def child_exit(server, worker):
     # A dead worker's metric files are merged into the totals, not lost.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

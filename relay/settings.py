@@ -163,6 +163,9 @@ RELAY_STREAM_FROM_BYTES = env_int("RELAY_STREAM_FROM_BYTES", 1024 * 1024, minimu
 RELAY_ANSWER_BUDGET_BYTES = env_int(
     "RELAY_ANSWER_BUDGET_BYTES", 32 * 1024 * 1024, minimum=1024 * 1024
 )
+# How often a web process hands freed heap memory back to the system
+# (relay/heap.py); 0 turns it off.
+RELAY_HEAP_TRIM_S = env_float("RELAY_HEAP_TRIM_S", 5.0)
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 # An in-flight slot left by a dead process frees itself after this; keep it above any request.
