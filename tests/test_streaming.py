@@ -279,20 +279,24 @@ def direct(fake_upstream, body: dict) -> dict:
                       headers={"Authorization": "Bearer sk-direct"}).json()
 
 
+def big_answer(relay, key, group, fake_upstream, options: str) -> tuple[httpx.Response, dict]:
+    """BIG_BATCH through a channel with ``options``, and the upstream's own answer to it."""
+    make_channel(group, fake_upstream.base_url(options))
+    body = {"model": LARGE, "input": BIG_BATCH}
+    response = embed(relay, key, body)
+    assert response.status_code == 200, response.text
+    return response, direct(fake_upstream, body)
+
+
 @uses_live_relay
 def test_a_big_answer_is_passed_on_chunked_and_billed_once(relay, key, group, fake_upstream):
-    make_channel(group, fake_upstream.base_url())
-    body = {"model": LARGE, "input": BIG_BATCH}
+    response, expected = big_answer(relay, key, group, fake_upstream, "")
 
-    response = embed(relay, key, body)
-
-    assert response.status_code == 200, response.text
     assert response.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in response.headers
     assert response.headers["x-request-id"].startswith("req_")
     assert len(response.content) > 1024 * 1024
-    answer, expected = response.json(), direct(fake_upstream, body)
-    assert answer == expected  # same vectors, model and usage as the upstream's own
+    assert response.json() == expected  # same vectors, model and usage as the upstream's own
     [record] = wait_until(lambda: records(request_id=response.headers["x-request-id"]))
     assert record.status == UsageRecord.Status.SERVED
     assert record.tokens == expected["usage"]["prompt_tokens"]
@@ -303,14 +307,11 @@ def test_a_big_answer_is_passed_on_chunked_and_billed_once(relay, key, group, fa
 def test_a_streamed_answer_names_the_model_asked_for_and_carries_usage(
     relay, key, group, fake_upstream
 ):
-    make_channel(group, fake_upstream.base_url("name=upstream-own-name,usage=none"))
-    body = {"model": LARGE, "input": BIG_BATCH}
+    response, expected = big_answer(relay, key, group, fake_upstream,
+                                    "name=upstream-own-name,usage=none")
 
-    response = embed(relay, key, body)
-
-    assert response.status_code == 200, response.text
     assert response.headers["transfer-encoding"] == "chunked"
-    answer, expected = response.json(), direct(fake_upstream, body)
+    answer = response.json()
     assert answer["model"] == LARGE
     assert answer["usage"] == expected["usage"]  # our own count, the fake's count too
     assert answer["data"] == expected["data"]
@@ -360,14 +361,11 @@ def test_an_answer_that_breaks_off_before_anything_was_sent_fails_over(
 def test_an_answer_that_leads_with_model_and_usage_is_read_whole_and_renamed(
     relay, key, group, fake_upstream
 ):
-    make_channel(group, fake_upstream.base_url("lead,name=upstream-own-name"))
-    body = {"model": LARGE, "input": BIG_BATCH}
+    response, expected = big_answer(relay, key, group, fake_upstream,
+                                    "lead,name=upstream-own-name")
 
-    response = embed(relay, key, body)
-
-    assert response.status_code == 200, response.text
     assert response.headers["content-length"] == str(len(response.content))
-    answer, expected = response.json(), direct(fake_upstream, body)
+    answer = response.json()
     assert answer["model"] == LARGE
     assert answer["data"] == expected["data"]
     assert answer["usage"] == expected["usage"]
