@@ -136,10 +136,13 @@ def streamed(first: bytes, rest: FakeRest, outcome: FakeOutcome, budget: list[in
 
 
 async def pieces_of(answer: streaming.Streamed) -> list[bytes]:
+    """As the route takes them: every piece, then the settle's reply."""
     try:
-        return [piece async for piece in answer]
+        pieces = [piece async for piece in answer]
     finally:
         await answer.aclose()
+    await answer.settled
+    return pieces
 
 
 def split(body: bytes, cuts: list[int]) -> list[bytes]:
