@@ -70,8 +70,9 @@ async def embed(
         share = await budget.take(answer_budget.share(request))
         reply, channel = await forward(route, request, trace)
         if reply.rest is not None:
-            return Served(entry.headers, streamed=Streamed(reply, channel, outcome,
-                                                           lambda: budget.give(share)))
+            return Served(entry.headers, streamed=Streamed(
+                reply, channel, outcome, upstream_closed=lambda: budget.give(share)
+            ))
         answer, event = outcome.finish(reply.body, channel)
         if request.wants_base64 and passthrough.is_float_encoded(answer):
             answer = passthrough.to_base64(answer)
@@ -155,9 +156,7 @@ async def forward(
             ):
                 reply = await reply.whole()
         except upstream.ChannelFailed as failure:
-            log.warning("channel %s failed: %s", channel.name, failure.reason)
-            metrics.UPSTREAM_ERRORS.labels(channel=channel.name, reason=failure.kind).inc()
-            trace.failed_channel_ids.append(channel.channel_id)
+            trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
             continue
         finally:
             elapsed = time.perf_counter() - called

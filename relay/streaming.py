@@ -10,18 +10,15 @@ settles or fails the request through its ``Outcome``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from relay import metrics, upstream
+from relay import upstream
 from relay.catalog import ChannelRoute
 from relay.errors import UpstreamFailed
 
 if TYPE_CHECKING:
     from relay import pipeline
-
-log = logging.getLogger(__name__)
 
 
 class Streamed:
@@ -40,14 +37,16 @@ class Streamed:
     TAIL_BYTES = 16 * 1024
 
     def __init__(
-        self, reply: upstream.Reply, channel: ChannelRoute, outcome: pipeline.Outcome,
-        read_to_end: Callable[[], None],
+        self, reply: upstream.Reply, channel: ChannelRoute, outcome: pipeline.Outcome, *,
+        upstream_closed: Callable[[], None],
     ) -> None:
+        """``upstream_closed`` is called once, when the upstream's side is over
+        (read to its end, or given up)."""
         self._held = reply.body
         self._rest = reply.rest
         self._channel = channel
         self._outcome = outcome
-        self._read_to_end = read_to_end
+        self._upstream_closed = upstream_closed
         self._done = False
         self.settled: Awaitable[None] | None = None
 
@@ -65,9 +64,10 @@ class Streamed:
                 if not chunk:
                     return self._finish(held)
         except upstream.ChannelFailed as failure:
-            log.warning("channel %s failed mid-answer: %s", self._channel.name, failure.reason)
-            metrics.UPSTREAM_ERRORS.labels(channel=self._channel.name, reason=failure.kind).inc()
-            self._outcome.trace.failed_channel_ids.append(self._channel.channel_id)
+            channel = self._channel
+            self._outcome.trace.channel_failed(
+                channel.channel_id, channel.name, f"mid-answer: {failure.reason}", failure.kind
+            )
             broken = UpstreamFailed("The upstream provider failed while sending the answer.")
             await self._end(broken)
             raise broken from failure
@@ -106,4 +106,4 @@ class Streamed:
         self._outcome.trace.upstream_s += self._rest.waited_s
         self._rest.waited_s = 0.0
         self._rest.close()
-        self._read_to_end()
+        self._upstream_closed()

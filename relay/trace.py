@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from relay import metrics
 
 log = logging.getLogger("relay.requests")
+log_channels = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +28,13 @@ class Trace:
     failed_channel_ids: list[int] = field(default_factory=list)
     tokens: int = 0
     upstream_s: float = 0.0
+
+    def channel_failed(self, channel_id: int, channel_name: str, reason: str, kind: str) -> None:
+        """Note a channel that failed this request: logged, counted, and kept
+        for the channels' error rates (the usage event lists it)."""
+        log_channels.warning("channel %s failed: %s", channel_name, reason)
+        metrics.UPSTREAM_ERRORS.labels(channel=channel_name, reason=kind).inc()
+        self.failed_channel_ids.append(channel_id)
 
     def finish(self, status: int, error_code: str | None = None) -> None:
         total_s = time.perf_counter() - self.started

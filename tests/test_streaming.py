@@ -1,4 +1,4 @@
-"""Big answers passed on as they arrive (relay/pipeline.py: Streamed,
+"""Big answers passed on as they arrive (relay/streaming.py,
 relay/upstream.py, passthrough.streamable).
 
 The mechanics first, on bytes and fakes: the pieces sent add up to the
@@ -132,7 +132,7 @@ CHANNEL = ChannelRoute(channel_id=7, name="main", kind="openai", base_url="http:
 
 def streamed(first: bytes, rest: FakeRest, outcome: FakeOutcome, budget: list[int]):
     return streaming.Streamed(upstream.Reply(first, rest), CHANNEL, outcome,
-                             lambda: budget.append(1))
+                              upstream_closed=lambda: budget.append(1))
 
 
 async def pieces_of(answer: streaming.Streamed) -> list[bytes]:
