@@ -154,19 +154,19 @@ def streamable(first: bytes, *, wants_base64: bool) -> bool:
     head = first[:colon]
     if _key_colon(head, _MODEL, last=False) >= 0 or _key_colon(head, _USAGE, last=False) >= 0:
         return False
-    if wants_base64:
-        embedding = _key_colon(first, b'"embedding"', last=False)
-        return embedding >= 0 and first[embedding + 1 : embedding + 64].lstrip()[:1] == b'"'
-    return True
+    # The first vector must be seen to be base64 already (a string).
+    return not wants_base64 or _first_embedding(first).startswith(b'"')
 
 
 def is_float_encoded(body: bytes) -> bool:
     """Whether the first embedding is a JSON array (not a base64 string)."""
+    return _first_embedding(body).startswith(b"[")
+
+
+def _first_embedding(body: bytes) -> bytes:
+    """The start of the first embedding's value; b"" when there is none."""
     colon = _key_colon(body, b'"embedding"', last=False)
-    if colon < 0:
-        return False
-    rest = body[colon + 1 : colon + 64].lstrip()
-    return rest.startswith(b"[")
+    return body[colon + 1 : colon + 64].lstrip() if colon >= 0 else b""
 
 
 def to_base64(body: bytes) -> bytes:

@@ -1,10 +1,10 @@
 """Sending one request to one channel, and sorting what went wrong into
 "try another channel" and "the client's request is at fault".
 
-A success is read whole up to ``RELAY_STREAM_FROM_BYTES``; past that, the
-rest is left on the connection for the pipeline to pass on as it arrives
-(``Reply.rest``): a 16-input batch of floats is ~530 KB, and a thousand of
-them held whole at once took a web process past 300 MB (docs/benchmarks.md).
+A success is read whole up to ``RELAY_STREAM_FROM_BYTES`` (1 MiB); past
+that, the rest is left on the connection for the pipeline to pass on as it
+arrives (``Reply.rest``, relay/streaming.py): a big batch of large vectors
+runs to megabytes, which a process need not hold whole.
 """
 
 from __future__ import annotations
