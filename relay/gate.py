@@ -150,9 +150,12 @@ async def enter(
     entry = Entry({}, hold, plan.slot_keys, plan.slot_id)
     for _attempt in range(3):
         try:
-            reply = await limits.to_completion(
-                connections.lua().run(_ENTER, [*plan.keys, *hold.keys], [*plan.args, *hold_args]),
-                give_back=lambda taken: entry._cancel(None) if taken[0] == money.HELD else None,
+            # A request cancelled (client gone) while its script runs gives
+            # back what the script took once the reply comes.
+            reply = await connections.lua().send(
+                _ENTER, [*plan.keys, *hold.keys], [*plan.args, *hold_args],
+                if_abandoned=lambda taken: limits.in_background(entry._cancel(None))
+                if taken[0] == money.HELD else None,
             )
         except limits.REDIS_FAILURES as failure:
             log.error("Redis unreachable (%s): refusing the request, as money checks fail "

@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import hiredis
 from redis import exceptions as redis_errors
@@ -51,31 +51,37 @@ class LuaClient:
         restart or SCRIPT FLUSH); EVAL loads it for the next calls."""
         return await self.send(script, keys, args)
 
-    def send(self, script: Script, keys, args) -> Awaitable:
+    def send(
+        self, script: Script, keys, args, *, if_abandoned: Callable[[object], None] | None = None
+    ) -> Awaitable:
         """``run``, with the command written before this returns when the
         connection is open: Redis will run it before any command sent after
         it, even one sent by another process once it has heard of this one
-        (relay/gate.py relies on that to answer before the settle's reply)."""
+        (relay/gate.py relies on that to answer before the settle's reply).
+
+        What this returns is then the very future the reply settles, so the
+        caller resumes on the loop's next pass after the reply is read: each
+        task or future put in between (a shield, a task per call) costs the
+        request one more pass, which under load means waiting behind other
+        requests' work (docs/benchmarks.md, "Passes through the event loop").
+
+        ``if_abandoned`` gets the reply of a call whose caller was cancelled
+        before it came: what the script took can then be given back."""
         connection = self._connection
         if connection is None or connection.closed:
-            return self._connect_and_run(script, keys, args)
+            return self._connect_and_send(script, keys, args, if_abandoned)
         try:
-            sent = connection.call(b"EVALSHA", script.sha, len(keys), *keys, *args)
+            return connection.call(
+                b"EVALSHA", script.sha, len(keys), *keys, *args,
+                retry=(b"EVAL", script.text, len(keys), *keys, *args),
+                if_abandoned=if_abandoned,
+            )
         except redis_errors.ConnectionError as error:
             return _raise(error)
-        return self._reply(connection, sent, script, keys, args)
 
-    async def _connect_and_run(self, script: Script, keys, args):
+    async def _connect_and_send(self, script: Script, keys, args, if_abandoned):
         await self._connect()
-        return await self.send(script, keys, args)
-
-    async def _reply(self, connection: _Connection, sent: asyncio.Future, script, keys, args):
-        reply = await sent
-        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-            reply = await connection.call(b"EVAL", script.text, len(keys), *keys, *args)
-        if isinstance(reply, hiredis.ReplyError):
-            raise redis_errors.ResponseError(str(reply))
-        return reply
+        return await self.send(script, keys, args, if_abandoned=if_abandoned)
 
     async def aclose(self) -> None:
         if self._connection is not None:
@@ -113,10 +119,13 @@ class LuaClient:
         if options.get("db"):
             setup.append([b"SELECT", options["db"]])
         for command in setup:
-            reply = await connection.call(*command)
-            if isinstance(reply, hiredis.ReplyError):
-                connection.fail(redis_errors.ConnectionError(str(reply)))
-                raise redis_errors.ConnectionError(f"Redis refused {command[0].decode()}: {reply}")
+            try:
+                await connection.call(*command)
+            except redis_errors.ResponseError as refused:
+                connection.fail(redis_errors.ConnectionError(str(refused)))
+                raise redis_errors.ConnectionError(
+                    f"Redis refused {command[0].decode()}: {refused}"
+                ) from refused
         self._connection = connection
         return connection
 
@@ -127,7 +136,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, reply_timeout_s: float) -> None:
         self._reply_timeout_s = reply_timeout_s
         self._reader = hiredis.Reader()
-        self._waiting: deque[tuple[asyncio.Future, asyncio.TimerHandle]] = deque()
+        # (future, reply timer, command to send instead on NOSCRIPT, if_abandoned)
+        self._waiting: deque[tuple] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -147,20 +157,30 @@ class _Connection(asyncio.Protocol):
                 return
             if reply is False:
                 return
-            future, timer = self._waiting.popleft()
+            future, timer, retry, if_abandoned = self._waiting.popleft()
             timer.cancel()
-            if not future.done():  # done: its caller was cancelled
+            if isinstance(reply, hiredis.ReplyError):
+                if retry is not None and str(reply).startswith("NOSCRIPT"):
+                    # The script in full, answered in its turn like any call.
+                    self._write(future, retry, None, if_abandoned)
+                elif not future.done():
+                    future.set_exception(redis_errors.ResponseError(str(reply)))
+            elif not future.done():
                 future.set_result(reply)
+            elif if_abandoned is not None:  # its caller was cancelled
+                if_abandoned(reply)
 
-    def call(self, *args) -> asyncio.Future:
+    def call(self, *args, retry: tuple | None = None, if_abandoned=None) -> asyncio.Future:
         if self.closed:
             raise redis_errors.ConnectionError("the Redis connection is closed")
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        timer = loop.call_later(self._reply_timeout_s, self._timed_out)
-        self._waiting.append((future, timer))
-        self._transport.write(_pack(args))
+        future = asyncio.get_running_loop().create_future()
+        self._write(future, args, retry, if_abandoned)
         return future
+
+    def _write(self, future: asyncio.Future, args, retry, if_abandoned) -> None:
+        timer = future.get_loop().call_later(self._reply_timeout_s, self._timed_out)
+        self._waiting.append((future, timer, retry, if_abandoned))
+        self._transport.write(_pack(args))
 
     def _timed_out(self) -> None:
         waited = self._reply_timeout_s
@@ -172,7 +192,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
         while self._waiting:
-            future, timer = self._waiting.popleft()
+            future, timer, _retry, _if_abandoned = self._waiting.popleft()
             timer.cancel()
             if not future.done():
                 future.set_exception(type(error)(*error.args))

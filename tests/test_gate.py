@@ -149,6 +149,10 @@ def test_a_request_cancelled_while_entering_leaves_nothing_held(group):
     live_sync.load_tenant(tenant.pk)  # so the first attempt places the hold
 
     async def scenario():
+        # Connected first, so the script is written at once and the request
+        # is cancelled while it waits for the reply.
+        warm = await outcome(key, routes(concurrency=1), "req_gate_warm")
+        await warm.cancel()
         task = asyncio.ensure_future(outcome(key, routes(concurrency=1), "req_gate_x"))
         await asyncio.sleep(0)  # the script is on its way to Redis
         task.cancel()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -153,3 +154,40 @@ def test_a_cancelled_caller_does_not_shift_the_replies_of_the_others():
         return gone.cancelled(), stayed
 
     assert asyncio.run(scenario()) == (True, [2, b"stayed"])
+
+
+def test_the_reply_of_a_call_whose_caller_left_goes_to_if_abandoned():
+    async def scenario():
+        lua = client()
+        await lua.run(ECHO, ["i"], [0])  # connected: the next call is written at once
+        abandoned = []
+        gone = asyncio.ensure_future(
+            lua.send(ECHO, ["left"], [1], if_abandoned=abandoned.append)
+        )
+        await asyncio.sleep(0)
+        gone.cancel()
+        answered = await lua.send(ECHO, ["kept"], [2], if_abandoned=abandoned.append)
+        await lua.aclose()
+        return gone.cancelled(), answered, abandoned
+
+    assert asyncio.run(scenario()) == (True, [2, b"kept"], [[1, b"left"]])
+
+
+def test_a_call_sent_on_an_open_connection_is_written_before_send_returns():
+    async def scenario():
+        lua = client()
+        await lua.run(ECHO, ["j"], [0])
+        sent = lua.send(SET, ["lua-client-written"], ["now"])
+        # The loop does not run meanwhile: only a command already written
+        # can have reached Redis.
+        other = redis.Redis.from_url(settings.REDIS_URL)
+        for _ in range(100):
+            if other.get("lua-client-written") == b"now":
+                break
+            time.sleep(0.01)
+        found = other.get("lua-client-written")
+        await sent
+        await lua.aclose()
+        return found
+
+    assert asyncio.run(scenario()) == b"now"
