@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.core.exceptions import RequestAborted
 
-from relay import addresses, pipeline
+from relay import accept_balance, addresses, pipeline
 from relay.api_handler import body_chunks
 from relay.errors import RequestTooLarge
 from relay.middleware import new_request_id
@@ -139,5 +139,11 @@ def _start(
             *((name.encode("latin1"), value.encode("latin1")) for name, value in headers.items()),
             *VIEW_HEADERS,
             (b"x-request-id", request_id.encode("ascii")),
+            *_RECONNECT_ELSEWHERE[accept_balance.reconnect_elsewhere()],
         ],
     }
+
+
+# A worker holding more than its share of connections asks the client to
+# open a new one for its next request (relay/accept_balance.py).
+_RECONNECT_ELSEWHERE = {False: (), True: ((b"Connection", b"close"),)}

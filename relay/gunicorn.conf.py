@@ -17,7 +17,9 @@ import os
 
 from gunicorn.glogging import Logger
 
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn's worker, sharing connections evenly between the workers
+# (relay/accept_balance.py).
+worker_class = "relay.web_worker.BalancedUvicornWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count(), 4)))
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Long enough for the slowest upstream read plus failover attempts.
@@ -54,6 +56,15 @@ def _with_pid(record):
 logger_class = PidLogger
 
 
+def on_starting(server):
+    # The board the workers publish their connections on: made before any
+    # fork, so every worker maps the same memory. Room for restarts that
+    # overlap and for workers added with TTIN.
+    from relay import web_worker
+
+    web_worker.make_board(slots=max(8, 4 * server.cfg.workers))
+
+
 def when_ready(server):
     # In the master, after the application was imported and before the first
     # fork: load what each worker would otherwise load on its first request.
@@ -66,6 +77,9 @@ def when_ready(server):
 
 
 def pre_fork(server, worker):
+    from relay import web_worker
+
+    web_worker.reserve_slot(server, worker)
     # A connection is never shared by two processes. The master made none,
     # so this closes nothing; it is a guard.
     from django.db import connections
@@ -87,6 +101,9 @@ def post_worker_init(worker):
 
 
 def child_exit(server, worker):
+    from relay import web_worker
+
+    web_worker.free_slot(worker)
     # A dead worker's metric files are merged into the totals, not lost.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
