@@ -317,7 +317,8 @@ class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.OWNER)
     email = forms.EmailField(required=False)
+    # strip=False, as Django's own password fields: sign-in takes it as typed.
     password = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
         help_text="Only for a new user (at least 10 characters); share it with them safely.",
     )

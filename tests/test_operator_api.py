@@ -128,6 +128,8 @@ def test_bad_input_gets_400_json(api, tenant, group):
         (f"/api/tenants/{tenant.pk}/keys/issue/", {"group": "nope", "count": 1}, "group"),
         ("/api/groups/create/", {"name": "g2", "models": [{"model": "unpriced"}]}, "models"),
         ("/api/groups/create/", {"name": "g2", "price_ratio": "-1"}, "price_ratio"),
+        # Past maxLength as sent, even if trimming would bring it under.
+        ("/api/groups/create/", {"name": "g2", "description": "x" + " " * 300}, "description"),
         ("/api/channels/create/", {"name": "c", "base_url": "ftp://x.example"}, "base_url"),
         ("/api/channels/create/", {"name": "c", "base_url": "http://169.254.169.254/"},
          "base_url"),
@@ -454,3 +456,14 @@ def test_staff_add_a_tenants_first_owner_through_the_api(api, tenant):
     assert response.json()["username"] == "hana" and response.json()["role"] == "owner"
     assert "another-long-pass" not in response.content.decode()
     assert tenant.memberships.get(user__username="hana").role == "owner"
+
+
+def test_a_password_set_through_the_api_is_kept_exactly_as_sent(api, tenant):
+    response = api.post(
+        f"/api/tenants/{tenant.pk}/members/add/",
+        {"username": "ines", "role": "owner", "password": "  spaced long pass  "},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    user = tenant.memberships.get(user__username="ines").user
+    assert user.check_password("  spaced long pass  ")

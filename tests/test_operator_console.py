@@ -727,6 +727,12 @@ def test_an_operator_gives_a_tenant_its_first_owner_who_can_then_sign_in(
     assert client.get("/console/").status_code == 200
 
 
+def test_a_new_members_password_is_kept_as_typed_spaces_and_all(staff_client, tenant, client):
+    url = reverse("operator:tenant_members", args=[tenant.pk])
+    staff_client.post(url, {"username": "gail", "role": "owner", "password": " padded-password "})
+    assert client.login(username="gail", password=" padded-password ")
+
+
 def test_a_new_member_without_a_proper_password_is_refused(staff_client, tenant):
     url = reverse("operator:tenant_members", args=[tenant.pk])
     staff_client.post(url, {"username": "gus", "role": "member", "password": "short"})

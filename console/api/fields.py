@@ -13,9 +13,15 @@ from rest_framework import serializers
 
 
 class Text(serializers.CharField):
+    """Text, trimmed unless ``trim_whitespace=False``. The schema's maxLength
+    is the length sent: DRF checks it after trimming, so 400 characters of
+    which 200 are spaces would pass a limit of 300."""
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

@@ -79,8 +79,10 @@ class MemberInput(serializers.Serializer):
     username = f.Text(max_length=150)
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     email = serializers.EmailField(required=False, default="", allow_blank=True)
+    # Not trimmed: the console's sign-in takes a password exactly as typed.
     password = f.Text(
         max_length=128, required=False, default="", allow_blank=True, write_only=True,
+        trim_whitespace=False,
         help_text="Only for a new user: at least 10 characters. Never returned.",
     )
 
