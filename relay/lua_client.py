@@ -63,7 +63,7 @@ class LuaClient:
         caller resumes on the loop's next pass after the reply is read: each
         task or future put in between (a shield, a task per call) costs the
         request one more pass, which under load means waiting behind other
-        requests' work (docs/benchmarks.md, "Passes through the event loop").
+        requests' work (docs/benchmarks.md, session 4: 1.17 → 0.58 ms p50 at c=16).
 
         ``if_abandoned`` gets the reply of a call whose caller was cancelled
         before it came: what the script took can then be given back."""

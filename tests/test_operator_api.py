@@ -446,24 +446,24 @@ def test_the_api_keeps_its_openapi_contract(api_schema, staff_token, path):
         check()
 
 
-def test_staff_add_a_tenants_first_owner_through_the_api(api, tenant):
+def add_owner(api, tenant, username: str, password: str):
     response = api.post(
         f"/api/tenants/{tenant.pk}/members/add/",
-        {"username": "hana", "role": "owner", "password": "another-long-pass"},
+        {"username": username, "role": "owner", "password": password},
         format="json",
     )
     assert response.status_code == 201, response.content
+    return response
+
+
+def test_staff_add_a_tenants_first_owner_through_the_api(api, tenant):
+    response = add_owner(api, tenant, "hana", "another-long-pass")
     assert response.json()["username"] == "hana" and response.json()["role"] == "owner"
     assert "another-long-pass" not in response.content.decode()
     assert tenant.memberships.get(user__username="hana").role == "owner"
 
 
 def test_a_password_set_through_the_api_is_kept_exactly_as_sent(api, tenant):
-    response = api.post(
-        f"/api/tenants/{tenant.pk}/members/add/",
-        {"username": "ines", "role": "owner", "password": "  spaced long pass  "},
-        format="json",
-    )
-    assert response.status_code == 201, response.content
+    add_owner(api, tenant, "ines", "  spaced long pass  ")
     user = tenant.memberships.get(user__username="ines").user
     assert user.check_password("  spaced long pass  ")
