@@ -122,8 +122,10 @@ def reconnect_elsewhere() -> bool:
     answers sent before they come back do not move more than the
     difference. Always False outside a balanced gunicorn worker."""
     connections = here
+    if connections is None:
+        return False
     now = time.monotonic()
-    if connections is None or connections.others_busy_until > now:
+    if connections.others_busy_until > now:
         return False
     fewest, total, others = connections.board.elsewhere(connections.slot)
     if not others:

@@ -73,7 +73,7 @@ class LuaClient:
         try:
             return connection.call(
                 b"EVALSHA", script.sha, len(keys), *keys, *args,
-                retry=(b"EVAL", script.text, len(keys), *keys, *args),
+                script_text=script.text,
                 if_abandoned=if_abandoned,
             )
         except redis_errors.ConnectionError as error:
@@ -136,7 +136,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, reply_timeout_s: float) -> None:
         self._reply_timeout_s = reply_timeout_s
         self._reader = hiredis.Reader()
-        # (future, reply timer, command to send instead on NOSCRIPT, if_abandoned)
+        # (future, reply timer, command sent, the script's text for an
+        # EVALSHA that may meet NOSCRIPT, if_abandoned)
         self._waiting: deque[tuple] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
@@ -157,12 +158,14 @@ class _Connection(asyncio.Protocol):
                 return
             if reply is False:
                 return
-            future, timer, retry, if_abandoned = self._waiting.popleft()
+            future, timer, command, script_text, if_abandoned = self._waiting.popleft()
             timer.cancel()
             if isinstance(reply, hiredis.ReplyError):
-                if retry is not None and str(reply).startswith("NOSCRIPT"):
+                if script_text is not None and str(reply).startswith("NOSCRIPT"):
                     # The script in full, answered in its turn like any call.
-                    self._write(future, retry, None, if_abandoned)
+                    # EVALSHA sha n keys... args -> EVAL text n keys... args
+                    self._write(future, (b"EVAL", script_text, *command[2:]), None,
+                                if_abandoned)
                 elif not future.done():
                     future.set_exception(redis_errors.ResponseError(str(reply)))
             elif not future.done():
@@ -170,16 +173,18 @@ class _Connection(asyncio.Protocol):
             elif if_abandoned is not None:  # its caller was cancelled
                 if_abandoned(reply)
 
-    def call(self, *args, retry: tuple | None = None, if_abandoned=None) -> asyncio.Future:
+    def call(
+        self, *args, script_text: bytes | None = None, if_abandoned=None
+    ) -> asyncio.Future:
         if self.closed:
             raise redis_errors.ConnectionError("the Redis connection is closed")
         future = asyncio.get_running_loop().create_future()
-        self._write(future, args, retry, if_abandoned)
+        self._write(future, args, script_text, if_abandoned)
         return future
 
-    def _write(self, future: asyncio.Future, args, retry, if_abandoned) -> None:
+    def _write(self, future: asyncio.Future, args, script_text, if_abandoned) -> None:
         timer = future.get_loop().call_later(self._reply_timeout_s, self._timed_out)
-        self._waiting.append((future, timer, retry, if_abandoned))
+        self._waiting.append((future, timer, args, script_text, if_abandoned))
         self._transport.write(_pack(args))
 
     def _timed_out(self) -> None:
@@ -192,7 +197,7 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
         while self._waiting:
-            future, timer, _retry, _if_abandoned = self._waiting.popleft()
+            future, timer, *_rest = self._waiting.popleft()
             timer.cancel()
             if not future.done():
                 future.set_exception(type(error)(*error.args))
