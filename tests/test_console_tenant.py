@@ -352,7 +352,12 @@ def usage(tenant, open_group, acme_key, globex_key) -> dict:
     """~300 records over 40 days: two keys, three models, both statuses; and
     some of another tenant's."""
     other = ApiKey.issue(tenant=tenant, group=open_group, name="acme-batch")[0]
-    now = timezone.now()
+    # Noon yesterday (UTC), not now: each record's date then does not depend
+    # on the time of day the suite runs (a run just after midnight pushed the
+    # minutes below into the day before and left one page, not two).
+    midnight = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0,
+                                                         microsecond=0)
+    now = midnight - dt.timedelta(hours=12)
     rows = []
     combos = itertools.product(range(40), [acme_key, other], [SMALL, LARGE, ADA])
     for n, (days_ago, key, model) in enumerate(combos):
