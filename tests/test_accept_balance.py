@@ -200,10 +200,13 @@ def test_a_worker_that_replaces_a_dead_one_gets_the_new_connections(gunicorn):
 
     # The dead worker's slot went back to the board and to its successor,
     # which starts with none: the next connections go to it.
-    more = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(kept)]
-    for connection in more:
+    more = []
+    for opened in range(1, kept + 1):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.connect()
-    wait_until(lambda: sum(per_worker(port, master)) == 2 * kept)
+        more.append(connection)
+        # Each accepted before the next arrives, as in the first test.
+        wait_until(lambda opened=opened: sum(per_worker(port, master)) == kept + opened)
     assert per_worker(port, master) == [kept, kept]
     for connection in first + more:
         connection.close()
