@@ -7,7 +7,7 @@
     python3 dev.py bench-peers   install the peers it compares against (LiteLLM)
 
 Creates .venv and installs the project into it (again only when
-pyproject.toml changed), then hands over to relay/devstack.py inside it.
+pyproject.toml changed), then hands over to relay/devtools/devstack.py inside it.
 """
 
 import hashlib
@@ -47,7 +47,7 @@ def main() -> None:
     if module:
         args = args[1:]
     # Replace this process: the launcher's signals (Ctrl-C) reach the stack.
-    os.execv(str(PYTHON), [str(PYTHON), "-m", module or "relay.devstack", *args])  # noqa: S606
+    os.execv(str(PYTHON), [str(PYTHON), "-m", module or "relay.devtools.devstack", *args])  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Starting what the benchmark sends load to, and measuring its processes.
 
-Every process is started through ``relay.devstack.spawn`` (it dies with the
+Every process is started through ``relay.devtools.devstack.spawn`` (it dies with the
 runner, even on kill -9) and stopped with its whole tree when the runner
 leaves its ``Children``. Every address is 127.0.0.1 and every port a free one,
 so a benchmark can run beside the test suite.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from relay.devstack import (
+from relay.devtools.devstack import (
     WEB_COMMAND,
     WORKER_BEAT,
     WORKER_COMMAND,
@@ -162,7 +162,7 @@ def start_fake_upstream(children: Children, *, latency_ms: int, processes: int =
     port = free_port()
     children.start(
         f"fake-upstream-{latency_ms}ms",
-        [PYTHON, "-m", "relay.fake_upstream", "--port", str(port),
+        [PYTHON, "-m", "relay.devtools.fake_upstream", "--port", str(port),
          "--processes", str(processes), "--latency-ms", str(latency_ms)],
         env=dict(os.environ),
     )

@@ -6,7 +6,7 @@ upstream call and spends it after, and a relay serves thousands a second;
 two row-locking round trips per request through PostgreSQL would serialise
 a busy tenant and cost more than the rest of the request path. Each step
 runs inside one Lua script (on the request path, the same script as the rate
-limiter's: relay/gate.py), so "check the balance, then take from it" can
+limiter's: relay/pipeline/gate.py), so "check the balance, then take from it" can
 never interleave with another request's (the race that lets new-api
 overdraw).
 
@@ -50,7 +50,7 @@ def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, c
     return f"{request_id}|{tenant_id}|{api_key_id}|{amount}|{int(capped)}"
 
 
-# The request's money steps as Lua functions, so relay/gate.py can run them
+# The request's money steps as Lua functions, so relay/pipeline/gate.py can run them
 # in the same script as the rate limiter (one round trip each way), and the
 # scripts below can run them alone.
 #

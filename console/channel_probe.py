@@ -1,8 +1,8 @@
 """The channel "test" button: one real embeddings request through one channel.
 
 The request is built by the channel's provider, as the relay builds it, and
-sent through the relay's own upstream pool (relay.connections), so the
-egress guard (relay/egress.py) applies exactly as it does to clients'
+sent through the relay's own upstream pool (relay.connections.pools), so the
+egress guard (relay/connections/egress.py) applies exactly as it does to clients'
 requests: a test cannot reach an address the relay may not. It runs on a
 loop of its own (``asyncio.run``), outside any transaction, with a total
 timeout. The result says what an operator needs to know: did it answer, how
@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from relay import connections, egress, upstream
-from relay.catalog import ChannelRoute
+from relay.catalog.routes import channel_route
+from relay.connections import egress, pools
+from relay.contract.tokens import count_text
+from relay.contract.validation import EmbeddingRequest
 from relay.models import Channel
-from relay.providers.base import UpstreamCall
-from relay.tokens import count_text
-from relay.validation import EmbeddingRequest
+from relay.pipeline import upstream
+from relay.providers.base import ChannelRoute, UpstreamCall
 
 PROBE_INPUT = "The quick brown fox jumps over the lazy dog."
 # A person is waiting on the page: give up sooner than the relay would.
@@ -45,7 +46,7 @@ class ProbeResult:
 
 
 def _route(channel: Channel, model: str, upstream_model: str) -> ChannelRoute:
-    return ChannelRoute.of(channel, upstream_model or model)
+    return channel_route(channel, upstream_model or model)
 
 
 def _scrub(text: str, credential: str) -> str:
@@ -132,13 +133,13 @@ async def _send(outgoing: UpstreamCall) -> tuple[int, bytes]:
     egress.check_literal_host(outgoing.url)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            async with connections.http().post(
+            async with pools.http().post(
                 outgoing.url, data=outgoing.body, headers=outgoing.headers, allow_redirects=False
             ) as response:
                 return response.status, await response.read()
     finally:
         # The pool belongs to this loop, which ends with the probe.
-        await connections.http().close()
+        await pools.http().close()
 
 
 def _ms(started: float) -> int:

@@ -21,7 +21,7 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
 from billing.pricing import apply_ratio
-from relay import egress
+from relay.connections import egress
 from relay.models import Channel
 
 # The columns behind PositiveIntegerField and BigIntegerField.
@@ -266,7 +266,7 @@ def revoke_key(*, actor, key: ApiKey) -> bool:
 
 
 def _check_priced(models: Mapping[str, int | None]) -> None:
-    """A model with no price is never served (relay.catalog): refuse to list one."""
+    """A model with no price is never served (relay.catalog.routes): refuse to list one."""
     unpriced = [model for model, price in models.items() if price is None]
     priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
     missing = [model for model in unpriced if model not in priced]

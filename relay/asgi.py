@@ -9,8 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
 
 site = get_asgi_application()  # sets Django up; must come before the imports below
 
-from relay import embeddings_route  # noqa: E402
-from relay.api_handler import APIHandler  # noqa: E402
+from relay.api import embeddings_route  # noqa: E402
+from relay.api.handler import APIHandler  # noqa: E402
 
 API_PREFIXES = ("/v1/", "/dashboard/", "/healthz", "/readyz", "/metrics")
 api = APIHandler()

@@ -7,8 +7,8 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Group
-from relay.credentials import EncryptedTextField
-from relay.egress import validate_base_url
+from relay.connections.egress import validate_base_url
+from relay.lib.credentials import EncryptedTextField
 from relay.providers import PROVIDERS
 
 
@@ -22,7 +22,7 @@ class Channel(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.OPENAI)
     base_url = models.URLField(max_length=500, validators=[validate_base_url])
     # Write-only: set on creation or replaced, never rendered back; stored
-    # encrypted (relay/credentials.py).
+    # encrypted (relay/lib/credentials.py).
     credential = EncryptedTextField(blank=True)
     groups = models.ManyToManyField(Group, related_name="channels", blank=True)
     # Lower tiers are tried first; within a tier, weighted random.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from relay.env import env_bool, env_float, env_int, env_list, env_str
+from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "relay.middleware.request_id",
+    "relay.api.middleware.request_id",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -130,7 +130,7 @@ SPECTACULAR_SETTINGS = {
 # --- The relay's own knobs -------------------------------------------------
 
 # Fernet keys for channel credentials at rest, newest first (see
-# relay/credentials.py); separate from SECRET_KEY.
+# relay/lib/credentials.py); separate from SECRET_KEY.
 CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS", [])
 
 # How long an API key or a group's routing table is trusted from the
@@ -155,16 +155,16 @@ CURRENCY = env_str("CURRENCY", "USD")
 RELAY_UPSTREAM_ALLOWED_NETWORKS = env_list("RELAY_UPSTREAM_ALLOWED_NETWORKS", [])
 # Answers larger than this (bytes) are passed to the client as they arrive
 # instead of being held whole: chunked, their last 16 KiB held back until the
-# upstream is done (relay/streaming.py). Smaller ones keep their
+# upstream is done (relay/pipeline/streaming.py). Smaller ones keep their
 # Content-Length and fail over if the upstream breaks off midway.
 RELAY_STREAM_FROM_BYTES = env_int("RELAY_STREAM_FROM_BYTES", 1024 * 1024, minimum=32 * 1024)
 # Bytes of upstream answers one web process lets in at once; past it,
-# requests wait their turn before calling the upstream (relay/answer_budget.py).
+# requests wait their turn before calling the upstream (relay/pipeline/answer_budget.py).
 RELAY_ANSWER_BUDGET_BYTES = env_int(
     "RELAY_ANSWER_BUDGET_BYTES", 32 * 1024 * 1024, minimum=1024 * 1024
 )
 # How often a web process hands freed heap memory back to the system
-# (relay/heap.py); 0 turns it off.
+# (relay/server/heap.py); 0 turns it off.
 RELAY_HEAP_TRIM_S = env_float("RELAY_HEAP_TRIM_S", 5.0)
 # Upstream connections kept open per web process (aiohttp pool size).
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
@@ -236,7 +236,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {"()": "relay.jsonlog.JSONFormatter"},
+        "json": {"()": "relay.lib.jsonlog.JSONFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from relay import billing_views, views
+from relay.api import billing_views, views
 
 v1 = [
     re_path(r"^v1/embeddings/?$", views.EmbeddingsView.as_view()),

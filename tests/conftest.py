@@ -78,7 +78,7 @@ def wait_until(condition, timeout_s: float = 15, interval_s: float = 0.05):
 def fake_upstream():
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "relay.fake_upstream", "--port", str(port)], cwd=ROOT
+        [sys.executable, "-m", "relay.devtools.fake_upstream", "--port", str(port)], cwd=ROOT
     )
     wait_for_port(port, process)
     yield FakeUpstream(f"http://127.0.0.1:{port}")
@@ -90,7 +90,7 @@ class FakeUpstream:
     url: str
 
     def base_url(self, options: str = "") -> str:
-        """A channel base URL; ``options`` as in relay/fake_upstream.py."""
+        """A channel base URL; ``options`` as in relay/devtools/fake_upstream.py."""
         return f"{self.url}/x/{options}/v1" if options else f"{self.url}/v1"
 
     def stats(self, options: str = "") -> dict:
@@ -149,7 +149,7 @@ class CeleryWorker:
             ],
             cwd=ROOT,
             env=self.env,
-            # As the relay runs it (relay/devstack.py): one process, tasks and
+            # As the relay runs it (relay/devtools/devstack.py): one process, tasks and
             # beat in threads. Its own process group, so kill() takes anything
             # it started down with it, as a crashed machine would.
             start_new_session=True,
@@ -224,10 +224,10 @@ def usage_drained_before_flush(request):
 def clean_redis():
     """Each test starts with an empty Redis (limits, holds, queued events)."""
     redis_lib.Redis.from_url(settings.REDIS_URL).flushdb()
-    from relay import auth, catalog
+    from relay.catalog import keys, routes
 
-    auth.clear_cache()
-    catalog.clear_cache()
+    keys.clear_cache()
+    routes.clear_cache()
 
 
 # --- the cast ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Web workers share connections evenly (relay/accept_balance.py): the board
+"""Web workers share connections evenly (relay/server/accept_balance.py): the board
 alone, then gunicorn with the project's own config and two workers."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 import psutil
 import pytest
 
-from relay import accept_balance
-from relay.devstack import WEB_COMMAND
+from relay.devtools.devstack import WEB_COMMAND
+from relay.server import accept_balance
 from tests.conftest import ROOT, free_port, stop, wait_for_port, wait_until
 
 

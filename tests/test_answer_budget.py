@@ -1,4 +1,4 @@
-"""The per-process budget for upstream answers (relay/answer_budget.py)."""
+"""The per-process budget for upstream answers (relay/pipeline/answer_budget.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import orjson
 import pytest
 
 from accounts.models import ApiKey
-from relay import answer_budget, connections
-from relay.answer_budget import Budget
 from relay.asgi import application
-from relay.validation import EmbeddingRequest
+from relay.connections import pools
+from relay.contract.validation import EmbeddingRequest
+from relay.pipeline import answer_budget
+from relay.pipeline.answer_budget import Budget
 from tests.conftest import SMALL, make_channel
 from tests.test_embeddings_route import body_messages, scope
 
@@ -139,7 +140,7 @@ def test_a_full_budget_holds_requests_back_before_the_upstream(
         try:
             await asyncio.gather(*(one(sent) for sent in answers))
         finally:
-            await connections.http().close()
+            await pools.http().close()
         return [sent[0] for sent in answers]
 
     with ThreadPoolExecutor(1) as loop_thread:  # as a server runs it (test_embeddings_route)

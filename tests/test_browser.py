@@ -82,7 +82,7 @@ def test_operator_sets_up_a_tenant_whose_owner_issues_a_key_that_is_used_and_bil
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: the browser test drives Debian's Chromium "
-            "(`apt-get install chromium`; `python -m relay.devstack test` installs it)."
+            "(`apt-get install chromium`; `python -m relay.devtools.devstack test` installs it)."
         )
     django_user_model.objects.create_user(
         OPERATOR[0], password=OPERATOR[1], is_staff=True, is_superuser=True

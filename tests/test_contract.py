@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import ApiKey, Group, GroupModel
-from relay import tokens
+from relay.contract import tokens
 from tests.conftest import SMALL, embed, make_channel, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from relay import devstack
+from relay.devtools import devstack
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())

@@ -7,9 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from relay import egress, upstream
-from relay.catalog import ChannelRoute
-from relay.validation import EmbeddingRequest
+from relay.connections import egress
+from relay.contract.validation import EmbeddingRequest
+from relay.pipeline import upstream
+from relay.providers.base import ChannelRoute
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_a_channel_at_a_metadata_address_fails_over_without_connecting(monkeypat
     def no_connection():
         raise AssertionError("a connection was attempted")
 
-    monkeypatch.setattr(upstream.connections, "http", no_connection)
+    monkeypatch.setattr(upstream.pools, "http", no_connection)
     channel = ChannelRoute(
         channel_id=1, name="evil", kind="openai", base_url="http://169.254.169.254/v1",
         credential="sk-x", priority=0, weight=1, upstream_model="m",

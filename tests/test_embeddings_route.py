@@ -1,7 +1,7 @@
-"""POST /v1/embeddings answered straight from ASGI (relay/embeddings_route.py).
+"""POST /v1/embeddings answered straight from ASGI (relay/api/embeddings_route.py).
 
 In process, the ASGI messages themselves are checked against what Django's
-route (relay/api_handler.py and EmbeddingsView) answers to the same request;
+route (relay/api/handler.py and EmbeddingsView) answers to the same request;
 over HTTP, what a client sees of a served and a refused request.
 """
 
@@ -17,8 +17,9 @@ import pytest
 
 from accounts import keys
 from accounts.models import ApiKey
-from relay import connections, pipeline
+from relay.api import embeddings_route, views
 from relay.asgi import api, application
+from relay.connections import pools
 from tests.conftest import SMALL, make_channel
 
 REQUEST_ID = re.compile(r"req_[0-9a-f]{32}")
@@ -69,7 +70,7 @@ async def call_async(app, request_scope: dict, messages: list[dict], sent: list[
         await app(request_scope, receive, send)
     finally:
         # Each asyncio.run is a loop of its own, and so is its upstream pool.
-        await connections.http().close()
+        await pools.http().close()
     return reads
 
 
@@ -144,7 +145,8 @@ def test_a_bug_is_a_500_in_the_envelope_and_its_traceback_only_in_the_log(monkey
     async def broken(**kwargs):
         raise RuntimeError("a bug, with sk-secret-in-its-message")
 
-    monkeypatch.setattr(pipeline, "embed", broken)
+    monkeypatch.setattr(embeddings_route, "embed", broken)
+    monkeypatch.setattr(views, "embed", broken)
     with caplog.at_level(logging.INFO):
         direct = call(application)
         through_django = call(api)

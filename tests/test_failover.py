@@ -14,8 +14,8 @@ from django.conf import settings
 
 from accounts.models import ApiKey
 from billing.models import ChannelDaily
-from relay.catalog import ChannelRoute
-from relay.routing import next_channel
+from relay.pipeline.routing import next_channel
+from relay.providers.base import ChannelRoute
 from tests.conftest import SMALL, embed, make_channel, records, uses_live_relay, wait_until
 
 FOX = "The quick brown fox jumps over the lazy dog"

@@ -1,4 +1,4 @@
-"""The request's two Redis steps (relay/gate.py): limits and hold together
+"""The request's two Redis steps (relay/pipeline/gate.py): limits and hold together
 before the upstream call, settle or cancel together after it.
 
 In-process against the real Redis and PostgreSQL of the test run; the limit
@@ -17,10 +17,10 @@ from accounts.models import ApiKey
 from billing import live, live_sync
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, FIELD_CHARGE
-from relay import auth, gate
-from relay.catalog import GroupRoutes, ModelRoute
-from relay.errors import InsufficientQuota, RateLimited
-from relay.validation import EmbeddingRequest
+from relay.catalog.routes import GroupRoutes, ModelRoute
+from relay.contract.errors import InsufficientQuota, RateLimited
+from relay.contract.validation import EmbeddingRequest
+from relay.pipeline import auth, gate
 from tests.conftest import SMALL, SMALL_PRICE_NANOS, embed, usage_event, uses_live_relay
 from tests.test_limits import run
 from tests.test_money import HELLO, HELLO_COST, funded_key

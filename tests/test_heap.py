@@ -1,4 +1,4 @@
-"""Handing freed heap memory back to the system (relay/heap.py)."""
+"""Handing freed heap memory back to the system (relay/server/heap.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from relay import heap
+from relay.server import heap
 
 trim = heap._malloc_trim()
 glibc_only = pytest.mark.skipif(trim is None, reason="malloc_trim is glibc's")

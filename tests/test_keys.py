@@ -4,8 +4,10 @@ import pytest
 
 from accounts import keys
 from accounts.models import ApiKey
-from relay import auth
-from relay.errors import InvalidApiKey
+from relay.catalog import keys as keys_catalog
+from relay.contract.errors import InvalidApiKey
+from relay.limits import flood
+from relay.pipeline import auth
 from tests.conftest import SMALL, embed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,8 +36,8 @@ def test_a_mistyped_generated_key_is_refused_before_any_lookup(monkeypatch):
     def no_lookup(*args, **kwargs):
         raise AssertionError("looked the key up")
 
-    monkeypatch.setattr(auth, "_load_async", no_lookup)
-    monkeypatch.setattr(auth.limits, "check_invalid_key_flood", no_lookup)
+    monkeypatch.setattr(keys_catalog, "_load_async", no_lookup)
+    monkeypatch.setattr(flood, "check_invalid_key_flood", no_lookup)
     typo = mistyped(keys.generate_secret())
     with pytest.raises(InvalidApiKey):
         asyncio.run(auth.authenticate(f"Bearer {typo}"))

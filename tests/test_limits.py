@@ -1,8 +1,8 @@
-"""Rate limits (relay/limits.py): RPM, TPM and requests in flight per key and
+"""Rate limits (relay/limits/rules.py): RPM, TPM and requests in flight per key and
 per tenant, the x-ratelimit-* headers, OpenAI's 429, the Redis-down
 fallback, IP allow-lists and the limit on invalid keys.
 
-In-process tests call ``limits.admit`` with a real Redis; end-to-end tests go
+In-process tests call ``admission.admit`` with a real Redis; end-to-end tests go
 through the live relay to the fake upstream.
 """
 
@@ -24,11 +24,13 @@ from django.conf import settings
 
 from accounts.models import ApiKey
 from billing.models import UsageRecord
-from relay import connections, limits
-from relay.auth import KeyContext
-from relay.catalog import GroupRoutes
-from relay.errors import PermissionDenied, RateLimited
-from relay.gcra import PERIOD_US, Limits, LocalLimiter, format_duration
+from relay.catalog.keys import KeyContext
+from relay.catalog.routes import GroupRoutes
+from relay.connections import pools
+from relay.contract.errors import PermissionDenied, RateLimited
+from relay.lib.addresses import client_ip
+from relay.limits import admission, fallback
+from relay.limits.gcra import PERIOD_US, Limits, LocalLimiter, format_duration
 from tests.conftest import SMALL, embed, make_channel, records, uses_live_relay, wait_until
 
 # Distinct ids per test, so the per-process fallback state of one test never
@@ -63,7 +65,7 @@ NO_GROUP_LIMITS = group_routes()
 async def try_admit(key, tokens=1, routes=NO_GROUP_LIMITS, ip="127.0.0.1"):
     """The Admission, or the RateLimited it raised."""
     try:
-        return await limits.admit(
+        return await admission.admit(
             key=key, routes=routes, model=SMALL, tokens=tokens, client_ip=ip
         )
     except RateLimited as refused:
@@ -75,7 +77,7 @@ def run(coroutine):
         try:
             return await coroutine
         finally:
-            await connections.redis().aclose()
+            await pools.redis().aclose()
 
     return asyncio.run(main())
 
@@ -169,7 +171,7 @@ def test_the_script_agrees_with_the_python_arithmetic():
         return [await try_admit(key, tokens) for tokens in (30, 30, 30, 30, 5)]
 
     answers = run(scenario())
-    assert all(isinstance(a, limits.Admission) for a in answers[:3])
+    assert all(isinstance(a, admission.Admission) for a in answers[:3])
     assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:3]] == ["3", "2", "1"]
     assert [a.headers["x-ratelimit-remaining-tokens"] for a in answers[:3]] == ["70", "40", "10"]
     # 30 tokens over a 100 TPM limit drain in 18 s; Redis's clock moved a little.
@@ -181,14 +183,14 @@ def test_the_script_agrees_with_the_python_arithmetic():
         f"Rate limit reached for {SMALL} on tokens per min (TPM): Limit 100, Used 90, "
         "Requested 30. Please try again in 1"  # 20 tokens over: ~12 s
     )
-    assert isinstance(answers[4], limits.Admission)  # 5 tokens still fit
+    assert isinstance(answers[4], admission.Admission)  # 5 tokens still fit
 
 
 def test_an_unlimited_key_gets_no_headers_and_costs_no_redis_call(monkeypatch):
     def no_redis():
         raise AssertionError("Redis was called for a key without limits")
 
-    monkeypatch.setattr(connections, "redis", no_redis)
+    monkeypatch.setattr(pools, "redis", no_redis)
     admission = asyncio.run(try_admit(key_context()))
     assert admission.headers == {} and admission.slot is None
 
@@ -199,7 +201,7 @@ def fire(key_and_routes, costs, start, results):
 
     async def one(tokens):
         answer = await try_admit(key, tokens, routes)
-        return tokens if isinstance(answer, limits.Admission) else -tokens
+        return tokens if isinstance(answer, admission.Admission) else -tokens
 
     async def main():
         start.wait()
@@ -260,7 +262,7 @@ def test_two_keys_of_one_tenant_share_the_tenant_rpm():
         return [await try_admit(k) for k in (first, second) * 4]
 
     answers = run(scenario())
-    assert [isinstance(a, limits.Admission) for a in answers] == [True] * 5 + [False] * 3
+    assert [isinstance(a, admission.Admission) for a in answers] == [True] * 5 + [False] * 3
     assert answers[5].message.startswith(
         f"Rate limit reached for {SMALL} in your organization (all its API keys together) "
         "on requests per min (RPM): Limit 5, Used 5, Requested 1. Please try again in 1"
@@ -289,7 +291,7 @@ def test_an_in_flight_slot_is_freed_on_release_even_when_the_task_is_cancelled()
         return await try_admit(key)
 
     again = run(scenario())
-    assert isinstance(again, limits.Admission)
+    assert isinstance(again, admission.Admission)
     assert slots.zcard(f"rl:k:{key.key_id}:slots") == 1  # only the new one
 
 
@@ -306,7 +308,7 @@ def test_a_slot_left_by_a_dead_process_expires(settings):
     refused, later = run(scenario())
     assert isinstance(refused, RateLimited) and refused.type == "requests"
     assert "on concurrent requests: Limit 1, In flight 1" in refused.message
-    assert isinstance(later, limits.Admission)
+    assert isinstance(later, admission.Admission)
 
 
 # --- Redis down ------------------------------------------------------------------------
@@ -316,49 +318,49 @@ def test_with_redis_down_each_process_enforces_its_share(monkeypatch, settings):
     settings.RELAY_FALLBACK_PROCESSES = 2
     key = key_context(rpm=10, concurrency=2)
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-    before = limits.fallback_activations()
+    before = fallback.fallback_activations()
 
     async def scenario():
         served = []
         for _ in range(3):  # Redis up: shared limits
             served.append(await try_admit(key))
             await served[-1].release()
-        monkeypatch.setattr(connections, "redis", lambda: dead)
+        monkeypatch.setattr(pools, "redis", lambda: dead)
         answers = []
         for _ in range(8):
             answers.append(await try_admit(key))
-            if isinstance(answers[-1], limits.Admission):
+            if isinstance(answers[-1], admission.Admission):
                 await answers[-1].release()
         return served, answers
 
     served, answers = run(scenario())
-    assert all(isinstance(a, limits.Admission) for a in served)
+    assert all(isinstance(a, admission.Admission) for a in served)
     # Half of 10 RPM in this process (the fallback knows nothing of the 3 before).
     outcome = [type(a).__name__ for a in answers]
     assert outcome == ["Admission"] * 5 + ["RateLimited"] * 3
     assert answers[0].headers["x-ratelimit-limit-requests"] == "5"
-    assert limits.fallback_activations() - before == 8
+    assert fallback.fallback_activations() - before == 8
 
 
 def test_redis_failing_mid_load_leaves_only_admissions_and_429s(monkeypatch, settings):
     settings.RELAY_FALLBACK_PROCESSES = 1
     key = key_context(rpm=1000, concurrency=20)
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-    before = limits.fallback_activations()
+    before = fallback.fallback_activations()
 
     async def request():
         answer = await try_admit(key)
-        if isinstance(answer, limits.Admission):
+        if isinstance(answer, admission.Admission):
             await asyncio.sleep(0.02)  # the upstream call
             await answer.release()
         return answer
 
     async def scenario():
-        alive = connections.redis()
+        alive = pools.redis()
         first = [asyncio.create_task(request()) for _ in range(60)]
         await asyncio.sleep(0)  # their scripts are on the wire now
         # Redis "dies" under them: open connections drop, new ones are refused.
-        monkeypatch.setattr(connections, "redis", lambda: dead)
+        monkeypatch.setattr(pools, "redis", lambda: dead)
         await alive.connection_pool.disconnect()
         second = [asyncio.create_task(request()) for _ in range(60)]
         return await asyncio.gather(*first, *second, return_exceptions=True)
@@ -368,14 +370,14 @@ def test_redis_failing_mid_load_leaves_only_admissions_and_429s(monkeypatch, set
     refused = [o for o in outcome if isinstance(o, RateLimited)]
     # The fallback's in-flight limit is what refused them; the RPM had room.
     assert all("concurrent requests: Limit 20" in o.message for o in refused)
-    assert limits.fallback_activations() - before >= 60
+    assert fallback.fallback_activations() - before >= 60
 
 
 def test_with_redis_down_the_fallback_holds_requests_in_flight(monkeypatch, settings):
     settings.RELAY_FALLBACK_PROCESSES = 1
     key = key_context(concurrency=2)
     dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-    monkeypatch.setattr(connections, "redis", lambda: dead)
+    monkeypatch.setattr(pools, "redis", lambda: dead)
 
     async def scenario():
         held = [await try_admit(key) for _ in range(3)]
@@ -384,7 +386,7 @@ def test_with_redis_down_the_fallback_holds_requests_in_flight(monkeypatch, sett
 
     held, after_release = asyncio.run(scenario())
     assert [type(a).__name__ for a in held] == ["Admission", "Admission", "RateLimited"]
-    assert isinstance(after_release, limits.Admission)
+    assert isinstance(after_release, admission.Admission)
 
 
 # --- addresses -------------------------------------------------------------------------
@@ -392,20 +394,20 @@ def test_with_redis_down_the_fallback_holds_requests_in_flight(monkeypatch, sett
 
 def test_the_client_address_is_the_peer_unless_the_peer_is_a_trusted_proxy(settings):
     meta = {"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.9"}
-    assert limits.client_ip(meta) == "10.1.2.3"
+    assert client_ip(meta) == "10.1.2.3"
     settings.RELAY_TRUSTED_PROXIES = ["10.0.0.0/8", "192.168.0.0/16"]
     # The hop the trusted proxy saw; whatever the client wrote left of it is ignored.
-    assert limits.client_ip(meta) == "203.0.113.9"
+    assert client_ip(meta) == "203.0.113.9"
     chained = {**meta, "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.9, 192.168.1.1"}
-    assert limits.client_ip(chained) == "203.0.113.9"
-    assert limits.client_ip({"REMOTE_ADDR": "10.1.2.3"}) == "10.1.2.3"
-    assert limits.client_ip({**meta, "REMOTE_ADDR": "8.8.8.8"}) == "8.8.8.8"
+    assert client_ip(chained) == "203.0.113.9"
+    assert client_ip({"REMOTE_ADDR": "10.1.2.3"}) == "10.1.2.3"
+    assert client_ip({**meta, "REMOTE_ADDR": "8.8.8.8"}) == "8.8.8.8"
 
 
 def test_an_allow_list_admits_only_its_ranges():
     inside = key_context(allowed_ips=["10.0.0.0/8", "2001:db8::/32"])
     for address in ("10.9.8.7", "::ffff:10.0.0.1", "2001:db8::1"):
-        assert isinstance(asyncio.run(try_admit(inside, ip=address)), limits.Admission)
+        assert isinstance(asyncio.run(try_admit(inside, ip=address)), admission.Admission)
     for address in ("127.0.0.1", "11.0.0.1", "", "not-an-ip"):
         with pytest.raises(PermissionDenied):
             asyncio.run(try_admit(inside, ip=address))

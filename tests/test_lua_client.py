@@ -1,5 +1,5 @@
 """The pipelined connection the request path's scripts run on
-(relay/lua_client.py), against the test run's real Redis."""
+(relay/connections/lua_client.py), against the test run's real Redis."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from redis import exceptions as redis_errors
 
-from relay.lua_client import LuaClient, Script
+from relay.connections.lua_client import LuaClient, Script
 
 ECHO = Script("return {tonumber(ARGV[1]), KEYS[1]}")
 SET = Script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")

@@ -25,12 +25,13 @@ from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.reconcile import reconcile
 from billing.tasks import apply_pending_ledger, sweep_expired_holds
-from relay import auth, connections, gate
-from relay.auth import KeyContext
-from relay.catalog import GroupRoutes, ModelRoute
-from relay.errors import InvalidApiKey, ServiceUnavailable, error_response
-from relay.lua_client import LuaClient
-from relay.validation import EmbeddingRequest
+from relay.catalog.keys import KeyContext
+from relay.catalog.routes import GroupRoutes, ModelRoute
+from relay.connections import pools
+from relay.connections.lua_client import LuaClient
+from relay.contract.errors import InvalidApiKey, ServiceUnavailable, error_response
+from relay.contract.validation import EmbeddingRequest
+from relay.pipeline import auth, gate
 from tests.conftest import (
     ROOT,
     SMALL,
@@ -343,10 +344,10 @@ def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
     request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     monkeypatch.setattr(
-        connections, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL)
+        pools, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL)
     )
     monkeypatch.setattr(
-        connections, "lua",
+        pools, "lua",
         lambda: LuaClient(DEAD_REDIS_URL, connect_timeout_s=1, reply_timeout_s=1),
     )
 

@@ -32,7 +32,7 @@ from billing import ledger, live
 from billing.models import LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, UsageEvent
-from relay.devstack import spawn
+from relay.devtools.devstack import spawn
 from tests.conftest import (
     ROOT,
     SMALL,

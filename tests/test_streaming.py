@@ -1,5 +1,5 @@
-"""Big answers passed on as they arrive (relay/streaming.py,
-relay/upstream.py, passthrough.streamable).
+"""Big answers passed on as they arrive (relay/pipeline/streaming.py,
+relay/pipeline/upstream.py, passthrough.streamable).
 
 The mechanics first, on bytes and fakes: the pieces sent add up to the
 answer the relay would have sent whole, whatever the upstream's chunking;
@@ -24,13 +24,16 @@ from hypothesis import strategies as st
 from accounts.models import ApiKey
 from billing import live_sync
 from billing.models import UsageRecord
-from relay import passthrough, pipeline, streaming, upstream
 from relay.asgi import api, application
-from relay.auth import KeyContext
-from relay.catalog import ChannelRoute, ModelRoute
-from relay.errors import UpstreamFailed
-from relay.trace import Trace
-from relay.validation import EmbeddingRequest
+from relay.catalog.keys import KeyContext
+from relay.catalog.routes import ModelRoute
+from relay.contract import passthrough
+from relay.contract.errors import UpstreamFailed
+from relay.contract.validation import EmbeddingRequest
+from relay.pipeline import streaming, upstream
+from relay.pipeline.outcome import Outcome
+from relay.pipeline.trace import Trace
+from relay.providers.base import ChannelRoute
 from tests.conftest import (
     SMALL,
     STARTING_BALANCE_NANOS,
@@ -220,7 +223,7 @@ def test_a_failure_while_finishing_releases_the_hold_and_the_budget_once():
 # --- finishing the tail is finishing the whole answer ---------------------------
 
 
-def outcome_for(request: EmbeddingRequest) -> pipeline.Outcome:
+def outcome_for(request: EmbeddingRequest) -> Outcome:
     key = KeyContext(
         key_id=1, tenant_id=1, group_id=1, prefix="sk-test", last4="abcd", expires=None,
         allowed_models=frozenset(), allowed_ips=(), spend_cap_nanos=None, limit_rpm=None,
@@ -228,7 +231,7 @@ def outcome_for(request: EmbeddingRequest) -> pipeline.Outcome:
         tenant_limit_concurrency=None,
     )
     route = ModelRoute(model=request.model, price_per_mtok_nanos=20_000_000, channels=(CHANNEL,))
-    return pipeline.Outcome(Trace(request_id="req_test"), key, route, request, entry=None)
+    return Outcome(Trace(request_id="req_test"), key, route, request, entry=None)
 
 
 @st.composite

@@ -14,8 +14,9 @@ from billing.pricing import cost_nanos
 from billing.tasks import drain_usage_events
 from billing.usage import record_usage
 from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
-from relay import connections, gate, money
-from relay.lua_client import LuaClient
+from relay.connections import pools
+from relay.connections.lua_client import LuaClient
+from relay.pipeline import gate, money
 from tests.conftest import (
     SMALL,
     SMALL_PRICE_NANOS,
@@ -350,7 +351,7 @@ def test_a_usage_event_goes_straight_to_the_database_when_redis_is_down(issued, 
         member="req_redis_down_0001:hold",
     )
     monkeypatch.setattr(
-        connections,
+        pools,
         "lua",
         lambda: LuaClient("redis://127.0.0.1:1/0", connect_timeout_s=1, reply_timeout_s=1),
     )

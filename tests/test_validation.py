@@ -1,7 +1,7 @@
 """Unit tests of request validation and of the pass-through body surgery.
 
-No server and no database: these call relay/validation.py and
-relay/passthrough.py directly, with the bodies an OpenAI-compatible upstream
+No server and no database: these call relay/contract/validation.py and
+relay/contract/passthrough.py directly, with the bodies an OpenAI-compatible upstream
 really sends.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from relay import passthrough, tokens, validation
-from relay.errors import InvalidRequest
+from relay.contract import passthrough, tokens, validation
+from relay.contract.errors import InvalidRequest
 
 SMALL = "text-embedding-3-small"
 LARGE = "text-embedding-3-large"

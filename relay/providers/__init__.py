@@ -1,4 +1,8 @@
-"""Upstream providers, one module each, registered here by channel kind."""
+"""Upstream providers, one module each behind the interface in ``base``,
+registered here by channel kind. A provider translates; it does no I/O.
+
+May import ``relay.contract`` and ``relay.lib``.
+"""
 
 from relay.providers.azure import AzureProvider
 from relay.providers.base import Provider, UpstreamCall

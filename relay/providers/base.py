@@ -9,11 +9,27 @@ way for every provider.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from relay.catalog import ChannelRoute
-    from relay.validation import EmbeddingRequest
+from relay.contract.validation import EmbeddingRequest
+
+
+@dataclass(frozen=True)
+class ChannelRoute:
+    """A channel as a provider needs it to build a call (relay/catalog/routes.py
+    reads it from the database)."""
+
+    channel_id: int
+    name: str
+    kind: str
+    base_url: str
+    credential: str
+    priority: int
+    weight: int
+    upstream_model: str
+
+    def __repr__(self) -> str:  # never let the credential reach a log line
+        return f"ChannelRoute({self.name!r}, {self.kind}, priority={self.priority})"
 
 
 @dataclass(frozen=True)

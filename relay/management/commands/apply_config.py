@@ -1,6 +1,6 @@
 """``manage.py apply_config relay.yaml``: make the database match the operator's file.
 
-The file's schema is in docs/config.md; the work is in relay/config_file.py.
+The file's schema is in docs/config.md; the work is in relay/config/.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relay import config_file
+from relay.config.apply import apply_config
+from relay.config.loader import load
+from relay.config.read import ConfigError
 
 
 class Command(BaseCommand):
@@ -23,9 +25,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, path: Path, **options) -> None:
         try:
-            config = config_file.load(path=path)
-            lines = config_file.apply_config(config=config)
-        except config_file.ConfigError as error:
+            config = load(path=path)
+            lines = apply_config(config=config)
+        except ConfigError as error:
             # The message names the entry and field; a traceback would add nothing.
             raise CommandError(f"{path}: {error}") from None
         # Printed only after the commit: a generated secret shown for a key

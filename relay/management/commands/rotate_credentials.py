@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from relay.credentials import rotate_all
+from relay.lib.credentials import rotate_all
 
 
 class Command(BaseCommand):

@@ -1,0 +1,106 @@
+"""What a group may call, at what price, through which channels.
+
+Loaded from PostgreSQL into plain frozen objects and cached per process for
+``RELAY_CONFIG_CACHE_TTL_S``, so the hot path never queries the database for
+configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from accounts.models import Group
+from billing.models import BasePrice
+from billing.pricing import apply_ratio
+from relay.lib.db import off_loop
+from relay.lib.ttlcache import TTLCache
+from relay.models import Channel
+from relay.providers.base import ChannelRoute
+
+log = logging.getLogger(__name__)
+
+
+def channel_route(channel: Channel, upstream_model: str) -> ChannelRoute:
+    """The route through ``channel``, asking it for ``upstream_model``."""
+    return ChannelRoute(
+        channel_id=channel.pk,
+        name=channel.name,
+        kind=channel.kind,
+        base_url=channel.base_url.rstrip("/"),
+        credential=channel.credential,
+        priority=channel.priority,
+        weight=channel.weight,
+        upstream_model=upstream_model,
+    )
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    model: str
+    price_per_mtok_nanos: int
+    channels: tuple[ChannelRoute, ...]
+
+
+@dataclass(frozen=True)
+class GroupRoutes:
+    group_id: int
+    limit_rpm: int | None
+    limit_tpm: int | None
+    limit_concurrency: int | None
+    models: dict[str, ModelRoute]
+
+
+def load_group_routes(group_id: int) -> GroupRoutes | None:
+    group = Group.objects.filter(pk=group_id).prefetch_related("models").first()
+    if group is None:
+        return None
+    base_prices = dict(BasePrice.objects.values_list("model", "price_per_mtok_nanos"))
+    channels = (
+        Channel.objects.filter(groups=group, enabled=True)
+        .prefetch_related("models")
+        .order_by("priority", "pk")
+    )
+    served_by: dict[str, list[ChannelRoute]] = {}
+    for channel in channels:
+        for channel_model in channel.models.all():
+            served_by.setdefault(channel_model.model, []).append(
+                channel_route(channel, channel_model.served_as)
+            )
+    models: dict[str, ModelRoute] = {}
+    for group_model in group.models.all():
+        price = group_model.price_per_mtok_nanos
+        if price is None and group_model.model in base_prices:
+            price = apply_ratio(base_prices[group_model.model], group.price_ratio)
+        if price is None:
+            # Serving a model nobody priced would give it away: leave it closed.
+            log.warning(
+                "group %s lists %s without a price; not serving it", group, group_model.model
+            )
+            continue
+        models[group_model.model] = ModelRoute(
+            model=group_model.model,
+            price_per_mtok_nanos=price,
+            channels=tuple(served_by.get(group_model.model, ())),
+        )
+    return GroupRoutes(
+        group_id=group.pk,
+        limit_rpm=group.limit_rpm,
+        limit_tpm=group.limit_tpm,
+        limit_concurrency=group.limit_concurrency,
+        models=models,
+    )
+
+
+_cache: TTLCache[GroupRoutes | None] = TTLCache(ttl_s=settings.RELAY_CONFIG_CACHE_TTL_S)
+_load_async = off_loop(load_group_routes)
+
+
+async def group_routes(group_id: int) -> GroupRoutes | None:
+    return await _cache.get(group_id, lambda: _load_async(group_id))
+
+
+def clear_cache() -> None:
+    _cache.clear()

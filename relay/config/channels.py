@@ -1,0 +1,127 @@
+"""The file's ``channels``: where a group's requests go, with what
+credential, for which models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from relay.config import read, rows
+from relay.config.read import ConfigError
+from relay.models import Channel
+from relay.providers import PROVIDERS
+
+FIELDS = {
+    "kind",
+    "base_url",
+    "api_key",
+    "api_key_env",
+    "models",
+    "groups",
+    "priority",
+    "weight",
+    "enabled",
+}
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    kind: str
+    base_url: str
+    # None keeps the stored credential (one set in the admin, say); new channels get none.
+    credential: str | None = field(repr=False)
+    models: dict[str, str]  # public name -> provider's name, blank when the same
+    groups: tuple[str, ...]
+    priority: int
+    weight: int
+    enabled: bool
+
+
+def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpec:
+    where = f"channels.{name}"
+    fields = read.entry(entry, where=where, allowed=FIELDS, required=("base_url",))
+    kind = fields.get("kind", Channel.Kind.OPENAI.value)
+    if kind not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"{where}.kind: unknown kind {kind!r} (known: {known})")
+    return ChannelSpec(
+        name=name,
+        kind=kind,
+        base_url=_base_url(fields["base_url"], where=f"{where}.base_url"),
+        credential=_credential(fields, where=where, environ=environ),
+        models=_channel_models(fields.get("models"), where=f"{where}.models"),
+        groups=read.slugs(fields.get("groups"), where=f"{where}.groups"),
+        priority=read.whole_number(
+            fields.get("priority", 0), where=f"{where}.priority", minimum=-read.MAX_INT
+        ),
+        weight=read.whole_number(fields.get("weight", 1), where=f"{where}.weight", minimum=1),
+        enabled=read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
+    )
+
+
+def _base_url(value: object, *, where: str) -> str:
+    url = read.text(value, where=where, max_length=500)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ConfigError(f"{where}: not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: must start with http:// or https://")
+    if not host or any(char.isspace() for char in url):
+        raise ConfigError(f"{where}: not a valid URL (no host, or spaces)")
+    return url
+
+
+def _credential(fields: dict, *, where: str, environ: Mapping[str, str]) -> str | None:
+    if "api_key" in fields and "api_key_env" in fields:
+        raise ConfigError(f"{where}: give api_key or api_key_env, not both")
+    if "api_key_env" in fields:
+        variable = read.text(fields["api_key_env"], where=f"{where}.api_key_env")
+        credential = environ.get(variable, "")
+        if not credential:
+            raise ConfigError(
+                f"{where}.api_key_env: the environment variable {variable} is not set or empty"
+            )
+        return credential
+    if "api_key" in fields:
+        return read.text(fields["api_key"], where=f"{where}.api_key", max_length=None)
+    return None
+
+
+def _channel_models(value: object, *, where: str) -> dict[str, str]:
+    """Public name -> the provider's name, blank when it is the same."""
+    if value is None or isinstance(value, list):
+        return {model: "" for model in read.names(value, where=where)}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: expected a list of model names or a mapping of public name: "
+            f"provider's name, got {read.describe(value)}"
+        )
+    mapping = {}
+    for public, upstream in value.items():
+        public = read.text(public, where=where)
+        upstream = public if upstream is None else read.text(upstream, where=f"{where}.{public}")
+        mapping[public] = "" if upstream == public else upstream
+    return mapping
+
+
+def apply(spec: ChannelSpec) -> str:
+    groups = rows.groups_named(spec.groups, where=f"channels.{spec.name}.groups")
+    values = {
+        "kind": spec.kind,
+        "base_url": spec.base_url,
+        "priority": spec.priority,
+        "weight": spec.weight,
+        "enabled": spec.enabled,
+    }
+    if spec.credential is not None:
+        values["credential"] = spec.credential
+    channel, created, changed = rows.upsert(Channel, lookup={"name": spec.name}, values=values)
+    listed, renamed = rows.sync_models(channel.models, wanted=spec.models, attr="upstream_model")
+    if listed or renamed:
+        changed.append("models")
+    changed += rows.sync_m2m(channel.groups, groups, label="groups")
+    return rows.report("channel", spec.name, created=created, changed=changed)

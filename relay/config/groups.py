@@ -1,0 +1,91 @@
+"""The file's ``base_prices`` and ``groups``: each group's models, prices,
+price ratio and default limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from accounts.models import Group
+from billing.models import BasePrice
+from relay.config import read, rows
+from relay.config.read import ConfigError
+
+FIELDS = {"description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency"}
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    description: str
+    models: tuple[str, ...]
+    prices: dict[str, int]  # model -> nanos per million tokens
+    price_ratio: Decimal
+    limit_rpm: int | None
+    limit_tpm: int | None
+    limit_concurrency: int | None
+
+
+def parse(name: str, entry: object) -> GroupSpec:
+    where = f"groups.{name}"
+    fields = read.entry(entry, where=where, allowed=FIELDS)
+    group_models = read.names(fields.get("models"), where=f"{where}.models")
+    prices = {}
+    for model, amount in read.mapping(fields.get("prices"), where=f"{where}.prices").items():
+        if model not in group_models:
+            raise ConfigError(f"{where}.prices.{model}: not one of this group's models")
+        prices[model] = read.nanos(amount, where=f"{where}.prices.{model}")
+    description = fields.get("description")
+    if description is not None:
+        description = read.text(description, where=f"{where}.description", max_length=300)
+    return GroupSpec(
+        name=name,
+        description=description or "",
+        models=group_models,
+        prices=prices,
+        price_ratio=read.ratio(fields.get("price_ratio", 1), where=f"{where}.price_ratio"),
+        limit_rpm=read.limit(fields.get("rpm"), where=f"{where}.rpm"),
+        limit_tpm=read.limit(fields.get("tpm"), where=f"{where}.tpm"),
+        limit_concurrency=read.limit(fields.get("concurrency"), where=f"{where}.concurrency"),
+    )
+
+
+def apply_base_price(model: str, nanos: int) -> str:
+    _, created, changed = rows.upsert(
+        BasePrice, lookup={"model": model}, values={"price_per_mtok_nanos": nanos}
+    )
+    return rows.report("base price", model, created=created, changed=changed)
+
+
+def apply(spec: GroupSpec) -> str:
+    _check_priced(spec)
+    group, created, changed = rows.upsert(
+        Group,
+        lookup={"name": spec.name},
+        values={
+            "description": spec.description,
+            "price_ratio": spec.price_ratio,
+            "limit_rpm": spec.limit_rpm,
+            "limit_tpm": spec.limit_tpm,
+            "limit_concurrency": spec.limit_concurrency,
+        },
+    )
+    prices = {model: spec.prices.get(model) for model in spec.models}
+    listed, repriced = rows.sync_models(group.models, wanted=prices, attr="price_per_mtok_nanos")
+    if listed:
+        changed.append("models")
+    if repriced:
+        changed.append("prices")
+    return rows.report("group", spec.name, created=created, changed=changed)
+
+
+def _check_priced(spec: GroupSpec) -> None:
+    """A model with no price is never served (relay.catalog.routes): refuse to list one."""
+    unpriced = [model for model in spec.models if model not in spec.prices]
+    priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
+    for model in unpriced:
+        if model not in priced:
+            raise ConfigError(
+                f"groups.{spec.name}.models: {model} has no price; "
+                "add it to base_prices or to this group's prices"
+            )

@@ -1,0 +1,202 @@
+"""The file's ``keys``: a tenant's API keys, generated (the secret printed
+once) or imported from another relay, with their limits and expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from accounts import keys as secrets
+from accounts.models import ApiKey, Group, Tenant
+from relay.config import read, rows
+from relay.config.read import ConfigError
+
+FIELDS = {
+    "tenant",
+    "group",
+    "name",
+    "secret",
+    "rpm",
+    "tpm",
+    "concurrency",
+    "models",
+    "expires",
+    "status",
+}
+_MIN_SECRET_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    index: int
+    tenant: str
+    group: str
+    name: str
+    secret: str | None = field(repr=False)
+    limit_rpm: int | None
+    limit_tpm: int | None
+    limit_concurrency: int | None
+    allowed_models: tuple[str, ...]
+    expires: datetime | None
+    status: str | None  # None leaves the key's status as it is
+
+    @property
+    def where(self) -> str:
+        return f"keys[{self.index}] ({self.tenant}/{self.name})"
+
+
+def parse(entries: object) -> tuple[KeySpec, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigError(f"keys: expected a list of keys, got {read.describe(entries)}")
+    specs = tuple(_parse_key(index, entry) for index, entry in enumerate(entries))
+    seen_names: dict[tuple[str, str], KeySpec] = {}
+    seen_secrets: dict[str, KeySpec] = {}
+    for spec in specs:
+        earlier = seen_names.setdefault((spec.tenant, spec.name), spec)
+        if earlier is not spec:
+            raise ConfigError(f"{spec.where}: same tenant and name as keys[{earlier.index}]")
+        if spec.secret is not None:
+            earlier = seen_secrets.setdefault(spec.secret, spec)
+            if earlier is not spec:
+                raise ConfigError(f"{spec.where}.secret: same secret as keys[{earlier.index}]")
+    return specs
+
+
+def _parse_key(index: int, entry: object) -> KeySpec:
+    fields = read.entry(
+        entry, where=f"keys[{index}]", allowed=FIELDS, required=("tenant", "group", "name")
+    )
+    tenant = read.slug(fields["tenant"], where=f"keys[{index}].tenant")
+    name = read.text(fields["name"], where=f"keys[{index}].name")
+    where = f"keys[{index}] ({tenant}/{name})"
+    secret = fields.get("secret")
+    return KeySpec(
+        index=index,
+        tenant=tenant,
+        group=read.slug(fields["group"], where=f"{where}.group"),
+        name=name,
+        secret=None if secret is None else _secret(secret, where=f"{where}.secret"),
+        limit_rpm=read.limit(fields.get("rpm"), where=f"{where}.rpm"),
+        limit_tpm=read.limit(fields.get("tpm"), where=f"{where}.tpm"),
+        limit_concurrency=read.limit(fields.get("concurrency"), where=f"{where}.concurrency"),
+        allowed_models=read.names(fields.get("models"), where=f"{where}.models"),
+        expires=_expires(fields.get("expires"), where=f"{where}.expires"),
+        status=read.choice(fields.get("status"), ApiKey.Status.values, where=f"{where}.status"),
+    )
+
+
+def _secret(value: object, *, where: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.startswith(secrets.SECRET_PREFIX)
+        or len(value) < _MIN_SECRET_LENGTH
+        or any(char.isspace() for char in value)
+    ):
+        raise ConfigError(
+            f'{where}: must start with "{secrets.SECRET_PREFIX}" and be at least '
+            f"{_MIN_SECRET_LENGTH} characters, without spaces"
+        )
+    if secrets.refused_without_lookup(value):
+        # It has the shape of the relay's own keys, whose checksum it fails:
+        # the relay would refuse it before looking it up.
+        raise ConfigError(f"{where}: has the shape of a generated key but a wrong checksum")
+    return value
+
+
+def _expires(value: object, *, where: str) -> datetime | None:
+    example = '"2027-01-01T00:00:00Z"'
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{where}: not an ISO 8601 date-time such as {example}") from None
+    # A bare date (YAML reads 2027-01-01 as one) has no time and no timezone.
+    if not isinstance(value, datetime):
+        raise ConfigError(f"{where}: expected an ISO 8601 date-time such as {example}")
+    if value.utcoffset() is None:
+        raise ConfigError(f"{where}: needs a timezone (Z or +hh:mm), as in {example}")
+    return value
+
+
+def apply(spec: KeySpec) -> str:
+    # Operators may put a tenant's key in any group, not only the groups the
+    # tenant may issue keys in itself (Tenant.groups limits self-service only).
+    tenant = Tenant.objects.filter(slug=spec.tenant).first()
+    if tenant is None:
+        raise ConfigError(f"{spec.where}.tenant: unknown tenant {spec.tenant!r}")
+    group = rows.groups_named((spec.group,), where=f"{spec.where}.group")[0]
+    _check_key_models(spec, group)
+    values = {
+        "group": group,
+        "limit_rpm": spec.limit_rpm,
+        "limit_tpm": spec.limit_tpm,
+        "limit_concurrency": spec.limit_concurrency,
+        "allowed_models": list(spec.allowed_models),
+        "expires": spec.expires,
+    }
+    found = list(ApiKey.objects.for_tenant(tenant).filter(name=spec.name)[:2])
+    if len(found) > 1:
+        raise ConfigError(
+            f"{spec.where}.name: the tenant has several keys with this name; "
+            "rename all but one in the console so the file can tell them apart"
+        )
+    if not found:
+        return _create_key(spec, tenant=tenant, values=values)
+    return _update_key(spec, key=found[0], values=values)
+
+
+def _check_key_models(spec: KeySpec, group: Group) -> None:
+    served = set(group.models.values_list("model", flat=True))
+    for model in spec.allowed_models:
+        if model not in served:
+            raise ConfigError(f"{spec.where}.models: {model} is not a model of group {group}")
+
+
+def _create_key(spec: KeySpec, *, tenant: Tenant, values: dict[str, Any]) -> str:
+    label = f"{tenant.slug}/{spec.name}"
+    if spec.secret is None:
+        key, secret = ApiKey.issue(tenant=tenant, name=spec.name, **values)
+        line = f"created key {label}: {secret}  (shown once; store it now)"
+    else:
+        _check_secret_unused(spec, key=None)
+        key = ApiKey.import_secret(tenant=tenant, name=spec.name, secret=spec.secret, **values)
+        line = f"created key {label}"
+    if spec.status == ApiKey.Status.REVOKED:
+        key.revoke()
+        # A secret nobody can use is not worth showing.
+        line = f"created key {label} (revoked)"
+    return line
+
+
+def _update_key(spec: KeySpec, *, key: ApiKey, values: dict[str, Any]) -> str:
+    revoked = key.status == ApiKey.Status.REVOKED
+    if revoked and spec.status == ApiKey.Status.ACTIVE:
+        raise ConfigError(
+            f"{spec.where}.status: the key is revoked, and a revoked key stays revoked; "
+            "issue a new key under another name"
+        )
+    changed = rows.assign(key, values)
+    if spec.secret is not None and key.digest != secrets.digest(spec.secret):
+        _check_secret_unused(spec, key=key)
+        key.set_secret(spec.secret, imported=True)
+        changed.append("secret")
+    if changed:
+        key.save()
+    if spec.status == ApiKey.Status.REVOKED and not revoked:
+        key.revoke()
+        changed.append("status")
+    return rows.report("key", f"{spec.tenant}/{spec.name}", created=False, changed=changed)
+
+
+def _check_secret_unused(spec: KeySpec, *, key: ApiKey | None) -> None:
+    """Say it plainly rather than fail on the digest's unique constraint."""
+    others = ApiKey.objects.filter(digest=secrets.digest(spec.secret or ""))
+    if key is not None:
+        others = others.exclude(pk=key.pk)
+    if others.exists():
+        raise ConfigError(f"{spec.where}.secret: another key already uses this secret")

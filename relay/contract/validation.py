@@ -1,0 +1,222 @@
+"""Parse and validate an embeddings request body exactly as OpenAI does,
+before anything is sent upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import orjson
+
+from relay.contract import tokens
+from relay.contract.errors import API_REFERENCE, InvalidRequest
+
+MAX_ITEMS = 2048
+MAX_ITEM_TOKENS = 8192
+MAX_REQUEST_TOKENS = 300_000
+ENCODING_FORMATS = ("float", "base64")
+# Bodies with more characters than this are counted off the event loop.
+_COUNT_IN_THREAD_CHARS = 50_000
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    native_dimensions: int | None
+    supports_dimensions: bool
+
+
+# What the relay knows of OpenAI's own models. A model not listed here (an
+# operator's custom model) passes `dimensions` through to its upstream.
+KNOWN_MODELS = {
+    "text-embedding-3-small": ModelSpec(1536, True),
+    "text-embedding-3-large": ModelSpec(3072, True),
+    "text-embedding-ada-002": ModelSpec(1536, False),
+}
+
+
+@dataclass
+class EmbeddingRequest:
+    model: str
+    input: str | list
+    encoding_format: str | None = None
+    dimensions: int | None = None
+    user: str | None = None
+    token_counts: list[int] = field(default_factory=list)
+
+    @property
+    def input_count(self) -> int:
+        # A string or one token array is one input; a list of either, one each.
+        if isinstance(self.input, str) or (self.input and _is_token(self.input[0])):
+            return 1
+        return len(self.input)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+    @property
+    def wants_base64(self) -> bool:
+        return self.encoding_format == "base64"
+
+
+def _invalid_input() -> InvalidRequest:
+    return InvalidRequest(
+        f"'$.input' is invalid. Please check the API reference: {API_REFERENCE}.",
+        param="input",
+    )
+
+
+def parse_body(body: bytes) -> dict:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON. If you have trouble figuring out how to fix "
+            "this, please contact the relay's operator.)"
+        )
+    return data
+
+
+def read_model(data: dict) -> str:
+    model = data.get("model")
+    if model is None or model == "":
+        raise InvalidRequest("you must provide a model parameter")
+    if not isinstance(model, str):
+        raise InvalidRequest(
+            f"'$.model' is invalid. Please check the API reference: {API_REFERENCE}.",
+            param="model",
+        )
+    return model
+
+
+def _is_token(value: object) -> bool:
+    # bool is an int in Python, not in JSON.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _item_kind(items: list) -> str:
+    """Classify a list input: 'texts', 'tokens' (one token array) or 'token_lists'."""
+    first = items[0]
+    if isinstance(first, str):
+        if all(isinstance(item, str) and item for item in items):
+            return "texts"
+    elif _is_token(first):
+        if all(_is_token(item) for item in items):
+            return "tokens"
+    elif isinstance(first, list):
+        if all(
+            isinstance(item, list) and item and all(_is_token(t) for t in item) for item in items
+        ):
+            return "token_lists"
+    raise _invalid_input()
+
+
+async def _count(texts: list[str]) -> list[int]:
+    if sum(len(text) for text in texts) > _COUNT_IN_THREAD_CHARS:
+        return await asyncio.to_thread(tokens.count_texts, texts)
+    return tokens.count_texts(texts)
+
+
+async def read_input(data: dict) -> tuple[str | list, list[int]]:
+    """The input and each item's token count; refuses what OpenAI refuses."""
+    if "input" not in data or data["input"] is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'input'.",
+            param="input",
+            code="missing_required_parameter",
+        )
+    value = data["input"]
+    if isinstance(value, str):
+        if not value:
+            raise _invalid_input()
+        counts = await _count([value])
+    elif isinstance(value, list):
+        # One token array is one input of len() tokens; the item limit counts inputs.
+        if not value or (len(value) > MAX_ITEMS and not _is_token(value[0])):
+            raise _invalid_input()
+        kind = _item_kind(value)
+        if kind == "texts":
+            counts = await _count(value)
+        elif kind == "tokens":
+            counts = [len(value)]
+        else:
+            counts = [len(item) for item in value]
+    else:
+        raise _invalid_input()
+
+    for index, count in enumerate(counts):
+        if count > MAX_ITEM_TOKENS:
+            param = "input" if isinstance(value, str) or _is_token(value[0]) else f"input[{index}]"
+            raise InvalidRequest(
+                f"Invalid '{param}': maximum input length is {MAX_ITEM_TOKENS} tokens.",
+                param=param,
+                code="invalid_value",
+            )
+    total = sum(counts)
+    if total > MAX_REQUEST_TOKENS:
+        raise InvalidRequest(
+            f"Requested {total} tokens, max {MAX_REQUEST_TOKENS} tokens per request",
+            param="input",
+            code="max_tokens_per_request",
+        )
+    return value, counts
+
+
+def read_options(data: dict, model: str) -> tuple[str | None, int | None, str | None]:
+    encoding_format = data.get("encoding_format")
+    if encoding_format is not None and encoding_format not in ENCODING_FORMATS:
+        raise InvalidRequest(
+            f"Invalid value for 'encoding_format': {encoding_format!r}. "
+            "Supported values are: 'float' and 'base64'.",
+            param="encoding_format",
+            code="invalid_value",
+        )
+
+    dimensions = data.get("dimensions")
+    if dimensions is not None:
+        spec = KNOWN_MODELS.get(model)
+        if spec is not None and not spec.supports_dimensions:
+            raise InvalidRequest(
+                "This model does not support specifying dimensions.", param="dimensions"
+            )
+        limit = spec.native_dimensions if spec else None
+        if (
+            not isinstance(dimensions, int)
+            or isinstance(dimensions, bool)
+            or dimensions < 1
+            or (limit is not None and dimensions > limit)
+        ):
+            allowed = f"between 1 and {limit}" if limit else "at least 1"
+            raise InvalidRequest(
+                f"Invalid value for 'dimensions': {dimensions!r}. "
+                f"It must be an integer {allowed} for {model}.",
+                param="dimensions",
+                code="invalid_value",
+            )
+
+    user = data.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest(
+            f"Invalid type for 'user': expected a string, but got {type(user).__name__}.",
+            param="user",
+            code="invalid_type",
+        )
+    return encoding_format, dimensions, user
+
+
+async def read_request(data: dict, model: str) -> EmbeddingRequest:
+    """Everything after the model: options first (cheap), then the input (counted)."""
+    encoding_format, dimensions, user = read_options(data, model)
+    value, counts = await read_input(data)
+    return EmbeddingRequest(
+        model=model,
+        input=value,
+        encoding_format=encoding_format,
+        dimensions=dimensions,
+        user=user,
+        token_counts=counts,
+    )

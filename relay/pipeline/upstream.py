@@ -1,0 +1,182 @@
+"""Sending one request to one channel, and sorting what went wrong into
+"try another channel" and "the client's request is at fault".
+
+A success is read whole up to ``RELAY_STREAM_FROM_BYTES`` (1 MiB); past
+that, the rest is left on the connection for the pipeline to pass on as it
+arrives (``Reply.rest``, relay/pipeline/streaming.py): a big batch of large vectors
+runs to megabytes, which a process need not hold whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from django.conf import settings
+
+from relay.connections import egress, pools
+from relay.contract.errors import InvalidRequest
+from relay.contract.validation import EmbeddingRequest
+from relay.providers import PROVIDERS
+from relay.providers.base import ChannelRoute
+
+log = logging.getLogger(__name__)
+
+# Statuses that say the request itself is wrong: the same request would fail
+# on every channel, so it goes back to the client instead of failing over.
+CLIENT_FAULT_STATUSES = {400, 413, 422}
+
+
+class ChannelFailed(Exception):
+    """Transient or channel-specific: another channel may well succeed."""
+
+    def __init__(self, reason: str, *, status: int | None = None, kind: str = "error") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        # A short, bounded label for metrics: timeout, connection, or the status.
+        self.kind = kind
+
+
+def error_message(body: bytes, *, limit: int = 1000) -> str | None:
+    """The message of an upstream's error body (OpenAI's shape or a bare
+    string), cut to ``limit``; None when the body says nothing readable."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"][:limit]
+    if isinstance(error, str):
+        return error[:limit]
+    return None
+
+
+class Rest:
+    """The part of an answer not read yet. It owns the upstream connection
+    until ``close()``, which gives the connection back to the pool once the
+    answer was read to its end, and drops it otherwise."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        # Time spent waiting for the upstream's bytes (the trace's upstream_ms).
+        self.waited_s = 0.0
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes that arrived; b"" at the end. Raises ChannelFailed."""
+        started = time.perf_counter()
+        try:
+            with _failures_classified():
+                return await self._response.content.readany()
+        finally:
+            self.waited_s += time.perf_counter() - started
+
+    async def read(self) -> bytes:
+        chunks = []
+        while chunk := await self.next_chunk():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+@dataclass
+class Reply:
+    """A channel's success, in OpenAI's shape: all of it in ``body``, or, for
+    an answer larger than RELAY_STREAM_FROM_BYTES, its first part in
+    ``body`` and the rest still to read (only from providers whose answers
+    pass through unchanged)."""
+
+    body: bytes
+    rest: Rest | None = None
+
+    async def whole(self) -> Reply:
+        if self.rest is None:
+            return self
+        try:
+            return Reply(self.body + await self.rest.read())
+        finally:
+            self.rest.close()
+
+
+@contextlib.contextmanager
+def _failures_classified() -> Iterator[None]:
+    """Network failures as ChannelFailed: another channel may well succeed."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise ChannelFailed("timeout", kind="timeout") from exc
+    except aiohttp.ClientError as exc:
+        raise ChannelFailed(f"connection error: {type(exc).__name__}", kind="connection") from exc
+
+
+async def call(channel: ChannelRoute, request: EmbeddingRequest) -> Reply:
+    """The channel's success; raises ChannelFailed or InvalidRequest."""
+    provider = PROVIDERS[channel.kind]
+    outgoing = provider.build(channel, request)
+    try:
+        egress.check_literal_host(outgoing.url)
+    except egress.DestinationRefused as exc:
+        log.error("channel %s: %s", channel.name, exc)
+        raise ChannelFailed(str(exc), kind="refused_destination") from exc
+    response = None
+    try:
+        with _failures_classified():
+            response = await pools.http().post(
+                outgoing.url, data=outgoing.body, headers=outgoing.headers,
+                allow_redirects=False,
+            )
+            status = response.status
+            if status == 200 and provider.passes_through and not _small(response):
+                reply = await _first_part(response)
+                if reply.rest is not None:
+                    response = None  # the reply owns it now
+                    return reply
+                body = reply.body
+            else:
+                body = await response.read()
+    finally:
+        if response is not None:
+            response.release()
+
+    if status == 200:
+        return Reply(provider.to_openai(body, request))
+    if status in CLIENT_FAULT_STATUSES:
+        # The provider's own words help the client fix the request; the
+        # channel's credential is never part of a 4xx body about the input.
+        message = error_message(body) or "The upstream provider rejected the request."
+        raise InvalidRequest(message)
+    # 401/403/404 mean this channel is misconfigured (key, deployment, model),
+    # 429 and 5xx that it is busy or broken: all are worth another channel.
+    raise ChannelFailed(f"upstream status {status}", status=status, kind=str(status))
+
+
+def _small(response: aiohttp.ClientResponse) -> bool:
+    length = response.content_length
+    return length is not None and length <= settings.RELAY_STREAM_FROM_BYTES
+
+
+async def _first_part(response: aiohttp.ClientResponse) -> Reply:
+    """Read up to RELAY_STREAM_FROM_BYTES (an answer of unknown or larger
+    size); the rest, if any, stays on the connection."""
+    rest = Rest(response)
+    chunks, size = [], 0
+    while size <= settings.RELAY_STREAM_FROM_BYTES:
+        chunk = await rest.next_chunk()
+        if not chunk:
+            return Reply(b"".join(chunks))
+        chunks.append(chunk)
+        size += len(chunk)
+    first = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if response.content.at_eof():
+        return Reply(first)
+    return Reply(first, rest)
