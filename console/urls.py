@@ -1,7 +1,7 @@
 """The web console (tenants), the operator console (staff) and the operator API.
 
-Each part registers its routes here; see console/tenant_views.py,
-console/operator_views.py and console/api/.
+Each part registers its routes here; see console/tenant/views.py,
+console/operator/views.py and console/api/.
 """
 
 from django.contrib.auth import views as auth_views
@@ -20,7 +20,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", home, name="home"),
-    path("operator/", include("console.operator_urls")),
+    path("operator/", include("console.operator.urls")),
     path("api/", include("console.api.urls")),
-    path("console/", include("console.tenant_urls")),
+    path("console/", include("console.tenant.urls")),
 ]

@@ -21,8 +21,10 @@ from accounts import keys
 from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Membership, Tenant
 from billing.models import DailyUsage, UsageRecord
 from billing.pricing import cost_nanos, from_nanos
-from console import charts, csv_export, tenant_urls
+from console import charts
 from console.formatting import money
+from console.tenant import csv_export
+from console.tenant import urls as tenant_urls
 from tests.conftest import SMALL, SMALL_PRICE_NANOS, embed
 
 pytestmark = pytest.mark.django_db

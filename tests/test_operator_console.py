@@ -18,7 +18,7 @@ from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Membership, T
 from billing import ledger
 from billing.models import BasePrice, ChannelDaily, DailyUsage, LedgerEntry
 from console import formatting
-from console.operator_urls import urlpatterns as operator_routes
+from console.operator.urls import urlpatterns as operator_routes
 from relay.models import Channel
 from tests.conftest import SMALL, STARTING_BALANCE_NANOS, make_channel
 

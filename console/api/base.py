@@ -20,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from console.api import serializers as s
-from console.operator_actions import ActionRefused
+from relay.operations.actions import ActionRefused
 
 # The primary keys are BIGINT: a larger id in a URL names nothing.
 MAX_ID = 2**63 - 1

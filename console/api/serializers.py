@@ -20,8 +20,8 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
-from console.operator_actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
 from relay.models import Channel
+from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
 
 # A model name as clients send it: no whitespace.
 MODEL_NAME = r"^[^\s]{1,200}$"

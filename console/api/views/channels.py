@@ -6,12 +6,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
-from console import channel_probe
-from console import operator_actions as actions
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
 from console.api.views.tenants import groups_named
+from relay.health import probe as channel_probe
 from relay.models import Channel
+from relay.operations import actions
 
 TAG = "channels"
 

@@ -8,11 +8,11 @@ from rest_framework.response import Response
 
 from accounts.models import Group
 from billing.models import BasePrice
-from console import operator_actions as actions
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
-from console.operator_actions import ActionRefused
 from relay.models import Channel
+from relay.operations import actions
+from relay.operations.actions import ActionRefused
 
 TAG = "groups"
 

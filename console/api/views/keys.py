@@ -7,10 +7,10 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from accounts.models import ApiKey, Group, Tenant
-from console import operator_actions as actions
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
-from console.operator_actions import ActionRefused
+from relay.operations import actions
+from relay.operations.actions import ActionRefused
 
 TAG = "keys"
 

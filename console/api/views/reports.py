@@ -13,7 +13,7 @@ from accounts.models import AuditEvent, Tenant
 from billing import reports
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
-from console.operator_reports import with_channel_names
+from console.operator.reports import with_channel_names
 
 
 def _tenant_id(slug: str) -> int:

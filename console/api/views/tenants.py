@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from accounts.models import Group, Tenant
 from billing import ledger
 from billing.models import LedgerEntry
-from console import operator_actions as actions
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
-from console.operator_actions import ActionRefused
+from relay.operations import actions
+from relay.operations.actions import ActionRefused
 
 TAG = "tenants"
 

@@ -14,11 +14,11 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from billing import reports
-from console import channel_probe
-from console import operator_actions as actions
-from console.operator_forms import ChannelForm, ChannelModelFormSet, ChannelTestForm
-from console.operator_views import CreateOrEditMixin, OperatorViewMixin, form_error
+from console.operator.forms import ChannelForm, ChannelModelFormSet, ChannelTestForm
+from console.operator.views import CreateOrEditMixin, OperatorViewMixin, form_error
+from relay.health import probe as channel_probe
 from relay.models import Channel
+from relay.operations import actions
 
 
 def recent_since() -> dt.date:

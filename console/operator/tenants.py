@@ -17,9 +17,9 @@ from django.views.generic import FormView, ListView, TemplateView
 from accounts.models import ApiKey, AuditEvent, Tenant
 from billing import ledger
 from billing.models import Balance, LedgerEntry
-from console import operator_actions as actions
-from console.operator_forms import BalanceForm, IssueKeysForm, MemberForm, TenantForm
-from console.operator_views import OperatorViewMixin, form_error
+from console.operator.forms import BalanceForm, IssueKeysForm, MemberForm, TenantForm
+from console.operator.views import OperatorViewMixin, form_error
+from relay.operations import actions
 
 
 class TenantMixin(OperatorViewMixin):

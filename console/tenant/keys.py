@@ -23,9 +23,9 @@ from django.views.generic import TemplateView
 
 from accounts.models import ApiKey, AuditEvent
 from billing.models import UsageRecord
-from console import reports
-from console.forms import LIMITS, KeyIssueForm, KeyRenameForm
-from console.tenant_views import PAGE_SIZE, TenantPage
+from console.tenant import reports
+from console.tenant.forms import LIMITS, KeyIssueForm, KeyRenameForm
+from console.tenant.views import PAGE_SIZE, TenantPage
 
 # Form nonces of the keys issued lately, per session: a reload of the page
 # showing a new secret re-posts the form, and must not issue a second key.

@@ -2,7 +2,9 @@
 
 from django.urls import path
 
-from console import keys_views, members_views, tenant_views
+from console.tenant import keys as keys_views
+from console.tenant import members as members_views
+from console.tenant import views as tenant_views
 
 app_name = "console"
 

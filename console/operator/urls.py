@@ -2,8 +2,11 @@
 
 from django.urls import path
 
-from console import operator_channels, operator_pricing, operator_reports, operator_tenants
-from console import operator_views as views
+from console.operator import channels as operator_channels
+from console.operator import pricing as operator_pricing
+from console.operator import reports as operator_reports
+from console.operator import tenants as operator_tenants
+from console.operator import views
 
 app_name = "operator"
 

@@ -23,9 +23,9 @@ from django.views.generic import TemplateView, View
 from accounts.models import AuditEvent, Membership
 from billing import live_sync
 from billing.models import Balance
-from console import csv_export, reports
-from console.filters import querystring, usage_filter
 from console.scoping import TenantViewMixin
+from console.tenant import csv_export, reports
+from console.tenant.filters import querystring, usage_filter
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.views.generic import ListView, TemplateView
 from accounts.models import Group
 from billing.models import BasePrice
 from billing.pricing import from_nanos
-from console import operator_actions as actions
-from console.operator_forms import BasePriceForm, GroupForm, GroupModelFormSet
-from console.operator_views import CreateOrEditMixin, OperatorViewMixin, form_error
+from console.operator.forms import BasePriceForm, GroupForm, GroupModelFormSet
+from console.operator.views import CreateOrEditMixin, OperatorViewMixin, form_error
+from relay.operations import actions
 
 
 class GroupListView(OperatorViewMixin, ListView):

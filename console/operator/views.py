@@ -4,7 +4,7 @@ Views by noun live beside this module: operator_tenants.py, operator_pricing.py,
 operator_channels.py and operator_reports.py. Every view is a
 ``OperatorViewMixin`` view, so a signed-out visitor is sent to sign in and a
 signed-in non-staff user gets 403 on every URL under /operator/.
-Changes go through console/operator_actions.py, which writes the audit log.
+Changes go through relay/operations/actions.py, which writes the audit log.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from django.views.generic import ListView, TemplateView
 from accounts.models import ApiKey, AuditEvent, Tenant
 from billing import reports
 from billing.models import Balance
-from console.operator_actions import ACTIONS
-from console.operator_forms import AuditFilterForm
+from console.operator.forms import AuditFilterForm
 from console.scoping import StaffViewMixin
 from relay.models import Channel
+from relay.operations.actions import ACTIONS
 
 
 class OperatorViewMixin(StaffViewMixin):

@@ -7,9 +7,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.generic import TemplateView
 
 from accounts.models import Membership
-from console import memberships
-from console.forms import MemberAddForm, MemberRoleForm
-from console.tenant_views import TenantPage
+from console.tenant import memberships
+from console.tenant.forms import MemberAddForm, MemberRoleForm
+from console.tenant.views import TenantPage
 
 
 def _members(tenant):

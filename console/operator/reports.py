@@ -15,8 +15,8 @@ from django.views.generic import TemplateView
 
 from billing import reports
 from console import charts, formatting
-from console.operator_forms import ReportForm
-from console.operator_views import OperatorViewMixin
+from console.operator.forms import ReportForm
+from console.operator.views import OperatorViewMixin
 from relay.models import Channel
 
 CSV_HEADER = [

@@ -12,8 +12,8 @@ from django.utils.http import urlencode
 
 from accounts.models import Tenant
 from billing.models import UsageRecord
-from console.forms import UsageFilterForm
-from console.reports import today
+from console.tenant.forms import UsageFilterForm
+from console.tenant.reports import today
 
 FIELDS = ("key", "model", "status", "since", "until")
 DEFAULT_DAYS = 30

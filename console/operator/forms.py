@@ -13,8 +13,8 @@ from accounts.models import Group, Membership, Tenant
 from billing import reports
 from billing.models import LedgerEntry
 from billing.pricing import to_nanos
-from console.operator_actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 from relay.models import Channel
+from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
 
 def _limit_field(label: str) -> forms.IntegerField:
@@ -65,7 +65,7 @@ class TenantForm(forms.ModelForm):
             del self.fields["slug"]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
-        raise NotImplementedError("save through console.operator_actions")
+        raise NotImplementedError("save through relay.operations.actions")
 
 
 class BalanceForm(forms.Form):
@@ -134,7 +134,7 @@ class GroupForm(forms.ModelForm):
         ]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
-        raise NotImplementedError("save through console.operator_actions")
+        raise NotImplementedError("save through relay.operations.actions")
 
 
 class GroupModelForm(forms.Form):
@@ -235,7 +235,7 @@ class ChannelForm(forms.ModelForm):
         fields = ["name", "kind", "base_url", "priority", "weight", "enabled", "groups"]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
-        raise NotImplementedError("save through console.operator_actions")
+        raise NotImplementedError("save through relay.operations.actions")
 
 
 class ChannelModelForm(forms.Form):
