@@ -10,4 +10,4 @@ COPY manage.py ./
 RUN pip install --no-cache-dir . && useradd --system relay
 USER relay
 EXPOSE 8000
-CMD ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn_conf.py", "--bind", "0.0.0.0:8000"]

@@ -43,16 +43,15 @@ from pathlib import Path
 import orjson
 
 from bench import report, wrk
+from bench.meter import Meter, quiet
 from bench.targets import (
     MODEL,
     Children,
     LiteLLM,
-    Meter,
     Route,
     Target,
     litellm_missing,
     post,
-    quiet,
     relay,
     start_fake_upstream,
 )

@@ -8,7 +8,6 @@ top keys; ``&export=csv`` gives the same rows as a CSV file.
 from __future__ import annotations
 
 import csv
-import dataclasses
 
 from django.http import HttpResponse
 from django.views.generic import TemplateView
@@ -17,22 +16,12 @@ from billing import reports
 from console import charts, formatting
 from console.operator.forms import ReportForm
 from console.operator.views import OperatorViewMixin
-from relay.models import Channel
+from console.reports import operator_report
 
 CSV_HEADER = [
     "breakdown", "key", "name", "requests", "failed", "error_rate", "tokens", "spend",
     "spend_nanos",
 ]
-
-
-def with_channel_names(rows: list[reports.UsageRow]) -> list[reports.UsageRow]:
-    """Channel rows labelled by the channel's name (billing knows only ids)."""
-    ids = [row.key for row in rows if row.key is not None]
-    names = dict(Channel.objects.filter(pk__in=ids).values_list("pk", "name"))
-    return [
-        dataclasses.replace(row, label=names[row.key]) if row.key in names else row
-        for row in rows
-    ]
 
 
 def sections(report: reports.Report) -> list[tuple[str, str, list[reports.UsageRow]]]:
@@ -64,12 +53,11 @@ class ReportView(OperatorViewMixin, TemplateView):
         report = None
         if form.is_valid():
             tenant = form.cleaned_data["tenant"]
-            report = reports.build(
+            report = operator_report(
                 start=form.cleaned_data["start"],
                 end=form.cleaned_data["end"],
                 tenant_id=tenant.pk if tenant else None,
             )
-            report = dataclasses.replace(report, by_channel=with_channel_names(report.by_channel))
             if request.GET.get("export") == "csv":
                 return self.csv_response(report, tenant=tenant)
         return self.render_to_response(self.get_context_data(form=form, report=report))

@@ -74,7 +74,7 @@ class Board:
         self.cells = memoryview(self._memory).cast("q")
         self.slots = slots
 
-    # In the master (relay/server/gunicorn.conf.py's pre_fork and child_exit).
+    # In the master (relay/server/gunicorn_conf.py's pre_fork and child_exit).
     def reserve(self, taken: set[int]) -> int | None:
         for slot in range(self.slots):
             if slot not in taken:

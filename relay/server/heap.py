@@ -9,7 +9,7 @@ average and 1.5 ms at most, under load; a page given back costs a page fault
 when it is used again, so it runs every RELAY_HEAP_TRIM_S rather than after
 every request. Measured in docs/benchmarks.md.
 
-Started in each web process by gunicorn (relay/server/gunicorn.conf.py). Without
+Started in each web process by gunicorn (relay/server/gunicorn_conf.py). Without
 glibc (musl, macOS) there is nothing to call and nothing is started.
 """
 

@@ -11,7 +11,7 @@ from uvicorn_worker import UvicornWorker
 
 from relay.server import accept_balance
 
-# Made in the master when gunicorn loads relay/server/gunicorn.conf.py, before any
+# Made in the master when gunicorn loads relay/server/gunicorn_conf.py, before any
 # fork; every worker inherits it. None: workers accept as uvicorn does.
 board: accept_balance.Board | None = None
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 
 from accounts.models import AuditEvent, Tenant
-from billing import reports
 from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
-from console.operator.reports import with_channel_names
+from console.reports import operator_report
 
 
 def _tenant_id(slug: str) -> int:
@@ -31,8 +28,7 @@ class ReportApi(StaffApi):
     def get(self, request):
         data = self.query(s.ReportInput)
         tenant_id = _tenant_id(data["tenant"]) if "tenant" in data else None
-        report = reports.build(start=data["start"], end=data["end"], tenant_id=tenant_id)
-        report = dataclasses.replace(report, by_channel=with_channel_names(report.by_channel))
+        report = operator_report(start=data["start"], end=data["end"], tenant_id=tenant_id)
         return Response(s.ReportOutput(report).data)
 
 
