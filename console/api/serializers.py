@@ -20,7 +20,7 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
-from relay.models import Channel
+from relay.models import KINDS, Channel
 from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
 
 # A model name as clients send it: no whitespace.
@@ -309,7 +309,7 @@ class ChannelOutput(serializers.ModelSerializer):
 
 
 class _ChannelFieldsInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Channel.Kind.choices, required=False)
+    kind = serializers.ChoiceField(choices=KINDS, required=False)
     base_url = f.Url(max_length=500, required=False)
     credential = f.Text(
         write_only=True, required=False, allow_blank=True, max_length=4000,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from relay.config import read, rows
 from relay.config.read import ConfigError
-from relay.models import Channel
+from relay.models import DEFAULT_KIND, Channel
 from relay.providers import PROVIDERS
 
 FIELDS = {
@@ -42,7 +42,7 @@ class ChannelSpec:
 def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpec:
     where = f"channels.{name}"
     fields = read.entry(entry, where=where, allowed=FIELDS, required=("base_url",))
-    kind = fields.get("kind", Channel.Kind.OPENAI.value)
+    kind = fields.get("kind", DEFAULT_KIND)
     if kind not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{where}.kind: unknown kind {kind!r} (known: {known})")

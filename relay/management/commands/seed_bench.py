@@ -57,7 +57,7 @@ class Command(BaseCommand):
             GroupModel.objects.get_or_create(group=group, model=MODEL)
             channel, _ = Channel.objects.update_or_create(
                 name=f"bench-{label}",
-                defaults={"kind": Channel.Kind.OPENAI, "base_url": url,
+                defaults={"kind": "openai", "base_url": url,
                           "credential": "sk-fake-upstream-credential"},
             )
             channel.groups.add(group)

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         channel, _ = Channel.objects.update_or_create(
             name="demo-fake-upstream",
             defaults={
-                "kind": Channel.Kind.OPENAI,
+                "kind": "openai",
                 "base_url": upstream,
                 "credential": "sk-fake-upstream-credential",
             },
