@@ -1,5 +1,8 @@
 """Shared fixtures: real PostgreSQL, Redis and Celery; only the upstream is fake.
 
+Every fixture the packages share lives here; the helpers they call live in
+tests/helpers.py.
+
 The relay runs as a real server (uvicorn, a subprocess) against the test
 database, so tests drive it over HTTP as clients do. Tests that touch it use
 ``transactional_db``: the server and the worker only see committed rows.
@@ -8,15 +11,10 @@ database, so tests drive it over HTTP as clients do. Tests that touch it use
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,52 +24,21 @@ from django.core.management.base import CommandError
 
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
 from billing import ledger
-from billing.models import BasePrice, UsageRecord
-from billing.usage_events import UsageEvent
-from relay.models import Channel, ChannelModel
-
-ROOT = Path(__file__).resolve().parent.parent
-SMALL = "text-embedding-3-small"
-SMALL_PRICE_NANOS = 20_000_000  # $0.02 per million tokens
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def wait_until(condition, timeout_s: float = 15, interval_s: float = 0.05):
-    """Poll ``condition`` until it returns something truthy; fail on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
-        time.sleep(interval_s)
+from billing.models import BasePrice
+from relay.models import Channel
+from tests.helpers import (
+    ROOT,
+    SMALL,
+    SMALL_PRICE_NANOS,
+    STARTING_BALANCE_NANOS,
+    CeleryWorker,
+    FakeUpstream,
+    free_port,
+    make_channel,
+    stop,
+    wait_for_port,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,21 +50,6 @@ def fake_upstream():
     wait_for_port(port, process)
     yield FakeUpstream(f"http://127.0.0.1:{port}")
     stop(process)
-
-
-@dataclass
-class FakeUpstream:
-    url: str
-
-    def base_url(self, options: str = "") -> str:
-        """A channel base URL; ``options`` as in relay/devtools/fake_upstream.py."""
-        return f"{self.url}/x/{options}/v1" if options else f"{self.url}/v1"
-
-    def stats(self, options: str = "") -> dict:
-        return httpx.get(f"{self.url}/_stats").json().get(options, {"requests": 0})
-
-    def reset(self) -> None:
-        httpx.post(f"{self.url}/_reset")
 
 
 @pytest.fixture(scope="session")
@@ -135,40 +87,6 @@ def relay_server(server_env):
     stop(process)
 
 
-class CeleryWorker:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
-                "--concurrency", "1", "--loglevel", "WARNING",
-                "--schedule", f"/tmp/celerybeat-test-{os.getpid()}",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            # As the relay runs it (relay/devtools/devstack.py): one process, tasks and
-            # beat in threads. Its own process group, so kill() takes anything
-            # it started down with it, as a crashed machine would.
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def celery_worker(server_env):
     """A real Celery worker (with beat, so it drains usage events by itself)."""
@@ -200,13 +118,6 @@ def flush_survives_a_deadlock_with_the_worker():
     flush.Command.handle = handle
     yield
     flush.Command.handle = original
-
-
-def uses_live_relay(test):
-    """Marks a test that drives the live relay and worker: they only see
-    committed rows, and the worker must be running."""
-    test = pytest.mark.usefixtures("celery_worker")(test)
-    return pytest.mark.django_db(transaction=True)(test)
 
 
 @pytest.fixture(autouse=True)
@@ -250,25 +161,9 @@ def group(db) -> Group:
     return group
 
 
-def make_channel(group: Group, base_url: str, *, name: str = "main", priority: int = 0,
-                 weight: int = 1, models: dict[str, str] | None = None,
-                 credential: str = "sk-upstream-credential-0001") -> Channel:
-    channel = Channel.objects.create(
-        name=name, base_url=base_url, credential=credential, priority=priority, weight=weight
-    )
-    channel.groups.add(group)
-    mapping = models or {SMALL: "", "text-embedding-3-large": "", "text-embedding-ada-002": ""}
-    for model, upstream_model in mapping.items():
-        ChannelModel.objects.create(channel=channel, model=model, upstream_model=upstream_model)
-    return channel
-
-
 @pytest.fixture
 def channel(group, fake_upstream) -> Channel:
     return make_channel(group, fake_upstream.base_url())
-
-
-STARTING_BALANCE_NANOS = 100 * 10**9  # $100: plenty, unless a test says otherwise
 
 
 @pytest.fixture
@@ -318,43 +213,3 @@ def secret(api_key) -> str:
 def relay(relay_server) -> httpx.Client:
     with httpx.Client(base_url=relay_server, timeout=30) as client:
         yield client
-
-
-def embed(client: httpx.Client, secret: str | None, body, **kwargs) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    if isinstance(body, dict | list):
-        return client.post("/v1/embeddings", json=body, headers=headers, **kwargs)
-    return client.post("/v1/embeddings", content=body, headers=headers, **kwargs)
-
-
-def usage_event(
-    api_key: ApiKey,
-    *,
-    tokens: int = 9,
-    price: int = SMALL_PRICE_NANOS,
-    status: str = UsageRecord.Status.SERVED,
-    request_id: str | None = None,
-) -> UsageEvent:
-    """A usage event as the relay queues it for a served one-item request."""
-    return UsageEvent(
-        request_id=request_id or f"req_{uuid.uuid4().hex}",
-        tenant_id=api_key.tenant_id,
-        api_key_id=api_key.pk,
-        group_id=api_key.group_id,
-        channel_id=None,
-        model=SMALL,
-        served_model=SMALL,
-        input_count=1,
-        counted_tokens=tokens,
-        tokens=tokens,
-        token_source=UsageRecord.TokenSource.PROMPT_TOKENS,
-        price_per_mtok_nanos=price,
-        latency_ms=5,
-        status=status,
-        end_user="",
-        created_ms=int(time.time() * 1000),
-    )
-
-
-def records(**filters) -> list[UsageRecord]:
-    return list(UsageRecord.objects.filter(**filters).order_by("created"))

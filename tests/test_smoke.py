@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import SMALL, embed, records, wait_until
+from tests.helpers import SMALL, embed, records, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
