@@ -1,7 +1,7 @@
 """The embeddings benchmark: ``make bench`` (``python3 dev.py bench``).
 
 Closed-loop load from wrk against three targets in front of the same fake
-upstream (relay/devtools/fake_upstream.py, 2 processes, a fixed latency):
+upstream (relay/devtools/fake_upstream/, 2 processes, a fixed latency):
 
     direct    the fake upstream itself (what no proxy at all would give)
     relay     this project through its whole pipeline: a real key, group and

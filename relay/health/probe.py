@@ -23,7 +23,13 @@ from relay.connections import egress, pools
 from relay.contract import passthrough
 from relay.models import Channel
 from relay.pipeline import upstream
-from relay.providers.base import ChannelRoute, Shard, UnreadableAnswer, UpstreamCall
+from relay.providers.base import (
+    ChannelMisconfigured,
+    ChannelRoute,
+    Shard,
+    UnreadableAnswer,
+    UpstreamCall,
+)
 
 PROBE_INPUT = "The quick brown fox jumps over the lazy dog."
 # A person is waiting on the page: give up sooner than the relay would.
@@ -75,7 +81,7 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
     started = time.perf_counter()
     try:
         outgoing = channel.provider.build(route, shard)
-    except ValueError as exc:
+    except ChannelMisconfigured as exc:
         return ProbeResult(ok=False, model=model, error=f"Cannot build the call: {exc}")
     try:
         status, content, headers = asyncio.run(_send(outgoing))

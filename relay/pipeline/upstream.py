@@ -25,7 +25,14 @@ from django.conf import settings
 from relay.connections import egress, pools
 from relay.contract.errors import InvalidRequest
 from relay.providers import PROVIDERS
-from relay.providers.base import ChannelRoute, Embedded, Shard, UnreadableAnswer, UpstreamCall
+from relay.providers.base import (
+    ChannelMisconfigured,
+    ChannelRoute,
+    Embedded,
+    Shard,
+    UnreadableAnswer,
+    UpstreamCall,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +161,7 @@ async def call(channel: ChannelRoute, shard: Shard) -> Reply:
 
     if status == 200:
         return Reply(body)
-    raise refusal(status, body)
+    raise refusal(channel, status, body)
 
 
 async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
@@ -174,7 +181,7 @@ async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
         if response is not None:
             response.release()
     if status != 200:
-        raise refusal(status, body)
+        raise refusal(channel, status, body)
     try:
         return PROVIDERS[channel.kind].parse(body, shard, headers)
     except UnreadableAnswer as exc:
@@ -184,7 +191,7 @@ async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
 def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
     try:
         outgoing = PROVIDERS[channel.kind].build(channel, shard)
-    except ValueError as exc:
+    except ChannelMisconfigured as exc:
         # A credential the provider cannot use (a malformed key pair, say):
         # the channel's fault, worded by the provider without the secret.
         raise ChannelFailed(f"cannot build the call: {exc}", kind="misconfigured") from exc
@@ -196,9 +203,10 @@ def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
     return outgoing
 
 
-def refusal(status: int, body: bytes) -> Exception:
+def refusal(channel: ChannelRoute, status: int, body: bytes) -> Exception:
     """What a failed call raises: the client's error, or the channel's."""
-    if status in CLIENT_FAULT_STATUSES:
+    blames_channel = getattr(PROVIDERS[channel.kind], "blames_channel", None)
+    if status in CLIENT_FAULT_STATUSES and not (blames_channel and blames_channel(status, body)):
         # The provider's own words help the client fix the request; the
         # channel's credential is never part of a 4xx body about the input.
         message = error_message(body) or "The upstream provider rejected the request."

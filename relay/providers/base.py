@@ -156,6 +156,10 @@ class Provider(Protocol):
 
     def build(self, route: ChannelRoute, shard: Shard) -> UpstreamCall: ...
 
+    # Optional: ``blames_channel(status, body) -> bool``, for a provider that
+    # answers a fault of the channel's own (a bad key, say) with a status that
+    # otherwise means the client's request is wrong (400, 413, 422).
+
     def parse(self, body: bytes, shard: Shard, headers: Mapping[str, str]) -> Embedded:
         """The vectors and billed tokens of a success body (some providers
         put the tokens in a header); raises UnreadableAnswer when the body is

@@ -70,6 +70,19 @@ class GeminiProvider:
     def capabilities(self, model: str) -> Capabilities:
         return MODELS.get(model_name(model), OTHER)
 
+    def blames_channel(self, status: int, body: bytes) -> bool:
+        """Gemini answers a bad API key with 400 INVALID_ARGUMENT: the
+        channel's fault (its ErrorInfo reason says API_KEY_INVALID), not the
+        client's, so another channel is tried."""
+        try:
+            details = orjson.loads(body)["error"].get("details") or []
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return False
+        return any(
+            isinstance(detail, dict) and detail.get("reason") == "API_KEY_INVALID"
+            for detail in details
+        )
+
     def build(self, route: ChannelRoute, shard: Shard) -> UpstreamCall:
         name = model_name(shard.model)
         extra: dict = {}

@@ -16,6 +16,7 @@ from types import ModuleType
 import orjson
 from aiohttp import web
 
+from relay.contract.tokens import count_text
 from relay.devtools.fake_upstream import (
     bedrock,
     cohere,
@@ -127,6 +128,9 @@ def serve(port: int, latency_ms: float, host: str = "127.0.0.1") -> None:
         uvloop.install()
     except ImportError:
         pass
+    # Load the encoding before the port opens: loaded on the first request,
+    # it took past a test relay's 2 s read timeout on a busy machine.
+    count_text("warm up")
     web.run_app(
         FakeUpstream(latency_ms=latency_ms).app(),
         host=host,
