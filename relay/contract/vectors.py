@@ -59,17 +59,19 @@ def truncated(vectors: np.ndarray, dimensions: int) -> np.ndarray:
 def answer(
     vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: bool
 ) -> bytes:
-    """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i``."""
-    if as_base64:
-        encoded = [b'"' + base64.b64encode(row.tobytes()) + b'"' for row in vectors]
-    else:
-        encoded = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) for row in vectors]
-    data = b",".join(
-        b'{"object":"embedding","index":%d,"embedding":%s}' % (index, embedding)
-        for index, embedding in enumerate(encoded)
-    )
-    usage = b'{"prompt_tokens":%d,"total_tokens":%d}' % (tokens, tokens)
-    return (
-        b'{"object":"list","data":[' + data + b'],"model":' + orjson.dumps(model)
-        + b',"usage":' + usage + b"}"
-    )
+    """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i``.
+
+    Written as one list of parts joined once: a 2,048-item answer is
+    megabytes, and each intermediate copy of it costs milliseconds."""
+    parts = [b'{"object":"list","data":[']
+    for index, row in enumerate(vectors):
+        parts.append(b'%s{"object":"embedding","index":%d,"embedding":'
+                     % (b"," if index else b"", index))
+        if as_base64:
+            # Straight from the array's memory: no bytes copy of the row first.
+            parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')
+        else:
+            parts += (orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY), b"}")
+    parts.append(b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'
+                 % (orjson.dumps(model), tokens, tokens))
+    return b"".join(parts)

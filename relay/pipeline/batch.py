@@ -96,14 +96,10 @@ async def run(
     keys: list[str] = []
     pending = list(range(len(items)))
     if cache_namespace is not None:
-        keys = [
-            cache.item_key(
-                namespace=cache_namespace, model=first.channel.upstream_model,
-                dimensions=request.dimensions, options=shards.options(first.channel, request),
-                item=item,
-            )
-            for item in items
-        ]
+        keys = cache.item_keys(
+            items, namespace=cache_namespace, model=first.channel.upstream_model,
+            dimensions=request.dimensions, options=shards.options(first.channel, request),
+        )
         pending = await _from_cache(merged, keys, counts)
     firsts, copies = _first_occurrences(pending, keys)
     started = time.perf_counter()

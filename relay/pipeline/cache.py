@@ -35,16 +35,22 @@ _LOG_EVERY_S = 30.0
 _logged_at = -_LOG_EVERY_S
 
 
-def item_key(
-    *, namespace: str, model: str, dimensions: int | None, options: dict[str, str], item
-) -> str:
-    """Where one item's vector is kept: a digest of everything that decides
-    the vector (the text or token ids themselves are never stored in clear)."""
-    what = orjson.dumps(
-        [namespace, model, dimensions, sorted(options.items()),
-         item if isinstance(item, str) else list(item)]
-    )
-    return "emb:" + hashlib.sha256(what).hexdigest()
+def item_keys(
+    items, *, namespace: str, model: str, dimensions: int | None, options: dict[str, str]
+) -> list[str]:
+    """Where each item's vector is kept: a digest of everything that decides
+    the vector (the text or token ids themselves are never stored in clear).
+    BLAKE2b, 128 bits, over one prefix and the item: 2,048 keys cost ~1 ms."""
+    prefix = orjson.dumps([namespace, model, dimensions, sorted(options.items())])
+    keys = []
+    for item in items:
+        digest = hashlib.blake2b(prefix, digest_size=16)
+        if isinstance(item, str):
+            digest.update(b"t" + item.encode())
+        else:
+            digest.update(b"i" + orjson.dumps(list(item)))
+        keys.append("emb:" + digest.hexdigest())
+    return keys
 
 
 async def lookup(keys: list[str]) -> list[np.ndarray | None]:
