@@ -142,10 +142,7 @@ async def call(channel: ChannelRoute, shard: Shard) -> Reply:
     response = None
     try:
         with _failures_classified():
-            response = await pools.http().post(
-                outgoing.url, data=outgoing.body, headers=outgoing.headers,
-                allow_redirects=False,
-            )
+            response = await _post(outgoing)
             status = response.status
             if status == 200 and provider.passes_through and not _small(response):
                 reply = await _first_part(response)
@@ -171,10 +168,7 @@ async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
     response = None
     try:
         with _failures_classified():
-            response = await pools.http().post(
-                outgoing.url, data=outgoing.body, headers=outgoing.headers,
-                allow_redirects=False,
-            )
+            response = await _post(outgoing)
             status, body = response.status, await response.read()
             headers = response.headers
     finally:
@@ -186,6 +180,12 @@ async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
         return PROVIDERS[channel.kind].parse(body, shard, headers)
     except UnreadableAnswer as exc:
         raise ChannelFailed(f"unreadable answer: {exc}", kind="unreadable") from exc
+
+
+async def _post(outgoing: UpstreamCall) -> aiohttp.ClientResponse:
+    return await pools.http().post(
+        outgoing.url, data=outgoing.body, headers=outgoing.headers, allow_redirects=False
+    )
 
 
 def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
