@@ -228,7 +228,9 @@ def run() -> int:
             capture_output=True,
             text=True,
         )
-        secret = seeded.stdout.strip().splitlines()[-1]
+        *said, secret = seeded.stdout.strip().splitlines()
+        demo_models = next((line.removeprefix("demo models: ") for line in said
+                            if line.startswith("demo models: ")), "")
         children.append(
             spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
         )
@@ -258,6 +260,7 @@ def run() -> int:
                 f"    -H 'Authorization: Bearer {secret}' \\\n"
                 "    -H 'Content-Type: application/json' \\\n"
                 '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'\n\n'
+                f"Demo models (a channel per provider, on the fake upstream): {demo_models}\n"
                 "The demo key is re-issued on every start.\nAdmin: "
                 f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser).\n"
                 "Ctrl-C stops.\n",
@@ -293,8 +296,29 @@ def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=False)
 
 
+NODE_CLIENT = ROOT / "tests" / "clients" / "node"
+
+
+def ensure_node_client() -> None:
+    """The OpenAI Node SDK that tests/relay/providers/test_clients.py runs,
+    installed from the npm registry as its lock file pins it, once (again
+    when the lock file is newer than the install). Without Node.js (Debian's
+    nodejs and npm are installed when apt is at hand and we are root), those
+    tests fail and say why."""
+    ensure_debian_package("npm", "npm", "the Node SDK tests")
+    installed = NODE_CLIENT / "node_modules" / ".package-lock.json"  # written by npm last
+    lock = NODE_CLIENT / "package-lock.json"
+    if not shutil.which("npm") or (
+        installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
+    ):
+        return
+    print("installing the OpenAI Node SDK for the client tests (npm ci) ...", flush=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_CLIENT, check=False)
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
+    ensure_node_client()
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir) as env:
