@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -66,6 +66,12 @@ class Group(models.Model):
     ``price_ratio`` times the base price list (``billing.BasePrice``).
     """
 
+    class CacheScope(models.TextChoices):
+        # A cache shared between tenants tells one tenant, through timing,
+        # what another embedded: shared only where the operator chooses.
+        TENANT = "tenant", "Each tenant its own"
+        GLOBAL = "global", "Shared by every tenant of the group"
+
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
     price_ratio = models.DecimalField(
@@ -78,12 +84,28 @@ class Group(models.Model):
     limit_rpm = models.PositiveIntegerField(null=True, blank=True)
     limit_tpm = models.PositiveIntegerField(null=True, blank=True)
     limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # The per-item embedding cache (relay/pipeline/cache.py): an item this
+    # group's keys sent before, to the same upstream model with the same
+    # dimensions and options, is answered from it, at this ratio of the price.
+    cache_enabled = models.BooleanField(default=False)
+    cache_scope = models.CharField(max_length=16, choices=CacheScope.choices,
+                                   default=CacheScope.TENANT)
+    cache_price_ratio = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        default=Decimal("0.1"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(price_ratio__gte=0), name="group_price_ratio_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cache_price_ratio__gte=0, cache_price_ratio__lte=1),
+                name="group_cache_price_ratio_within_0_1",
             ),
         ]
 

@@ -1,7 +1,7 @@
 """The embeddings benchmark: ``make bench`` (``python3 dev.py bench``).
 
 Closed-loop load from wrk against three targets in front of the same fake
-upstream (relay/devtools/fake_upstream.py, 2 processes, a fixed latency):
+upstream (relay/devtools/fake_upstream/, 2 processes, a fixed latency):
 
     direct    the fake upstream itself (what no proxy at all would give)
     relay     this project through its whole pipeline: a real key, group and
@@ -19,6 +19,7 @@ explains what is measured and how. Environment:
     BENCH_TARGETS      comma-separated subset of direct,relay,litellm
     BENCH_BODIES       comma-separated subset of one,batch16,batch16-base64
     BENCH_CONCURRENCY  comma-separated subset of the concurrencies
+    BENCH_BATCHES=0    leave out the batch engine's rows (bench/batches.py)
     BENCH_LATENCY_ROUNDS  rounds of the c=16 one-string cell, whose p50 target is
                        judged on the median of the rounds (default 3)
 
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import report, wrk
+from bench import batches, report, wrk
 from bench.meter import Meter, quiet
 from bench.targets import (
     MODEL,
@@ -273,6 +274,7 @@ def main() -> int:
     log_dir = workdir / "logs"
     log_dir.mkdir(parents=True)
     results: list[dict] = []
+    batch_rows: list[dict] = []
     children = Children(log_dir)
     failed = False
     try:
@@ -296,7 +298,11 @@ def main() -> int:
                 ))
             relay_handle = None
             if "relay" in wanted:
-                relay_handle = stack.enter_context(relay(children, state_dir, bases))
+                # The batch rows' channels: on the 20 ms fake.
+                root = bases["20ms"].removesuffix("/v1") if "20ms" in bases else None
+                relay_handle = stack.enter_context(
+                    relay(children, state_dir, bases, batches=root)
+                )
                 groups |= {"web": [relay_handle.web_pid], "worker": [relay_handle.worker_pid],
                            "deps": relay_handle.dep_pids}
                 memory_of["relay"] = ("web", "worker")
@@ -353,6 +359,12 @@ def main() -> int:
                     ):
                         print("  WARNING: fewer usage records than answered requests",
                               flush=True)
+            if relay_handle is not None and "split96" in relay_handle.keys and os.environ.get(
+                "BENCH_BATCHES", "1"
+            ) != "0":
+                for row in batches.run(relay_handle.url, relay_handle.keys, groups=groups):
+                    batch_rows.append(row)
+                    print(batches.describe(row), flush=True)
     except Exception:
         failed = True
         print(f"bench failed; process logs are in {log_dir}", file=sys.stderr)
@@ -360,7 +372,7 @@ def main() -> int:
     finally:
         finished = datetime.datetime.now(datetime.UTC)
         ratio_rows = report.ratios(results)
-        verdicts = report.verdicts(results, litellm_skipped)
+        verdicts = report.verdicts(results, litellm_skipped) + batches.verdicts(batch_rows)
         print("\n" + report.table(results))
         print("\nCPU s/1k: CPU seconds per 1,000 requests (= ms per request) of the target's "
               "own processes\n(relay: gunicorn master+workers and the Celery worker, including "
@@ -370,6 +382,9 @@ def main() -> int:
               "same with shared pages counted once. other: cores busy with processes outside\n"
               "this benchmark during the run (a shared machine).")
         print("\n" + report.ratios_table(ratio_rows))
+        if batch_rows:
+            print("\nThe batch engine (c=1, one request at a time):\n" + "\n".join(
+                batches.describe(row) for row in batch_rows))
         print("\nTargets:\n" + report.verdicts_table(verdicts))
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_bytes(orjson.dumps({
@@ -384,6 +399,7 @@ def main() -> int:
                          "upstream_processes": 2, "web_workers": 2, "celery_concurrency": 1},
             "litellm": {"version": litellm_version(), "skipped": litellm_skipped},
             "results": results,
+            "batches": batch_rows,
             "ratios": ratio_rows,
             "targets": verdicts,
             "failed": failed,

@@ -223,14 +223,17 @@ class Relay:
 
 
 @contextlib.contextmanager
-def relay(children: Children, state_dir: Path, upstreams: dict[str, str]) -> Iterator[Relay]:
+def relay(
+    children: Children, state_dir: Path, upstreams: dict[str, str], *, batches: str | None = None
+) -> Iterator[Relay]:
     with services(state_dir) as env:
         env = {**env, "WEB_CONCURRENCY": "2"}
         manage(env, "migrate", "--no-input", "-v", "0")
         seeded = subprocess.run(
             [PYTHON, "manage.py", "seed_bench",
              *(arg for label, base in upstreams.items() for arg in ("--upstream",
-                                                                     f"{label}={base}"))],
+                                                                     f"{label}={base}")),
+             *(("--batches", batches) if batches else ())],
             env=env, cwd=ROOT, check=True, capture_output=True, text=True,
         )
         keys = {

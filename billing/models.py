@@ -58,7 +58,12 @@ class UsageRecord(models.Model):
     served_model = models.CharField(max_length=200, blank=True)
     input_count = models.PositiveIntegerField()
     counted_tokens = models.PositiveIntegerField(help_text="The relay's own tiktoken count.")
-    tokens = models.PositiveIntegerField(help_text="The tokens billed.")
+    tokens = models.PositiveIntegerField(help_text="The tokens billed at the full price.")
+    # Items answered from the embedding cache, and their tokens (as counted),
+    # billed at the group's cache price, kept beside the full-price ones.
+    cached_items = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cached_price_per_mtok_nanos = models.BigIntegerField(default=0)
     token_source = models.CharField(max_length=16, choices=TokenSource.choices)
     price_per_mtok_nanos = models.BigIntegerField()
     cost_nanos = models.BigIntegerField()

@@ -8,17 +8,26 @@ NANOS_PER_UNIT = 10**9
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
 
-def cost_nanos(tokens: int, price_per_mtok_nanos: int) -> int:
-    """The cost of ``tokens`` at ``price_per_mtok_nanos`` (nanos per million tokens).
+def cost_nanos(
+    tokens: int,
+    price_per_mtok_nanos: int,
+    *,
+    cached_tokens: int = 0,
+    cached_price_per_mtok_nanos: int = 0,
+) -> int:
+    """The cost of ``tokens`` at ``price_per_mtok_nanos`` (nanos per million
+    tokens), plus ``cached_tokens`` (answered from the embedding cache) at
+    ``cached_price_per_mtok_nanos``.
 
-    Rounding rule: exact integer arithmetic, then round half up to a whole
-    nano-unit, once per request. The result is therefore within half a
-    nano-unit of the exact cost, never more; tiny requests round to 0 only when
-    they are really worth less than half a nano-unit.
+    Rounding rule: exact integer arithmetic over both, then round half up to
+    a whole nano-unit, once per request. The result is therefore within half
+    a nano-unit of the exact cost, never more; tiny requests round to 0 only
+    when they are really worth less than half a nano-unit.
     """
-    if tokens < 0 or price_per_mtok_nanos < 0:
-        raise ValueError("tokens and price must not be negative")
-    return (tokens * price_per_mtok_nanos + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
+    if min(tokens, price_per_mtok_nanos, cached_tokens, cached_price_per_mtok_nanos) < 0:
+        raise ValueError("tokens and prices must not be negative")
+    exact = tokens * price_per_mtok_nanos + cached_tokens * cached_price_per_mtok_nanos
+    return (exact + TOKENS_PER_PRICE_UNIT // 2) // TOKENS_PER_PRICE_UNIT
 
 
 def apply_ratio(base_price_nanos: int, ratio: Decimal) -> int:

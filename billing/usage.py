@@ -10,7 +10,6 @@ from django.db import IntegrityError, connection, transaction
 
 from billing import ledger
 from billing.models import Balance, LedgerEntry, UsageRecord
-from billing.pricing import cost_nanos
 from billing.usage_events import UsageEvent
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,7 @@ def _record(event: UsageEvent, charge: int | None) -> UsageRecord:
     elif charge is not None:
         cost = charge
     else:
-        cost = cost_nanos(event.tokens, event.price_per_mtok_nanos)
+        cost = event.cost_nanos
     return UsageRecord(
         request_id=event.request_id,
         tenant_id=event.tenant_id,
@@ -36,6 +35,9 @@ def _record(event: UsageEvent, charge: int | None) -> UsageRecord:
         tokens=event.tokens,
         token_source=event.token_source,
         price_per_mtok_nanos=event.price_per_mtok_nanos,
+        cached_items=event.cached_items,
+        cached_tokens=event.cached_tokens,
+        cached_price_per_mtok_nanos=event.cached_price_per_mtok_nanos,
         cost_nanos=cost,
         latency_ms=event.latency_ms,
         status=event.status,

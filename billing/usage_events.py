@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from billing.pricing import cost_nanos
+
 FIELD = "e"
 # The nanos the live balance was charged for the request (set by the settle
 # script, which alone knows it).
@@ -40,6 +42,19 @@ class UsageEvent:
     created_ms: int
     # Channels tried before the one that served (or all, when none did).
     failed_channel_ids: list[int] = field(default_factory=list)
+    # Items answered from the embedding cache, their tokens and their price.
+    cached_items: int = 0
+    cached_tokens: int = 0
+    cached_price_per_mtok_nanos: int = 0
+
+    @property
+    def cost_nanos(self) -> int:
+        return cost_nanos(
+            self.tokens,
+            self.price_per_mtok_nanos,
+            cached_tokens=self.cached_tokens,
+            cached_price_per_mtok_nanos=self.cached_price_per_mtok_nanos,
+        )
 
     def encode(self) -> bytes:
         # orjson serialises dataclasses natively (dataclasses.asdict deep-copies).

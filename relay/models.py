@@ -11,15 +11,14 @@ from relay.connections.egress import validate_base_url
 from relay.lib.credentials import EncryptedTextField
 from relay.providers import PROVIDERS
 
+# Every kind is a module under relay/providers/, registered in its PROVIDERS table.
+KINDS = [(kind, provider.label) for kind, provider in PROVIDERS.items()]
+DEFAULT_KIND = "openai"
+
 
 class Channel(models.Model):
-    class Kind(models.TextChoices):
-        # Every kind is a module under relay/providers/, registered in PROVIDERS.
-        OPENAI = "openai", "OpenAI-compatible"
-        AZURE = "azure", "Azure OpenAI"
-
     name = models.SlugField(max_length=100, unique=True)
-    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.OPENAI)
+    kind = models.CharField(max_length=32, choices=KINDS, default=DEFAULT_KIND)
     base_url = models.URLField(max_length=500, validators=[validate_base_url])
     # Write-only: set on creation or replaced, never rendered back; stored
     # encrypted (relay/lib/credentials.py).
@@ -29,6 +28,15 @@ class Channel(models.Model):
     priority = models.IntegerField(default=0)
     weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     enabled = models.BooleanField(default=True)
+    # The channel's own limits per upstream call, where they are lower than
+    # its provider's (an account's quota, a self-hosted server's batch size);
+    # null: the provider's (docs/providers.md).
+    items_per_call = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_call = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_item = models.PositiveIntegerField(null=True, blank=True)
+    # Defaults for the provider's options when a client sends none.
+    default_input_type = models.CharField(max_length=64, blank=True)
+    default_task = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -45,6 +53,12 @@ class Channel(models.Model):
     def provider(self):
         return PROVIDERS[self.kind]
 
+    @property
+    def options(self) -> dict[str, str]:
+        """The channel's defaults for the provider's options (relay/providers/base.py)."""
+        defaults = {"input_type": self.default_input_type, "task": self.default_task}
+        return {name: value for name, value in defaults.items() if value}
+
 
 class ChannelModel(models.Model):
     """A model a channel serves, and the provider's name for it when different."""
@@ -54,6 +68,10 @@ class ChannelModel(models.Model):
     upstream_model = models.CharField(
         max_length=200, blank=True, help_text="The provider's name; blank means the same."
     )
+    # Matryoshka-trained: the relay may answer `dimensions` by cutting its
+    # vectors and scaling them back to unit length, where the provider has no
+    # dimensions parameter of its own.
+    truncatable = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -94,6 +94,11 @@ DATABASES = {
     )
 }
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The per-item embedding cache's own Redis (relay/pipeline/cache.py), which
+# may evict (allkeys-lru, its maxmemory the cache's size cap) where REDIS_URL
+# must never: unset, groups with the cache on are served without it.
+CACHE_REDIS_URL = env_str("CACHE_REDIS_URL", "")
+RELAY_CACHE_TTL_S = env_int("RELAY_CACHE_TTL_S", 7 * 24 * 3600, minimum=1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -122,7 +127,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Two models have a "kind" choice; name their enums apart.
     "ENUM_NAME_OVERRIDES": {
-        "ChannelKindEnum": "relay.models.Channel.Kind",
+        "ChannelKindEnum": "relay.models.KINDS",
         "LedgerEntryKindEnum": "billing.models.LedgerEntry.Kind",
     },
 }
@@ -142,6 +147,10 @@ RELAY_UPSTREAM_CONNECT_TIMEOUT_S = env_float("RELAY_UPSTREAM_CONNECT_TIMEOUT_S",
 RELAY_UPSTREAM_READ_TIMEOUT_S = env_float("RELAY_UPSTREAM_READ_TIMEOUT_S", 60.0)
 # How many channels one request may try before it answers 502/503.
 RELAY_MAX_ATTEMPTS = env_int("RELAY_MAX_ATTEMPTS", 3, minimum=1)
+# The batch engine (relay/pipeline/batch.py): upstream calls one request has
+# in flight at once, and calls one process has in flight to one channel.
+RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 8, minimum=1)
+RELAY_CHANNEL_CONCURRENCY = env_int("RELAY_CHANNEL_CONCURRENCY", 64, minimum=1)
 # Bodies larger than this are refused before they are parsed (bytes).
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES

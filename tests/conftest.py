@@ -133,8 +133,11 @@ def usage_drained_before_flush(request):
 
 @pytest.fixture(autouse=True)
 def clean_redis():
-    """Each test starts with an empty Redis (limits, holds, queued events)."""
+    """Each test starts with an empty Redis (limits, holds, queued events)
+    and an empty embedding cache."""
     redis_lib.Redis.from_url(settings.REDIS_URL).flushdb()
+    if settings.CACHE_REDIS_URL:
+        redis_lib.Redis.from_url(settings.CACHE_REDIS_URL).flushdb()
     from relay.catalog import keys, routes
 
     keys.clear_cache()

@@ -100,7 +100,7 @@ class FakeUpstream:
     url: str
 
     def base_url(self, options: str = "") -> str:
-        """A channel base URL; ``options`` as in relay/devtools/fake_upstream.py."""
+        """A channel base URL; ``options`` as in relay/devtools/fake_upstream/."""
         return f"{self.url}/x/{options}/v1" if options else f"{self.url}/v1"
 
     def stats(self, options: str = "") -> dict:

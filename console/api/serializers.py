@@ -20,7 +20,7 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
-from relay.models import Channel
+from relay.models import KINDS, Channel
 from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
 
 # A model name as clients send it: no whitespace.
@@ -32,6 +32,14 @@ RATIO = r"^[0-9]{1,6}(\.[0-9]{1,6})?$"
 def _limit(**kwargs) -> f.Integer:
     """A rate or concurrency limit; null is unlimited."""
     return f.Integer(min_value=1, max_value=MAX_INT, allow_null=True, required=False, **kwargs)
+
+
+def _call_limit() -> f.Integer:
+    """A channel's own limit per upstream call; null: the provider's."""
+    return f.Integer(
+        min_value=1, max_value=MAX_INT, allow_null=True, required=False,
+        help_text="Null: the provider's own limit (docs/providers.md).",
+    )
 
 
 def _model_name(**kwargs) -> f.Pattern:
@@ -210,12 +218,18 @@ class GroupOutput(serializers.ModelSerializer):
         model = Group
         fields = [
             "id", "name", "description", "price_ratio", "limit_rpm", "limit_tpm",
-            "limit_concurrency", "models", "channels", "created",
+            "limit_concurrency", "cache_enabled", "cache_scope", "cache_price_ratio", "models",
+            "channels", "created",
         ]
         read_only_fields = fields
 
+    cache_price_ratio = serializers.SerializerMethodField()
+
     def get_price_ratio(self, group: Group) -> str:
         return format(group.price_ratio.normalize(), "f")
+
+    def get_cache_price_ratio(self, group: Group) -> str:
+        return format(group.cache_price_ratio.normalize(), "f")
 
     @extend_schema_field(GroupModelOutput(many=True))
     def get_models(self, group: Group) -> list[dict]:
@@ -242,6 +256,14 @@ class _GroupFieldsInput(serializers.Serializer):
     limit_rpm = _limit()
     limit_tpm = _limit()
     limit_concurrency = _limit()
+    cache_enabled = f.Boolean(
+        required=False, help_text="Answer items sent before from the embedding cache."
+    )
+    cache_scope = serializers.ChoiceField(choices=Group.CacheScope.choices, required=False)
+    cache_price_ratio = f.Pattern(
+        RATIO, max_length=13, required=False,
+        help_text="A cached item costs the model's price times this (0 to 1).",
+    )
     models = GroupModelInput(many=True, required=False)
     channels = serializers.ListField(
         child=f.Slug(max_length=100), required=False,
@@ -250,6 +272,12 @@ class _GroupFieldsInput(serializers.Serializer):
 
     def validate_price_ratio(self, value: str) -> Decimal:
         return Decimal(value)
+
+    def validate_cache_price_ratio(self, value: str) -> Decimal:
+        ratio = Decimal(value)
+        if ratio > 1:
+            raise serializers.ValidationError("At most 1: a cached item never costs more.")
+        return ratio
 
     def validate_models(self, rows: list[dict]) -> list[dict]:
         names = [row["model"] for row in rows]
@@ -287,6 +315,10 @@ class ChannelModelIO(serializers.Serializer):
         MODEL_NAME, max_length=200, required=False, allow_blank=True, default="",
         help_text="The provider's name (Azure: the deployment); blank means the same.",
     )
+    truncatable = f.Boolean(
+        required=False, default=False,
+        help_text="Matryoshka-trained: the relay may cut its vectors to `dimensions`.",
+    )
 
 
 class ChannelOutput(serializers.ModelSerializer):
@@ -300,7 +332,8 @@ class ChannelOutput(serializers.ModelSerializer):
         model = Channel
         fields = [
             "id", "name", "kind", "base_url", "has_credential", "priority", "weight", "enabled",
-            "groups", "models", "created",
+            "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
+            "default_task", "groups", "models", "created",
         ]
         read_only_fields = fields
 
@@ -309,7 +342,7 @@ class ChannelOutput(serializers.ModelSerializer):
 
 
 class _ChannelFieldsInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=Channel.Kind.choices, required=False)
+    kind = serializers.ChoiceField(choices=KINDS, required=False)
     base_url = f.Url(max_length=500, required=False)
     credential = f.Text(
         write_only=True, required=False, allow_blank=True, max_length=4000,
@@ -319,6 +352,11 @@ class _ChannelFieldsInput(serializers.Serializer):
     priority = f.Integer(min_value=-MAX_INT, max_value=MAX_INT, required=False)
     weight = f.Integer(min_value=1, max_value=MAX_INT, required=False)
     enabled = f.Boolean(required=False)
+    items_per_call = _call_limit()
+    tokens_per_call = _call_limit()
+    tokens_per_item = _call_limit()
+    default_input_type = f.Text(max_length=64, required=False, allow_blank=True)
+    default_task = f.Text(max_length=64, required=False, allow_blank=True)
     groups = serializers.ListField(
         child=f.Slug(max_length=100), required=False,
         help_text="Names of the groups this channel serves.",

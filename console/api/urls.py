@@ -69,7 +69,7 @@ schema_view = SchemaApi.as_view(
     urlconf=[path("api/", include(api_patterns))],
     custom_settings={
         "ENUM_NAME_OVERRIDES": {
-            "ChannelKindEnum": "relay.models.Channel.Kind",
+            "ChannelKindEnum": "relay.models.KINDS",
             "LedgerEntryKindEnum": "billing.models.LedgerEntry.Kind",
         },
     },

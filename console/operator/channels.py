@@ -71,7 +71,8 @@ class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
         # A copy: a ModelForm writes its data onto its instance while validating.
         form = ChannelForm(data, instance=Channel.objects.get(pk=self.channel.pk))
         rows = [
-            {"model": row.model, "upstream_model": row.upstream_model}
+            {"model": row.model, "upstream_model": row.upstream_model,
+             "truncatable": row.truncatable}
             for row in self.channel.models.order_by("model")
         ]
         # Bound, the rows come from the data alone: with initial rows, an
@@ -102,6 +103,7 @@ class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
                     credential=data["credential"] or None,
                     models={row["model"]: row["upstream_model"] for row in formset.rows()},
                     groups=data["groups"],
+                    truncatable=[row["model"] for row in formset.rows() if row["truncatable"]],
                 )
             except actions.ActionRefused as error:
                 form_error(form, error)

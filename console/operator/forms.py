@@ -24,6 +24,14 @@ def _limit_field(label: str) -> forms.IntegerField:
     )
 
 
+def _call_limit_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label, required=False, min_value=1, max_value=MAX_INT,
+        help_text="Blank: the provider's own limit (docs/providers.md); set it lower for an "
+        "account or a server that takes less.",
+    )
+
+
 def _nanos(amount: Decimal) -> int:
     """Currency units to nanos, refusing sub-nano precision and overflow."""
     try:
@@ -121,6 +129,19 @@ class GroupForm(forms.ModelForm):
     limit_rpm = _limit_field("Default limit: requests per minute")
     limit_tpm = _limit_field("Default limit: tokens per minute")
     limit_concurrency = _limit_field("Default limit: concurrent requests")
+    cache_enabled = forms.BooleanField(
+        required=False, label="Embedding cache",
+        help_text="Answer an item sent before (same upstream model, dimensions and options) "
+        "from the cache instead of the upstream.",
+    )
+    cache_scope = forms.ChoiceField(
+        choices=Group.CacheScope.choices, initial=Group.CacheScope.TENANT, required=False,
+        help_text="Shared by every tenant tells one tenant, by timing, what another embedded.",
+    )
+    cache_price_ratio = forms.DecimalField(
+        max_digits=7, decimal_places=6, min_value=0, max_value=1, initial=Decimal("0.1"),
+        required=False, help_text="A cached item costs the model's price times this.",
+    )
     channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.order_by("name"), required=False,
         widget=forms.CheckboxSelectMultiple, help_text="The channels that serve this group.",
@@ -130,8 +151,15 @@ class GroupForm(forms.ModelForm):
         model = Group
         fields = [
             "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
-            "channels",
+            "cache_enabled", "cache_scope", "cache_price_ratio", "channels",
         ]
+
+    def clean_cache_scope(self) -> str:
+        return self.cleaned_data["cache_scope"] or Group.CacheScope.TENANT
+
+    def clean_cache_price_ratio(self) -> Decimal:
+        ratio = self.cleaned_data["cache_price_ratio"]
+        return Decimal("0.1") if ratio is None else ratio
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")
@@ -208,8 +236,8 @@ class ChannelForm(forms.ModelForm):
     base_url = forms.URLField(
         max_length=500, assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
-        help_text="OpenAI-compatible: the API root with its version, "
-        "e.g. https://api.openai.com/v1. Azure: the resource root.",
+        help_text="Each kind's form is in docs/providers.md; e.g. OpenAI-compatible: the "
+        "API root with its version, https://api.openai.com/v1.",
     )
     # Write-only: never rendered back (render_value=False); blank keeps the stored one.
     credential = forms.CharField(
@@ -227,12 +255,27 @@ class ChannelForm(forms.ModelForm):
         queryset=Group.objects.order_by("name"), required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    items_per_call = _call_limit_field("Items per call")
+    tokens_per_call = _call_limit_field("Tokens per call")
+    tokens_per_item = _call_limit_field("Tokens per item")
+    default_input_type = forms.CharField(
+        max_length=64, required=False, label="Default input_type",
+        help_text="For providers that take one (Cohere, Voyage...), when a client sends none.",
+    )
+    default_task = forms.CharField(
+        max_length=64, required=False, label="Default task",
+        help_text="For providers that take one (Jina, Gemini), when a client sends none.",
+    )
 
     class Meta:
         model = Channel
         # The credential is not a model field here: binding it would write ""
         # over the stored one on every edit.
-        fields = ["name", "kind", "base_url", "priority", "weight", "enabled", "groups"]
+        fields = [
+            "name", "kind", "base_url", "priority", "weight", "enabled", "groups",
+            "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
+            "default_task",
+        ]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")
@@ -243,6 +286,10 @@ class ChannelModelForm(forms.Form):
     upstream_model = forms.CharField(
         max_length=200, required=False, label="Upstream name",
         help_text="The provider's name (Azure: the deployment); blank means the same.",
+    )
+    truncatable = forms.BooleanField(
+        required=False, label="Matryoshka",
+        help_text="The relay may cut its vectors to `dimensions` where the provider cannot.",
     )
 
     def clean(self):

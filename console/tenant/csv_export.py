@@ -19,7 +19,7 @@ CHUNK_ROWS = 2000
 COLUMNS = (
     "created", "request_id", "key", "model", "served_model", "status", "input_count",
     "tokens", "token_source", "price_per_mtok_nanos", "cost_nanos", "cost", "latency_ms",
-    "end_user",
+    "end_user", "cached_items", "cached_tokens", "cached_price_per_mtok_nanos",
 )
 # A cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -54,6 +54,9 @@ def row(record: UsageRecord) -> list:
         f"{units(record.cost_nanos):f}",  # 0.000000000, not 0E-9
         record.latency_ms,
         _text(record.end_user),
+        record.cached_items,
+        record.cached_tokens,
+        record.cached_price_per_mtok_nanos,
     ]
 
 

@@ -23,7 +23,9 @@ from relay.providers.base import ChannelRoute
 log = logging.getLogger(__name__)
 
 
-def channel_route(channel: Channel, upstream_model: str) -> ChannelRoute:
+def channel_route(
+    channel: Channel, upstream_model: str, *, truncatable: bool = False
+) -> ChannelRoute:
     """The route through ``channel``, asking it for ``upstream_model``."""
     return ChannelRoute(
         channel_id=channel.pk,
@@ -34,6 +36,11 @@ def channel_route(channel: Channel, upstream_model: str) -> ChannelRoute:
         priority=channel.priority,
         weight=channel.weight,
         upstream_model=upstream_model,
+        items_per_call=channel.items_per_call,
+        tokens_per_call=channel.tokens_per_call,
+        tokens_per_item=channel.tokens_per_item,
+        options=channel.options,
+        truncatable=truncatable,
     )
 
 
@@ -42,6 +49,18 @@ class ModelRoute:
     model: str
     price_per_mtok_nanos: int
     channels: tuple[ChannelRoute, ...]
+    # The price of an item answered from the embedding cache.
+    cached_price_per_mtok_nanos: int = 0
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """The group's embedding cache: whose items may answer whose."""
+
+    scope: str  # "tenant" or "global" (accounts.Group.CacheScope)
+
+    def namespace(self, tenant_id: int) -> str:
+        return f"t{tenant_id}" if self.scope == Group.CacheScope.TENANT else "global"
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class GroupRoutes:
     limit_tpm: int | None
     limit_concurrency: int | None
     models: dict[str, ModelRoute]
+    cache: CachePolicy | None = None  # None: the group does not cache
 
 
 def load_group_routes(group_id: int) -> GroupRoutes | None:
@@ -67,7 +87,9 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
     for channel in channels:
         for channel_model in channel.models.all():
             served_by.setdefault(channel_model.model, []).append(
-                channel_route(channel, channel_model.served_as)
+                channel_route(
+                    channel, channel_model.served_as, truncatable=channel_model.truncatable
+                )
             )
     models: dict[str, ModelRoute] = {}
     for group_model in group.models.all():
@@ -84,6 +106,7 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
             model=group_model.model,
             price_per_mtok_nanos=price,
             channels=tuple(served_by.get(group_model.model, ())),
+            cached_price_per_mtok_nanos=apply_ratio(price, group.cache_price_ratio),
         )
     return GroupRoutes(
         group_id=group.pk,
@@ -91,6 +114,7 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
         limit_tpm=group.limit_tpm,
         limit_concurrency=group.limit_concurrency,
         models=models,
+        cache=CachePolicy(group.cache_scope) if group.cache_enabled else None,
     )
 
 

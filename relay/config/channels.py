@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from relay.config import read, rows
 from relay.config.read import ConfigError
-from relay.models import Channel
+from relay.models import DEFAULT_KIND, Channel
 from relay.providers import PROVIDERS
 
 FIELDS = {
@@ -22,6 +22,12 @@ FIELDS = {
     "priority",
     "weight",
     "enabled",
+    "items_per_call",
+    "tokens_per_call",
+    "tokens_per_item",
+    "input_type",
+    "task",
+    "truncatable",
 }
 
 
@@ -37,12 +43,20 @@ class ChannelSpec:
     priority: int
     weight: int
     enabled: bool
+    # Lower limits per call than the provider's; defaults for its options.
+    items_per_call: int | None = None
+    tokens_per_call: int | None = None
+    tokens_per_item: int | None = None
+    default_input_type: str = ""
+    default_task: str = ""
+    # Public model names whose vectors the relay may cut to `dimensions`.
+    truncatable: tuple[str, ...] = ()
 
 
 def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpec:
     where = f"channels.{name}"
     fields = read.entry(entry, where=where, allowed=FIELDS, required=("base_url",))
-    kind = fields.get("kind", Channel.Kind.OPENAI.value)
+    kind = fields.get("kind", DEFAULT_KIND)
     if kind not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise ConfigError(f"{where}.kind: unknown kind {kind!r} (known: {known})")
@@ -58,7 +72,30 @@ def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpe
         ),
         weight=read.whole_number(fields.get("weight", 1), where=f"{where}.weight", minimum=1),
         enabled=read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
+        items_per_call=read.limit(fields.get("items_per_call"), where=f"{where}.items_per_call"),
+        tokens_per_call=read.limit(
+            fields.get("tokens_per_call"), where=f"{where}.tokens_per_call"
+        ),
+        tokens_per_item=read.limit(
+            fields.get("tokens_per_item"), where=f"{where}.tokens_per_item"
+        ),
+        default_input_type=_option(fields.get("input_type"), where=f"{where}.input_type"),
+        default_task=_option(fields.get("task"), where=f"{where}.task"),
+        truncatable=_truncatable(fields, where=where),
     )
+
+
+def _option(value: object, *, where: str) -> str:
+    return "" if value is None else read.text(value, where=where, max_length=64)
+
+
+def _truncatable(fields: dict, *, where: str) -> tuple[str, ...]:
+    names = read.names(fields.get("truncatable"), where=f"{where}.truncatable")
+    served = _channel_models(fields.get("models"), where=f"{where}.models")
+    for name in names:
+        if name not in served:
+            raise ConfigError(f"{where}.truncatable: {name} is not one of this channel's models")
+    return names
 
 
 def _base_url(value: object, *, where: str) -> str:
@@ -116,12 +153,22 @@ def apply(spec: ChannelSpec) -> str:
         "priority": spec.priority,
         "weight": spec.weight,
         "enabled": spec.enabled,
+        "items_per_call": spec.items_per_call,
+        "tokens_per_call": spec.tokens_per_call,
+        "tokens_per_item": spec.tokens_per_item,
+        "default_input_type": spec.default_input_type,
+        "default_task": spec.default_task,
     }
     if spec.credential is not None:
         values["credential"] = spec.credential
     channel, created, changed = rows.upsert(Channel, lookup={"name": spec.name}, values=values)
     listed, renamed = rows.sync_models(channel.models, wanted=spec.models, attr="upstream_model")
-    if listed or renamed:
+    _, marked = rows.sync_models(
+        channel.models,
+        wanted={model: model in spec.truncatable for model in spec.models},
+        attr="truncatable",
+    )
+    if listed or renamed or marked:
         changed.append("models")
     changed += rows.sync_m2m(channel.groups, groups, label="groups")
     return rows.report("channel", spec.name, created=created, changed=changed)

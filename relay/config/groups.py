@@ -11,7 +11,10 @@ from billing.models import BasePrice
 from relay.config import read, rows
 from relay.config.read import ConfigError
 
-FIELDS = {"description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency"}
+FIELDS = {
+    "description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency", "cache",
+}
+CACHE_FIELDS = {"enabled", "scope", "price_ratio"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class GroupSpec:
     limit_rpm: int | None
     limit_tpm: int | None
     limit_concurrency: int | None
+    # The embedding cache (relay/pipeline/cache.py): on, its scope, its price.
+    cache_enabled: bool = False
+    cache_scope: str = Group.CacheScope.TENANT
+    cache_price_ratio: Decimal = Decimal("0.1")
 
 
 def parse(name: str, entry: object) -> GroupSpec:
@@ -47,7 +54,26 @@ def parse(name: str, entry: object) -> GroupSpec:
         limit_rpm=read.limit(fields.get("rpm"), where=f"{where}.rpm"),
         limit_tpm=read.limit(fields.get("tpm"), where=f"{where}.tpm"),
         limit_concurrency=read.limit(fields.get("concurrency"), where=f"{where}.concurrency"),
+        **_cache(fields.get("cache"), where=f"{where}.cache"),
     )
+
+
+def _cache(value: object, *, where: str) -> dict:
+    """``cache: {enabled: true, scope: tenant, price_ratio: 0.1}``; absent: off."""
+    if value is None:
+        return {}
+    fields = read.entry(value, where=where, allowed=CACHE_FIELDS)
+    ratio = read.ratio(fields.get("price_ratio", "0.1"), where=f"{where}.price_ratio")
+    if ratio > 1:
+        raise ConfigError(f"{where}.price_ratio: at most 1 (a cached item never costs more)")
+    return {
+        "cache_enabled": read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
+        "cache_scope": read.choice(
+            fields.get("scope", Group.CacheScope.TENANT), Group.CacheScope.values,
+            where=f"{where}.scope",
+        ),
+        "cache_price_ratio": ratio,
+    }
 
 
 def apply_base_price(model: str, nanos: int) -> str:
@@ -68,6 +94,9 @@ def apply(spec: GroupSpec) -> str:
             "limit_rpm": spec.limit_rpm,
             "limit_tpm": spec.limit_tpm,
             "limit_concurrency": spec.limit_concurrency,
+            "cache_enabled": spec.cache_enabled,
+            "cache_scope": spec.cache_scope,
+            "cache_price_ratio": spec.cache_price_ratio,
         },
     )
     prices = {model: spec.prices.get(model) for model in spec.models}

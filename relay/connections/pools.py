@@ -31,6 +31,7 @@ REDIS_FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 _redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lua: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def redis() -> aioredis.Redis:
@@ -50,6 +51,22 @@ def redis() -> aioredis.Redis:
             max_connections=2048,
         )
         _redis[loop] = client
+    return client
+
+
+def cache_redis() -> aioredis.Redis | None:
+    """The embedding cache's Redis (CACHE_REDIS_URL), None when there is none."""
+    if not settings.CACHE_REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _cache.get(loop)
+    if client is None:
+        client = _cache[loop] = aioredis.Redis.from_url(
+            settings.CACHE_REDIS_URL,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_REPLY_TIMEOUT_S,
+            max_connections=256,
+        )
     return client
 
 

@@ -29,3 +29,30 @@ def count_texts(texts: list[str]) -> list[int]:
     # loop (relay/contract/validation.py).
     encode = encoding().encode_ordinary
     return [len(encode(text)) for text in texts]
+
+
+@functools.cache
+def _special_ids() -> frozenset[int]:
+    found = encoding()
+    return frozenset(found.encode_single_token(token) for token in found.special_tokens_set)
+
+
+@functools.cache
+def _ordinary_ids() -> int:
+    """Ids below this are the encoding's ordinary tokens; above, only its
+    special tokens exist (cl100k_base has gaps between them)."""
+    return min(_special_ids())
+
+
+def unknown_id(ids: list[int]) -> int | None:
+    """The first id in ``ids`` that is no token of cl100k_base, or None."""
+    if not ids or max(ids) < _ordinary_ids():
+        return None
+    special = _special_ids()
+    return next((i for i in ids if i >= _ordinary_ids() and i not in special), None)
+
+
+def decode(ids: tuple[int, ...] | list[int]) -> str:
+    """Token ids as the text they encode (ids checked by ``unknown_id``
+    first), for a provider that takes text only: its own tokenizer reads it."""
+    return encoding().decode(list(ids))

@@ -15,6 +15,8 @@ MAX_ITEMS = 2048
 MAX_ITEM_TOKENS = 8192
 MAX_REQUEST_TOKENS = 300_000
 ENCODING_FORMATS = ("float", "base64")
+# Fields beside OpenAI's that a client may send for providers that take them.
+EXTENSIONS = ("input_type", "task")
 # Bodies with more characters than this are counted off the event loop.
 _COUNT_IN_THREAD_CHARS = 50_000
 
@@ -42,6 +44,8 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     token_counts: list[int] = field(default_factory=list)
+    # Extension fields for providers that take them (relay/providers/base.py).
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def input_count(self) -> int:
@@ -49,6 +53,16 @@ class EmbeddingRequest:
         if isinstance(self.input, str) or (self.input and _is_token(self.input[0])):
             return 1
         return len(self.input)
+
+    @property
+    def items(self) -> tuple[str | tuple[int, ...], ...]:
+        """Each input on its own: a text, or a token array as a tuple."""
+        value = self.input
+        if isinstance(value, str):
+            return (value,)
+        if _is_token(value[0]):
+            return (tuple(value),)
+        return tuple(item if isinstance(item, str) else tuple(item) for item in value)
 
     @property
     def total_tokens(self) -> int:
@@ -121,6 +135,20 @@ async def _count(texts: list[str]) -> list[int]:
     return tokens.count_texts(texts)
 
 
+def _check_token_ids(ids: list[int], *, param: str) -> None:
+    """Token ids are tokens of cl100k_base, the encoding of every OpenAI
+    embedding model: an id past it would reach the upstream unchecked, or be
+    decoded to nothing for a provider that takes text."""
+    unknown = tokens.unknown_id(ids)
+    if unknown is not None:
+        raise InvalidRequest(
+            f"Invalid '{param}': {unknown} is not a token id of cl100k_base, the encoding "
+            "of OpenAI's embedding models.",
+            param=param,
+            code="invalid_value",
+        )
+
+
 async def read_input(data: dict) -> tuple[str | list, list[int]]:
     """The input and each item's token count; refuses what OpenAI refuses."""
     if "input" not in data or data["input"] is None:
@@ -142,8 +170,11 @@ async def read_input(data: dict) -> tuple[str | list, list[int]]:
         if kind == "texts":
             counts = await _count(value)
         elif kind == "tokens":
+            _check_token_ids(value, param="input")
             counts = [len(value)]
         else:
+            for index, item in enumerate(value):
+                _check_token_ids(item, param=f"input[{index}]")
             counts = [len(item) for item in value]
     else:
         raise _invalid_input()
@@ -208,6 +239,25 @@ def read_options(data: dict, model: str) -> tuple[str | None, int | None, str | 
     return encoding_format, dimensions, user
 
 
+def read_extensions(data: dict) -> dict[str, str]:
+    """The extension fields a client sent for providers that take them
+    (``input_type``, ``task``: docs/providers.md)."""
+    options = {}
+    for name in EXTENSIONS:
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise InvalidRequest(
+                f"Invalid value for '{name}': expected a non-empty string of at most 64 "
+                "characters.",
+                param=name,
+                code="invalid_value",
+            )
+        options[name] = value
+    return options
+
+
 async def read_request(data: dict, model: str) -> EmbeddingRequest:
     """Everything after the model: options first (cheap), then the input (counted)."""
     encoding_format, dimensions, user = read_options(data, model)
@@ -219,4 +269,5 @@ async def read_request(data: dict, model: str) -> EmbeddingRequest:
         dimensions=dimensions,
         user=user,
         token_counts=counts,
+        options=read_extensions(data),
     )

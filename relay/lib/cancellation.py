@@ -1,4 +1,5 @@
-"""Finishing what a cancelled request started.
+"""Finishing what a cancelled request started, and work a request leaves
+to run after its answer.
 
 A request is cancelled when its client hangs up. A Redis step it already
 sent still runs to its end there, so what the step took (an in-flight slot,
@@ -18,6 +19,14 @@ def in_background(coroutine: Coroutine) -> None:
     task = asyncio.ensure_future(coroutine)
     _background.add(task)  # a task nobody references can be collected mid-flight
     task.add_done_callback(_background.discard)
+
+
+async def finish_background() -> None:
+    """Wait for this loop's background work (before the loop ends: a test,
+    a one-off command)."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _background if task.get_loop() is loop]:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def even_if_cancelled(step: Callable[[], Coroutine]) -> None:

@@ -30,8 +30,14 @@ MAX_NANOS = 2**63 - 1
 MAX_BULK_KEYS = 1000
 
 TENANT_FIELDS = ("name", "limit_rpm", "limit_tpm", "limit_concurrency")
-GROUP_FIELDS = ("name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency")
-CHANNEL_FIELDS = ("name", "kind", "base_url", "priority", "weight", "enabled")
+GROUP_FIELDS = (
+    "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
+    "cache_enabled", "cache_scope", "cache_price_ratio",
+)
+CHANNEL_FIELDS = (
+    "name", "kind", "base_url", "priority", "weight", "enabled",
+    "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type", "default_task",
+)
 
 # Actions this module writes (the audit page offers them as filters).
 ACTIONS = (
@@ -406,9 +412,12 @@ def save_channel(
     credential: str | None = None,
     models: Mapping[str, str] | None = None,
     groups: Iterable[Group] | None = None,
+    truncatable: Iterable[str] | None = None,
 ) -> Channel:
     """Create (``channel`` None) or update a channel. ``credential`` None or
-    blank keeps the stored one; it is written, never logged nor returned."""
+    blank keeps the stored one; it is written, never logged nor returned.
+    ``truncatable`` names the models (of ``models``) whose vectors the relay
+    may cut to `dimensions`."""
     values = {name: fields[name] for name in CHANNEL_FIELDS if name in fields}
     if "base_url" in values:
         try:
@@ -437,6 +446,11 @@ def save_channel(
             channel.save()
         if models is not None and _sync_models(channel.models, models, attr="upstream_model"):
             changed.append("models")
+        if truncatable is not None:
+            marked = set(truncatable)
+            cut = {row.model: row.model in marked for row in channel.models.all()}
+            if _sync_models(channel.models, cut, attr="truncatable") and "models" not in changed:
+                changed.append("models")
         if groups is not None and _set_m2m(channel.groups, groups):
             changed.append("groups")
         if created:

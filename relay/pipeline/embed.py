@@ -4,6 +4,13 @@ authenticate -> parse and validate -> model access -> limits and hold (one
 Redis step) -> forward with failover -> read usage -> settle the hold and hand
 the usage event to the workers (one Redis step). Each step raises a
 RelayError that the view turns into OpenAI's error envelope.
+
+Forwarding takes one of two roads. A request that one channel takes in one
+call exactly as the client sent it, to a provider that answers in OpenAI's
+shape, with no cache, is passed through: its answer's bytes go back with
+``usage`` and ``model`` read and rewritten in place, never decoded (the
+common case, and the fastest). Any other request goes through the batch
+engine (relay/pipeline/batch.py): split to fit, cached, converted and merged.
 """
 
 from __future__ import annotations
@@ -18,16 +25,25 @@ from django.conf import settings
 from relay.catalog.keys import KeyContext
 from relay.catalog.routes import GroupRoutes, ModelRoute, group_routes
 from relay.contract import passthrough, validation
-from relay.contract.errors import ModelNotFound, ServiceUnavailable, UpstreamFailed
+from relay.contract.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    ServiceUnavailable,
+    UpstreamFailed,
+)
 from relay.contract.validation import EmbeddingRequest
 from relay.lib import metrics
-from relay.pipeline import answer_budget, auth, gate, routing, upstream
+from relay.pipeline import answer_budget, auth, batch, gate, shards, upstream
 from relay.pipeline.outcome import Outcome
 from relay.pipeline.streaming import Streamed
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
 log = logging.getLogger(__name__)
+
+# How many of the request's items the embedding cache answered (with the
+# group's cache on).
+CACHE_HITS_HEADER = "x-relay-cached-items"
 
 
 @dataclass
@@ -58,9 +74,15 @@ async def embed(
     )
     outcome = Outcome(trace, key, route, request, entry)
     budget, share = answer_budget.budget(), 0
+    cache_namespace = routes.cache.namespace(key.tenant_id) if routes.cache else None
     try:
         share = await budget.take(answer_budget.share(request))
-        reply, channel = await forward(route, request, trace)
+        reply, channel = await forward(route, request, trace, cache_namespace=cache_namespace)
+        if isinstance(reply, batch.Merged):
+            answer, event = outcome.finish_merged(reply)
+            headers = {**entry.headers, CACHE_HITS_HEADER: str(reply.cached_items)}
+            budget.give(share)
+            return Served(headers, body=answer, settled=entry.settle(event))
         if reply.rest is not None:
             return Served(entry.headers, streamed=Streamed(
                 reply, channel, outcome, upstream_closed=lambda: budget.give(share)
@@ -87,28 +109,55 @@ async def model_route(key: KeyContext, model: str) -> tuple[GroupRoutes, ModelRo
     return routes, route
 
 
-async def forward(
-    route: ModelRoute, request: EmbeddingRequest, trace: Trace
-) -> tuple[upstream.Reply, ChannelRoute]:
-    """Try channels until one answers; a channel that failed is not tried again.
+def _unservable(unfit: shards.Unfit, request: EmbeddingRequest) -> InvalidRequest:
+    """OpenAI's 400 for a request no channel of its model can serve."""
+    if unfit.param == "dimensions":
+        return InvalidRequest(
+            "This model does not support specifying dimensions.", param="dimensions"
+        )
+    return InvalidRequest(
+        f"Invalid '{unfit.param}': maximum input length is {unfit.limit} tokens for "
+        f"{request.model}.",
+        param=unfit.param,
+        code="invalid_value",
+    )
 
-    A big answer comes back with its rest unread, to be passed on as it
-    arrives, unless it must be read whole first: its fields before the
-    vectors name the model or usage, or its floats are to become base64."""
+
+async def forward(
+    route: ModelRoute, request: EmbeddingRequest, trace: Trace, *, cache_namespace: str | None
+) -> tuple[upstream.Reply | batch.Merged, ChannelRoute | None]:
+    """Try channels until one answers; a channel that failed is not tried
+    again, and one that cannot serve the request is passed over.
+
+    A passed-through answer comes back as a ``Reply``: a big one with its
+    rest unread, to be passed on as it arrives, unless it must be read whole
+    first (its fields before the vectors name the model or usage, or its
+    floats are to become base64). The batch engine's comes back ``Merged``."""
     if not route.channels:
         raise ServiceUnavailable(
             f"No upstream channel is available for `{route.model}` right now. Please retry later."
         )
     tried: set[int] = set()
-    for _attempt in range(settings.RELAY_MAX_ATTEMPTS):
-        channel = routing.next_channel(route.channels, tried)
-        if channel is None:
+    while len(tried) < settings.RELAY_MAX_ATTEMPTS:
+        fitted, unfit = shards.next_fit(route.channels, request, tried)
+        if fitted is None:
+            if not tried and unfit is not None:
+                raise _unservable(unfit, request)
             break
+        channel = fitted.channel
+        if cache_namespace is not None or not (
+            fitted.passes_through and shards.fits_one_call(fitted, request)
+        ):
+            merged = await batch.run(
+                channels=route.channels, request=request, trace=trace, first=fitted,
+                tried=tried, cache_namespace=cache_namespace,
+            )
+            return merged, merged.channel
         tried.add(channel.channel_id)
         trace.attempts, trace.channel = len(tried), channel.name
         called = time.perf_counter()
         try:
-            reply = await upstream.call(channel, request)
+            reply = await upstream.call(channel, shards.whole(fitted, request))
             if reply.rest is not None and not passthrough.streamable(
                 reply.body, wants_base64=request.wants_base64
             ):

@@ -115,7 +115,7 @@ def refusal(result: int, key: KeyContext) -> RelayError:
 
 def settle_args(placed: Hold, event: UsageEvent) -> tuple[list, list]:
     """Keys and arguments of billing/live.py's hold_settle for this request."""
-    billed = cost_nanos(event.tokens, event.price_per_mtok_nanos)
+    billed = event.cost_nanos
     keys = [*placed.keys, settings.USAGE_STREAM, live.applied_key(0, event.request_id)]
     args = [
         placed.member, placed.amount_nanos, billed, int(placed.capped),

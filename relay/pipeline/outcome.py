@@ -18,6 +18,7 @@ from relay.contract import passthrough
 from relay.contract.errors import UpstreamFailed
 from relay.contract.validation import EmbeddingRequest
 from relay.pipeline import gate
+from relay.pipeline.batch import Merged
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
@@ -47,6 +48,19 @@ class Outcome:
         event = _event(self.trace, self.key, self.route, request, channel, served_model,
                        tokens, source)
         return answer, event
+
+    def finish_merged(self, merged: Merged) -> tuple[bytes, UsageEvent]:
+        """The batch engine's answer and its usage event: the items embedded
+        at the full price, those from the cache at the cache price."""
+        channel = merged.channel
+        self.trace.tokens = merged.tokens + merged.cached_tokens
+        event = _event(
+            self.trace, self.key, self.route, self.request, channel,
+            channel.upstream_model if channel else self.request.model,
+            merged.tokens, merged.token_source,
+            cached_items=merged.cached_items, cached_tokens=merged.cached_tokens,
+        )
+        return merged.answer(self.request), event
 
     async def fail(self, failure: BaseException | None) -> None:
         """Release the hold; note a request no channel served (cost 0) for
@@ -92,6 +106,8 @@ def _event(
     source: str,
     *,
     failed: bool = False,
+    cached_items: int = 0,
+    cached_tokens: int = 0,
 ) -> UsageEvent:
     return UsageEvent(
         request_id=trace.request_id,
@@ -111,4 +127,7 @@ def _event(
         end_user=request.user or "",
         created_ms=int(time.time() * 1000),
         failed_channel_ids=list(trace.failed_channel_ids),
+        cached_items=cached_items,
+        cached_tokens=cached_tokens,
+        cached_price_per_mtok_nanos=route.cached_price_per_mtok_nanos if cached_items else 0,
     )

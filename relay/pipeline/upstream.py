@@ -1,10 +1,13 @@
-"""Sending one request to one channel, and sorting what went wrong into
+"""Sending one call to one channel, and sorting what went wrong into
 "try another channel" and "the client's request is at fault".
 
-A success is read whole up to ``RELAY_STREAM_FROM_BYTES`` (1 MiB); past
-that, the rest is left on the connection for the pipeline to pass on as it
-arrives (``Reply.rest``, relay/pipeline/streaming.py): a big batch of large vectors
-runs to megabytes, which a process need not hold whole.
+``call`` passes a request through: the provider's answer is OpenAI's shape,
+read whole up to ``RELAY_STREAM_FROM_BYTES`` (1 MiB); past that, the rest is
+left on the connection for the pipeline to pass on as it arrives
+(``Reply.rest``, relay/pipeline/streaming.py): a big batch of large vectors
+runs to megabytes, which a process need not hold whole. ``embed`` is the
+batch engine's call: the answer read whole and turned into vectors by the
+provider.
 """
 
 from __future__ import annotations
@@ -21,9 +24,15 @@ from django.conf import settings
 
 from relay.connections import egress, pools
 from relay.contract.errors import InvalidRequest
-from relay.contract.validation import EmbeddingRequest
 from relay.providers import PROVIDERS
-from relay.providers.base import ChannelRoute
+from relay.providers.base import (
+    ChannelMisconfigured,
+    ChannelRoute,
+    Embedded,
+    Shard,
+    UnreadableAnswer,
+    UpstreamCall,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +53,22 @@ class ChannelFailed(Exception):
 
 
 def error_message(body: bytes, *, limit: int = 1000) -> str | None:
-    """The message of an upstream's error body (OpenAI's shape or a bare
-    string), cut to ``limit``; None when the body says nothing readable."""
+    """The message of an upstream's error body, cut to ``limit``: OpenAI's
+    and Google's shape (``error.message``), a bare ``error`` string, or a
+    top-level ``message`` or ``detail`` (Cohere, Bedrock, Voyage, Jina...);
+    None when the body says nothing readable."""
     try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"][:limit]
-    if isinstance(error, str):
-        return error[:limit]
+    if not isinstance(answer, dict):
+        return None
+    error = answer.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    for said in (error, answer.get("message"), answer.get("Message"), answer.get("detail")):
+        if isinstance(said, str) and said:
+            return said[:limit]
     return None
 
 
@@ -119,22 +134,15 @@ def _failures_classified() -> Iterator[None]:
         raise ChannelFailed(f"connection error: {type(exc).__name__}", kind="connection") from exc
 
 
-async def call(channel: ChannelRoute, request: EmbeddingRequest) -> Reply:
-    """The channel's success; raises ChannelFailed or InvalidRequest."""
+async def call(channel: ChannelRoute, shard: Shard) -> Reply:
+    """The OpenAI-shaped success of a provider that passes answers through;
+    raises ChannelFailed or InvalidRequest."""
     provider = PROVIDERS[channel.kind]
-    outgoing = provider.build(channel, request)
-    try:
-        egress.check_literal_host(outgoing.url)
-    except egress.DestinationRefused as exc:
-        log.error("channel %s: %s", channel.name, exc)
-        raise ChannelFailed(str(exc), kind="refused_destination") from exc
+    outgoing = _outgoing(channel, shard)
     response = None
     try:
         with _failures_classified():
-            response = await pools.http().post(
-                outgoing.url, data=outgoing.body, headers=outgoing.headers,
-                allow_redirects=False,
-            )
+            response = await _post(outgoing)
             status = response.status
             if status == 200 and provider.passes_through and not _small(response):
                 reply = await _first_part(response)
@@ -149,15 +157,63 @@ async def call(channel: ChannelRoute, request: EmbeddingRequest) -> Reply:
             response.release()
 
     if status == 200:
-        return Reply(provider.to_openai(body, request))
-    if status in CLIENT_FAULT_STATUSES:
+        return Reply(body)
+    raise refusal(channel, status, body)
+
+
+async def embed(channel: ChannelRoute, shard: Shard) -> Embedded:
+    """The shard's vectors from the channel; raises ChannelFailed or
+    InvalidRequest."""
+    outgoing = _outgoing(channel, shard)
+    response = None
+    try:
+        with _failures_classified():
+            response = await _post(outgoing)
+            status, body = response.status, await response.read()
+            headers = response.headers
+    finally:
+        if response is not None:
+            response.release()
+    if status != 200:
+        raise refusal(channel, status, body)
+    try:
+        return PROVIDERS[channel.kind].parse(body, shard, headers)
+    except UnreadableAnswer as exc:
+        raise ChannelFailed(f"unreadable answer: {exc}", kind="unreadable") from exc
+
+
+async def _post(outgoing: UpstreamCall) -> aiohttp.ClientResponse:
+    return await pools.http().post(
+        outgoing.url, data=outgoing.body, headers=outgoing.headers, allow_redirects=False
+    )
+
+
+def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
+    try:
+        outgoing = PROVIDERS[channel.kind].build(channel, shard)
+    except ChannelMisconfigured as exc:
+        # A credential the provider cannot use (a malformed key pair, say):
+        # the channel's fault, worded by the provider without the secret.
+        raise ChannelFailed(f"cannot build the call: {exc}", kind="misconfigured") from exc
+    try:
+        egress.check_literal_host(outgoing.url)
+    except egress.DestinationRefused as exc:
+        log.error("channel %s: %s", channel.name, exc)
+        raise ChannelFailed(str(exc), kind="refused_destination") from exc
+    return outgoing
+
+
+def refusal(channel: ChannelRoute, status: int, body: bytes) -> Exception:
+    """What a failed call raises: the client's error, or the channel's."""
+    blames_channel = getattr(PROVIDERS[channel.kind], "blames_channel", None)
+    if status in CLIENT_FAULT_STATUSES and not (blames_channel and blames_channel(status, body)):
         # The provider's own words help the client fix the request; the
         # channel's credential is never part of a 4xx body about the input.
         message = error_message(body) or "The upstream provider rejected the request."
-        raise InvalidRequest(message)
+        return InvalidRequest(message)
     # 401/403/404 mean this channel is misconfigured (key, deployment, model),
     # 429 and 5xx that it is busy or broken: all are worth another channel.
-    raise ChannelFailed(f"upstream status {status}", status=status, kind=str(status))
+    return ChannelFailed(f"upstream status {status}", status=status, kind=str(status))
 
 
 def _small(response: aiohttp.ClientResponse) -> bool:

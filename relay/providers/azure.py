@@ -1,26 +1,31 @@
 """Azure OpenAI: one deployment per model, an ``api-key`` header.
 
 ``base_url`` is the resource root, e.g. https://NAME.openai.azure.com; the
-channel's model mapping names the deployment.
+channel's model mapping names the deployment. Answers are OpenAI's shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 
-from relay.providers.base import UpstreamCall, openai_payload
+from relay.providers.base import Capabilities, ChannelRoute, Embedded, Shard, UpstreamCall
+from relay.providers.openai import CAPABILITIES, openai_payload, parse_openai_answer
 
 # The GA data-plane version that accepts `dimensions` and `encoding_format`.
 API_VERSION = "2024-10-21"
 
 
 class AzureProvider:
-    # Its answers are OpenAI's shape already (to_openai changes nothing), so
-    # big ones can be passed on as they arrive.
+    label = "Azure OpenAI"
     passes_through = True
 
-    def build(self, route, request) -> UpstreamCall:
-        payload = openai_payload(route.upstream_model, request)
+    def capabilities(self, model: str) -> Capabilities:
+        return CAPABILITIES
+
+    def build(self, route: ChannelRoute, shard: Shard) -> UpstreamCall:
+        payload = openai_payload(shard)
         del payload["model"]  # the deployment in the URL chooses the model
         return UpstreamCall(
             url=(
@@ -31,5 +36,5 @@ class AzureProvider:
             body=orjson.dumps(payload),
         )
 
-    def to_openai(self, body: bytes, request) -> bytes:
-        return body
+    def parse(self, body: bytes, shard: Shard, headers: Mapping[str, str]) -> Embedded:
+        return parse_openai_answer(body, shard)

@@ -21,9 +21,10 @@ def channels():
 
 
 def _save(request, channel: Channel | None, data: dict) -> Channel:
-    models = None
+    models = truncatable = None
     if "models" in data:
         models = {row["model"]: row["upstream_model"] for row in data["models"]}
+        truncatable = [row["model"] for row in data["models"] if row["truncatable"]]
     return actions.save_channel(
         actor=request.user,
         channel=channel,
@@ -31,6 +32,7 @@ def _save(request, channel: Channel | None, data: dict) -> Channel:
         credential=data.get("credential") or None,
         models=models,
         groups=groups_named(data["groups"]) if "groups" in data else None,
+        truncatable=truncatable,
     )
 
 

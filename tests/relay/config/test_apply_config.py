@@ -303,7 +303,7 @@ def test_the_credential_never_appears_in_the_output(apply, monkeypatch):
 
 
 def _unknown_kind(config):
-    config["channels"]["openai-main"]["kind"] = "cohere"
+    config["channels"]["openai-main"]["kind"] = "anthropic"
 
 
 def _unknown_channel_group(config):
@@ -361,7 +361,7 @@ def _unknown_tenant(config):
 @pytest.mark.parametrize(
     ("break_it", "message"),
     [
-        (_unknown_kind, "channels.openai-main.kind: unknown kind 'cohere'"),
+        (_unknown_kind, "channels.openai-main.kind: unknown kind 'anthropic'"),
         (_unknown_channel_group, "channels.local-bge.groups: unknown group 'gold'"),
         (_unknown_key_group, r"keys\[1\] \(acme/batch\)\.group: unknown group 'gold'"),
         (_typo_field, "channels.openai-main.prority: unknown field"),

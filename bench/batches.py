@@ -1,0 +1,122 @@
+"""The batch engine's rows of ``make bench``: 2,048 inputs to a channel that
+takes 96 a call (the 20 ms fake; an OpenAI-compatible server answering
+base64), uncached, fully cached and half cached; and the same batch to
+Cohere's dialect, which answers JSON floats (its row shows what reading
+44 MB of JSON numbers costs; it has no target).
+
+One request at a time (c=1): the figures are a request's wall time, in
+upstream round trips (its p50 over the upstream's 20 ms; sent one call
+after another, the 22 calls would take 22), and the relay's CPU per request
+(web and worker processes, as the main rows count it).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import orjson
+
+from bench.meter import Meter
+from bench.targets import post
+
+MODEL = "bge-large-en-v1.5"  # as relay/management/commands/seed_bench.py seeds it
+COHERE_MODEL = "embed-english-v3.0"
+DIMENSIONS = 1024
+ITEMS = 2048
+UPSTREAM_MS = 20
+REQUESTS = 5
+# Round trips of wall time for 2,048 inputs to a 96-item provider (issue 14),
+# and the relay's CPU for the same batch answered from the cache.
+ROUND_TRIPS_TARGET = 4
+CACHED_CPU_TARGET_MS = 10.0
+
+
+def texts(prefix: str, count: int = ITEMS) -> list[str]:
+    return [f"{prefix} {n}: the quarterly report lists revenue by region" for n in range(count)]
+
+
+def body(inputs: list[str], model: str = MODEL) -> bytes:
+    fields = {"model": model, "input": inputs, "encoding_format": "base64"}
+    if model == MODEL:
+        fields["dimensions"] = DIMENSIONS  # Cohere's v3 models have 1,024 themselves
+    return orjson.dumps(fields)
+
+
+def measure(name: str, url: str, key: str, bodies: list[bytes], *,
+            groups: dict[str, list[int]]) -> dict:
+    """Send each body once, in turn; wall times and the relay's CPU."""
+    meter = Meter(groups)
+    meter.start()
+    walls, errors = [], 0
+    for payload in bodies:
+        started = time.perf_counter()
+        status, answer = post(url, payload, f"Bearer {key}", timeout_s=120)
+        walls.append((time.perf_counter() - started) * 1000)
+        if status != 200 or len(orjson.loads(answer)["data"]) != ITEMS:
+            errors += 1
+    figures = meter.stop()
+    cpu_s = sum(figures["cpu_s"].get(group, 0.0) for group in ("web", "worker"))
+    p50 = statistics.median(walls)
+    return {
+        "target": "relay", "upstream": f"{UPSTREAM_MS}ms", "body": name, "connections": 1,
+        "requests": len(bodies), "errors": errors, "p50_ms": round(p50, 1),
+        "round_trips": round(p50 / UPSTREAM_MS, 2),
+        "cpu_ms_per_request": round(1000 * cpu_s / len(bodies), 2),
+    }
+
+
+def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list[dict]:
+    uncached, cached = keys["split96"], keys["split96-cached"]
+    rows = [measure("batch2048-96", url, uncached, [body(texts("plain"))] * REQUESTS,
+                    groups=groups)]
+    whole = body(texts("whole"))
+    post(url, whole, f"Bearer {cached}", timeout_s=120)  # fills the cache
+    time.sleep(1)  # the cache's writes follow the answer
+    rows.append(measure("batch2048-cached", url, cached, [whole] * REQUESTS, groups=groups))
+    warm = texts("half")[::2]
+    post(url, body(warm), f"Bearer {cached}", timeout_s=120)
+    time.sleep(1)
+    halves = [
+        body([text for pair in zip(warm, texts(f"new {n}", ITEMS // 2), strict=True)
+              for text in pair])
+        for n in range(REQUESTS)
+    ]
+    rows.append(measure("batch2048-half", url, cached, halves, groups=groups))
+    rows.append(measure("batch2048-cohere", url, keys["cohere"],
+                        [body(texts("floats"), COHERE_MODEL)] * REQUESTS, groups=groups))
+    return rows
+
+
+def describe(row: dict) -> str:
+    return (f"relay    {row['upstream']:>6} {row['body']:<17} c=1  p50 {row['p50_ms']:.1f} ms "
+            f"= {row['round_trips']:.1f} upstream round trips  cpu {row['cpu_ms_per_request']:.1f}"
+            f" ms/req  errors {row['errors']}/{row['requests']}")
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def verdicts(rows: list[dict]) -> list[dict]:
+    found = {row["body"]: row for row in rows}
+    verdicts = []
+    split = found.get("batch2048-96")
+    if split:
+        verdicts.append({
+            "target": f"2,048 inputs to a 96-item provider at {UPSTREAM_MS} ms: under "
+                      f"{ROUND_TRIPS_TARGET} upstream round trips of wall time",
+            "verdict": _verdict(split["round_trips"] < ROUND_TRIPS_TARGET and not split["errors"]),
+            "measured": f"{split['round_trips']:.1f} ({split['p50_ms']:.0f} ms p50)",
+        })
+    cached = found.get("batch2048-cached")
+    if cached:
+        verdicts.append({
+            "target": f"the same batch fully cached: relay CPU under {CACHED_CPU_TARGET_MS:.0f} "
+                      "ms a request",
+            "verdict": _verdict(
+                cached["cpu_ms_per_request"] < CACHED_CPU_TARGET_MS and not cached["errors"]
+            ),
+            "measured": f"{cached['cpu_ms_per_request']:.1f} ms",
+        })
+    return verdicts

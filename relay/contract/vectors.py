@@ -1,0 +1,77 @@
+"""Vectors as OpenAI's wire carries them, and the answer built from them.
+
+A vector is a row of little-endian float32 numbers (numpy): what a base64
+embedding decodes to, what the cache keeps, and what a JSON float array is
+rounded to (OpenAI's own floats are float32 values). The answer is written
+item by item from those rows, so that a 2,048-item answer costs one pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import numpy as np
+import orjson
+
+FLOAT32 = np.dtype("<f4")
+
+
+class NotAVector(ValueError):
+    """An embedding that is neither a list of numbers nor base64 float32."""
+
+
+def from_json(value: object) -> np.ndarray:
+    """One embedding as an upstream sent it: a list of numbers, or a base64
+    string of little-endian float32."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise NotAVector("not base64") from exc
+        if not raw or len(raw) % 4:
+            raise NotAVector("not a whole number of float32 values")
+        return np.frombuffer(raw, dtype=FLOAT32)
+    if isinstance(value, list) and value:
+        try:
+            return np.asarray(value, dtype=FLOAT32)
+        except (TypeError, ValueError) as exc:
+            raise NotAVector("not a list of numbers") from exc
+    raise NotAVector("neither a list of numbers nor base64")
+
+
+def stack(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of one length as one (items, dimensions) array."""
+    if len({len(row) for row in rows}) > 1:
+        raise NotAVector("vectors of different lengths in one answer")
+    return np.vstack(rows).astype(FLOAT32, copy=False)
+
+
+def truncated(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """Matryoshka truncation: the first ``dimensions`` numbers of each row,
+    scaled back to unit length (as OpenAI's own `dimensions` does)."""
+    cut = vectors[:, :dimensions].astype(np.float64)
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (cut / norms).astype(FLOAT32)
+
+
+def answer(
+    vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: bool
+) -> bytes:
+    """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i``.
+
+    Written as one list of parts joined once: a 2,048-item answer is
+    megabytes, and each intermediate copy of it costs milliseconds."""
+    parts = [b'{"object":"list","data":[']
+    for index, row in enumerate(vectors):
+        parts.append(b'%s{"object":"embedding","index":%d,"embedding":'
+                     % (b"," if index else b"", index))
+        if as_base64:
+            # Straight from the array's memory: no bytes copy of the row first.
+            parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')
+        else:
+            parts += (orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY), b"}")
+    parts.append(b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'
+                 % (orjson.dumps(model), tokens, tokens))
+    return b"".join(parts)
