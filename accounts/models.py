@@ -9,14 +9,16 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts import keys
 
 
 class Tenant(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        SUSPENDED = "suspended"
+        # Labels are what the consoles show, in the reader's language.
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -40,8 +42,8 @@ class Tenant(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner"
-        MEMBER = "member"
+        OWNER = "owner", _("Owner")
+        MEMBER = "member", _("Member")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -127,8 +129,8 @@ class ApiKeyQuerySet(models.QuerySet):
 
 class ApiKey(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        REVOKED = "revoked"
+        ACTIVE = "active", _("Active")
+        REVOKED = "revoked", _("Revoked")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="api_keys")

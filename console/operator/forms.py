@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from django import forms
 from django.core.validators import URLValidator
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Group, Membership, Tenant
 from billing import reports
@@ -20,7 +22,7 @@ from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 def _limit_field(label: str) -> forms.IntegerField:
     return forms.IntegerField(
         label=label, required=False, min_value=1, max_value=MAX_INT,
-        help_text="Blank is unlimited.",
+        help_text=_("Blank is unlimited."),
     )
 
 
@@ -29,9 +31,9 @@ def _nanos(amount: Decimal) -> int:
     try:
         nanos = to_nanos(amount)
     except ValueError:
-        raise forms.ValidationError("At most 9 decimal places.") from None
+        raise forms.ValidationError(_("At most 9 decimal places.")) from None
     if abs(nanos) > MAX_NANOS:
-        raise forms.ValidationError("Too large.")
+        raise forms.ValidationError(_("Too large."))
     return nanos
 
 
@@ -48,15 +50,16 @@ class TenantForm(forms.ModelForm):
     groups = forms.ModelMultipleChoiceField(
         queryset=Group.objects.order_by("name"), required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="The groups whose keys the tenant may issue itself.",
+        label=_("Groups"), help_text=_("The groups whose keys the tenant may issue itself."),
     )
-    limit_rpm = _limit_field("Limit: requests per minute")
-    limit_tpm = _limit_field("Limit: tokens per minute")
-    limit_concurrency = _limit_field("Limit: concurrent requests")
+    limit_rpm = _limit_field(_("Limit: requests per minute"))
+    limit_tpm = _limit_field(_("Limit: tokens per minute"))
+    limit_concurrency = _limit_field(_("Limit: concurrent requests"))
 
     class Meta:
         model = Tenant
         fields = ["name", "slug", "groups", "limit_rpm", "limit_tpm", "limit_concurrency"]
+        labels = {"name": _("Name"), "slug": _("Slug")}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -70,15 +73,16 @@ class TenantForm(forms.ModelForm):
 
 class BalanceForm(forms.Form):
     KINDS = [
-        (LedgerEntry.Kind.TOPUP, "Top up (money received)"),
-        (LedgerEntry.Kind.ADJUSTMENT, "Adjust (a correction, either way)"),
+        (LedgerEntry.Kind.TOPUP, _("Top up (money received)")),
+        (LedgerEntry.Kind.ADJUSTMENT, _("Adjust (a correction, either way)")),
     ]
-    kind = forms.ChoiceField(choices=KINDS, initial=LedgerEntry.Kind.TOPUP)
+    kind = forms.ChoiceField(choices=KINDS, initial=LedgerEntry.Kind.TOPUP, label=_("Kind"))
     amount = _money_field(
-        "Amount", help_text="In currency units; an adjustment may be negative."
+        _("Amount"), help_text=_("In currency units; an adjustment may be negative.")
     )
     reason = forms.CharField(
-        max_length=500, required=False, help_text="Required for adjustments; kept in the ledger."
+        max_length=500, required=False, label=_("Reason"),
+        help_text=_("Required for adjustments; kept in the ledger."),
     )
 
     def clean(self):
@@ -92,21 +96,23 @@ class BalanceForm(forms.Form):
             self.add_error("amount", error)
             return data
         if kind == LedgerEntry.Kind.TOPUP and data["amount_nanos"] <= 0:
-            self.add_error("amount", "A top-up must be more than zero.")
+            self.add_error("amount", _("A top-up must be more than zero."))
         if kind == LedgerEntry.Kind.ADJUSTMENT:
             if data["amount_nanos"] == 0:
-                self.add_error("amount", "An adjustment of zero changes nothing.")
+                self.add_error("amount", _("An adjustment of zero changes nothing."))
             if not (data.get("reason") or "").strip():
-                self.add_error("reason", "An adjustment needs a reason.")
+                self.add_error("reason", _("An adjustment needs a reason."))
         return data
 
 
 class IssueKeysForm(forms.Form):
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"))
-    count = forms.IntegerField(min_value=1, max_value=MAX_BULK_KEYS, initial=10)
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), label=_("Group"))
+    count = forms.IntegerField(
+        min_value=1, max_value=MAX_BULK_KEYS, initial=10, label=_("How many keys")
+    )
     name_prefix = forms.SlugField(
-        max_length=150, initial="key",
-        help_text="Keys are named <prefix>-0001, <prefix>-0002, ...",
+        max_length=150, initial="key", label=_("Name prefix"),
+        help_text=_("Keys are named <prefix>-0001, <prefix>-0002, ..."),
     )
 
 
@@ -116,14 +122,16 @@ class IssueKeysForm(forms.Form):
 class GroupForm(forms.ModelForm):
     price_ratio = forms.DecimalField(
         max_digits=12, decimal_places=6, min_value=0, initial=Decimal("1"),
-        help_text="Models without a price of their own cost the base price times this.",
+        label=_("Price ratio"),
+        help_text=_("Models without a price of their own cost the base price times this."),
     )
-    limit_rpm = _limit_field("Default limit: requests per minute")
-    limit_tpm = _limit_field("Default limit: tokens per minute")
-    limit_concurrency = _limit_field("Default limit: concurrent requests")
+    limit_rpm = _limit_field(_("Default limit: requests per minute"))
+    limit_tpm = _limit_field(_("Default limit: tokens per minute"))
+    limit_concurrency = _limit_field(_("Default limit: concurrent requests"))
     channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple, help_text="The channels that serve this group.",
+        widget=forms.CheckboxSelectMultiple, label=_("Channels"),
+        help_text=_("The channels that serve this group."),
     )
 
     class Meta:
@@ -132,22 +140,23 @@ class GroupForm(forms.ModelForm):
             "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
             "channels",
         ]
+        labels = {"name": _("Name"), "description": _("Description")}
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")
 
 
 class GroupModelForm(forms.Form):
-    model = forms.CharField(max_length=200, required=False)
+    model = forms.CharField(max_length=200, required=False, label=_("Model"))
     price = _money_field(
-        "Price per million tokens", required=False,
-        help_text="Blank: the base price times the group's ratio.",
+        _("Price per million tokens"), required=False,
+        help_text=_("Blank: the base price times the group's ratio."),
     )
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"].strip()
         if any(char.isspace() for char in model):
-            raise forms.ValidationError("A model name has no spaces.")
+            raise forms.ValidationError(_("A model name has no spaces."))
         return model
 
     def clean_price(self) -> int | None:
@@ -155,7 +164,7 @@ class GroupModelForm(forms.Form):
         if price is None:
             return None
         if price < 0:
-            raise forms.ValidationError("A price is never negative.")
+            raise forms.ValidationError(_("A price is never negative."))
         return _nanos(price)
 
 
@@ -175,7 +184,9 @@ class _ModelRowsFormSet(forms.BaseFormSet):
         seen: set[str] = set()
         for row in self.rows():
             if row["model"] in seen:
-                raise forms.ValidationError(f"{row['model']} is listed twice.")
+                raise forms.ValidationError(
+                    _t("%(model)s is listed twice.") % {"model": row["model"]}
+                )
             seen.add(row["model"])
 
 
@@ -185,19 +196,19 @@ GroupModelFormSet = forms.formset_factory(
 
 
 class BasePriceForm(forms.Form):
-    model = forms.CharField(max_length=200)
-    price = _money_field("Price per million tokens")
+    model = forms.CharField(max_length=200, label=_("Model"))
+    price = _money_field(_("Price per million tokens"))
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"].strip()
         if not model or any(char.isspace() for char in model):
-            raise forms.ValidationError("A model name has no spaces.")
+            raise forms.ValidationError(_("A model name has no spaces."))
         return model
 
     def clean_price(self) -> int:
         price = self.cleaned_data["price"]
         if price < 0:
-            raise forms.ValidationError("A price is never negative.")
+            raise forms.ValidationError(_("A price is never negative."))
         return _nanos(price)
 
 
@@ -208,24 +219,28 @@ class ChannelForm(forms.ModelForm):
     base_url = forms.URLField(
         max_length=500, assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
-        help_text="OpenAI-compatible: the API root with its version, "
-        "e.g. https://api.openai.com/v1. Azure: the resource root.",
+        label=_("Base URL"),
+        help_text=_("OpenAI-compatible: the API root with its version, "
+                    "e.g. https://api.openai.com/v1. Azure: the resource root."),
     )
     # Write-only: never rendered back (render_value=False); blank keeps the stored one.
     credential = forms.CharField(
         required=False, strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="The upstream API key. Leave blank to keep the one stored.",
+        label=_("Credential"),
+        help_text=_("The upstream API key. Leave blank to keep the one stored."),
     )
     priority = forms.IntegerField(
-        initial=0, min_value=-MAX_INT, max_value=MAX_INT, help_text="Lower tiers are tried first."
+        initial=0, min_value=-MAX_INT, max_value=MAX_INT, label=_("Priority"),
+        help_text=_("Lower tiers are tried first."),
     )
     weight = forms.IntegerField(
-        initial=1, min_value=1, max_value=MAX_INT, help_text="Share of traffic within a tier."
+        initial=1, min_value=1, max_value=MAX_INT, label=_("Weight"),
+        help_text=_("Share of traffic within a tier."),
     )
     groups = forms.ModelMultipleChoiceField(
         queryset=Group.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple, label=_("Groups"),
     )
 
     class Meta:
@@ -233,16 +248,17 @@ class ChannelForm(forms.ModelForm):
         # The credential is not a model field here: binding it would write ""
         # over the stored one on every edit.
         fields = ["name", "kind", "base_url", "priority", "weight", "enabled", "groups"]
+        labels = {"name": _("Name"), "kind": _("Kind"), "enabled": _("Enabled")}
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")
 
 
 class ChannelModelForm(forms.Form):
-    model = forms.CharField(max_length=200, required=False, label="Public model name")
+    model = forms.CharField(max_length=200, required=False, label=_("Public model name"))
     upstream_model = forms.CharField(
-        max_length=200, required=False, label="Upstream name",
-        help_text="The provider's name (Azure: the deployment); blank means the same.",
+        max_length=200, required=False, label=_("Upstream name"),
+        help_text=_("The provider's name (Azure: the deployment); blank means the same."),
     )
 
     def clean(self):
@@ -250,7 +266,7 @@ class ChannelModelForm(forms.Form):
         for name in ("model", "upstream_model"):
             value = (data.get(name) or "").strip()
             if any(char.isspace() for char in value):
-                self.add_error(name, "A model name has no spaces.")
+                self.add_error(name, _("A model name has no spaces."))
             data[name] = value
         if data.get("upstream_model") == data.get("model"):
             data["upstream_model"] = ""
@@ -263,7 +279,7 @@ ChannelModelFormSet = forms.formset_factory(
 
 
 class ChannelTestForm(forms.Form):
-    model = forms.ChoiceField(choices=())
+    model = forms.ChoiceField(choices=(), label=_("Model"))
 
     def __init__(self, *args, channel: Channel, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -275,11 +291,11 @@ class ChannelTestForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(label=_("From (UTC)"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To (inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label="All tenants",
+        empty_label=_("All tenants"), label=_("Tenant"),
     )
 
     @staticmethod
@@ -292,10 +308,10 @@ class ReportForm(forms.Form):
         start, end = data.get("start"), data.get("end")
         if start and end:
             if end < start:
-                raise forms.ValidationError("The range ends before it starts.")
+                raise forms.ValidationError(_("The range ends before it starts."))
             if (end - start).days + 1 > reports.MAX_RANGE_DAYS:
                 raise forms.ValidationError(
-                    f"A report covers at most {reports.MAX_RANGE_DAYS} days."
+                    _t("A report covers at most %(days)d days.") % {"days": reports.MAX_RANGE_DAYS}
                 )
         return data
 
@@ -303,10 +319,11 @@ class ReportForm(forms.Form):
 class AuditFilterForm(forms.Form):
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label="All tenants",
+        empty_label=_("All tenants"), label=_("Tenant"),
     )
     action = forms.CharField(
-        max_length=64, required=False, widget=forms.TextInput(attrs={"list": "actions"})
+        max_length=64, required=False, label=_("Action"),
+        widget=forms.TextInput(attrs={"list": "actions"}),
     )
 
 
@@ -314,11 +331,14 @@ class AuditFilterForm(forms.Form):
 class MemberForm(forms.Form):
     """Add a person to a tenant (creating the user when new) or change a role."""
 
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.OWNER)
-    email = forms.EmailField(required=False)
+    username = forms.CharField(max_length=150, label=_("Username"))
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices, initial=Membership.Role.OWNER, label=_("Role")
+    )
+    email = forms.EmailField(required=False, label=_("Email"))
     # strip=False, as Django's own password fields: sign-in takes it as typed.
     password = forms.CharField(
         required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-        help_text="Only for a new user (at least 10 characters); share it with them safely.",
+        label=_("Password"),
+        help_text=_("Only for a new user (at least 10 characters); share it with them safely."),
     )
