@@ -8,6 +8,7 @@ top keys; ``&export=csv`` gives the same rows as a CSV file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
@@ -26,16 +27,23 @@ CSV_HEADER = [
 ]
 # The header row in the reader's language (the names above in English).
 CSV_HEADER_NAMES = {
-    "breakdown": pgettext_lazy("csv", "breakdown"),
-    "key": pgettext_lazy("csv", "key"),
-    "name": pgettext_lazy("csv", "name"),
-    "requests": pgettext_lazy("csv", "requests"),
-    "failed": pgettext_lazy("csv", "failed"),
-    "error_rate": pgettext_lazy("csv", "error_rate"),
-    "tokens": pgettext_lazy("csv", "tokens"),
-    "spend": pgettext_lazy("csv", "spend"),
-    "spend_nanos": pgettext_lazy("csv", "spend_nanos"),
+    "breakdown": pgettext_lazy("report csv", "breakdown"),
+    "key": pgettext_lazy("report csv", "key"),
+    "name": pgettext_lazy("report csv", "name"),
+    "requests": pgettext_lazy("report csv", "requests"),
+    "failed": pgettext_lazy("report csv", "failed"),
+    "error_rate": pgettext_lazy("report csv", "error_rate"),
+    "tokens": pgettext_lazy("report csv", "tokens"),
+    "spend": pgettext_lazy("report csv", "spend"),
+    "spend_nanos": pgettext_lazy("report csv", "spend_nanos"),
 }
+
+
+def _unattributed_named(rows: list[reports.UsageRow]) -> list[reports.UsageRow]:
+    """The row of requests no channel served, named in the reader's language
+    (billing names it in English, for the operator API)."""
+    label = _("(no channel: every channel failed)")
+    return [dataclasses.replace(row, label=label) if row.key is None else row for row in rows]
 
 
 def sections(report: reports.Report) -> list[tuple[str, str, list[reports.UsageRow]]]:
@@ -44,7 +52,7 @@ def sections(report: reports.Report) -> list[tuple[str, str, list[reports.UsageR
         ("day", _("By day"), report.by_day),
         ("tenant", _("By tenant"), report.by_tenant),
         ("model", _("By model"), report.by_model),
-        ("channel", _("By channel"), report.by_channel),
+        ("channel", _("By channel"), _unattributed_named(report.by_channel)),
         ("key", ngettext("Top %(count)d key by spend", "Top %(count)d keys by spend",
                          len(report.top_keys)) % {"count": len(report.top_keys)},
          report.top_keys),

@@ -122,7 +122,8 @@ class TenantEditView(TenantMixin, FormView):
             groups=data["groups"],
             **{name: data[name] for name in actions.TENANT_FIELDS},
         )
-        fields = ", ".join(str(CHANGED_FIELDS.get(name, name)) for name in changed)
+        separator = pgettext("list separator", ", ")
+        fields = separator.join(str(CHANGED_FIELDS.get(name, name)) for name in changed)
         messages.success(
             self.request, _("Saved (%(fields)s).") % {"fields": fields} if changed
             else _("Nothing changed.")
@@ -280,8 +281,8 @@ class IssueKeysView(TenantMixin, FormView):
         # Never kept by a browser or proxy cache: this is the one copy of the secrets.
         response["Cache-Control"] = "no-store"
         writer = csv.writer(response)
-        writer.writerow([pgettext("csv", "name"), pgettext("csv", "secret"),
-                         pgettext("csv", "prefix")])
+        writer.writerow([pgettext("keys csv", "name"), pgettext("keys csv", "secret"),
+                         pgettext("keys csv", "prefix")])
         for item in issued:
             writer.writerow([item.key.name, item.secret, item.key.prefix])
         return response

@@ -25,20 +25,20 @@ COLUMNS = (
 # The header row in the reader's language: the column names above in
 # English, e.g. 请求 ID in Chinese (every column needs one; a test checks).
 HEADERS = {
-    "created": pgettext_lazy("csv", "created"),
-    "request_id": pgettext_lazy("csv", "request_id"),
-    "key": pgettext_lazy("csv", "key"),
-    "model": pgettext_lazy("csv", "model"),
-    "served_model": pgettext_lazy("csv", "served_model"),
-    "status": pgettext_lazy("csv", "status"),
-    "input_count": pgettext_lazy("csv", "input_count"),
-    "tokens": pgettext_lazy("csv", "tokens"),
-    "token_source": pgettext_lazy("csv", "token_source"),
-    "price_per_mtok_nanos": pgettext_lazy("csv", "price_per_mtok_nanos"),
-    "cost_nanos": pgettext_lazy("csv", "cost_nanos"),
-    "cost": pgettext_lazy("csv", "cost"),
-    "latency_ms": pgettext_lazy("csv", "latency_ms"),
-    "end_user": pgettext_lazy("csv", "end_user"),
+    "created": pgettext_lazy("usage csv", "created"),
+    "request_id": pgettext_lazy("usage csv", "request_id"),
+    "key": pgettext_lazy("usage csv", "key"),
+    "model": pgettext_lazy("usage csv", "model"),
+    "served_model": pgettext_lazy("usage csv", "served_model"),
+    "status": pgettext_lazy("usage csv", "status"),
+    "input_count": pgettext_lazy("usage csv", "input_count"),
+    "tokens": pgettext_lazy("usage csv", "tokens"),
+    "token_source": pgettext_lazy("usage csv", "token_source"),
+    "price_per_mtok_nanos": pgettext_lazy("usage csv", "price_per_mtok_nanos"),
+    "cost_nanos": pgettext_lazy("usage csv", "cost_nanos"),
+    "cost": pgettext_lazy("usage csv", "cost"),
+    "latency_ms": pgettext_lazy("usage csv", "latency_ms"),
+    "end_user": pgettext_lazy("usage csv", "end_user"),
 }
 # A cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
