@@ -35,8 +35,10 @@ class Command(BaseCommand):
             BasePrice.objects.update_or_create(
                 model=model, defaults={"price_per_mtok_nanos": to_nanos(price)}
             )
+        # The demo's own group: never an operator's `default` (the launcher
+        # seeds only the database it made, and this keeps the demo apart anyway).
         group, _ = Group.objects.get_or_create(
-            name="default", defaults={"limit_rpm": 600, "limit_tpm": 1_000_000}
+            name="demo", defaults={"limit_rpm": 600, "limit_tpm": 1_000_000}
         )
         for model in DEMO_PRICES:
             GroupModel.objects.get_or_create(group=group, model=model)
