@@ -243,7 +243,7 @@ def output_lines(env: dict, *args: str) -> list[str]:
 def banner(base: str, *, secret: str | None, operator: list[str]) -> str:
     """What ``run`` prints once the relay answers: a request that works and
     how to sign in (the generated operator password only this once)."""
-    key = secret or "$YOUR_KEY"
+    key = secret or "<a key issued in the operator console>"
     lines = [
         "", "The relay is up. Try it:", "",
         f"  curl {base}/v1/embeddings \\",
@@ -262,7 +262,8 @@ def banner(base: str, *, secret: str | None, operator: list[str]) -> str:
         lines.append(f"  sign in as {username} with password {password}")
         lines.append("  (generated for this new database and shown only now; change it with "
                      f"python3 dev.py manage changepassword {username})")
-    lines += ["  another operator: python3 dev.py manage createsuperuser", "", "Ctrl-C stops.", ""]
+    lines += [f"  {'another' if operator else 'an'} operator account: "
+              "python3 dev.py manage createsuperuser", "", "Ctrl-C stops.", ""]
     return "\n".join(lines)
 
 
@@ -338,13 +339,16 @@ def run() -> int:
 
 
 CHROMIUM = "/usr/bin/chromium"
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
 def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
     """Install a Debian package the tests or the benchmark drive (Debian's
     Chromium: Playwright's own browser download cannot work offline; wrk),
-    once, when apt is at hand and we may use it."""
-    if shutil.which(executable) or not shutil.which("apt-get") or os.geteuid() != 0:
+    once, when apt is at hand and we may use it. ``executable``: a command's
+    name, or the absolute path of a file the package installs (a font)."""
+    present = Path(executable).exists() if os.path.isabs(executable) else shutil.which(executable)
+    if present or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     print(f"installing Debian's {package} for {purpose} ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -378,7 +382,9 @@ def manage_command(args: list[str]) -> int:
 
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
-    # makemessages (tests/console/test_languages.py) needs GNU gettext's xgettext.
+    # Chinese glyphs for the browser tests' screenshots and widths (a small font).
+    ensure_debian_package(CJK_FONT, "fonts-wqy-microhei", "the browser tests in Chinese")
+    # makemessages (tests/console/test_translations.py) needs GNU gettext's xgettext.
     ensure_debian_package("xgettext", "gettext", "the message catalog test")
     compile_messages()
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))

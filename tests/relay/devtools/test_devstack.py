@@ -26,15 +26,15 @@ def test_the_banner_gives_a_working_curl_and_the_generated_sign_in():
     assert "Authorization: Bearer sk-demo-secret" in text
     assert f"Operator console: {BASE}/operator/" in text
     assert "sign in as operator with password s3cret-pw" in text
-    assert "python3 dev.py manage createsuperuser" in text
+    assert "another operator account: python3 dev.py manage createsuperuser" in text
 
 
 def test_the_banner_says_when_the_demo_was_left_out_of_the_users_own_database():
     text = devstack.banner(BASE, secret=None, operator=[])
     assert "DATABASE_URL names your own database: no demo tenant" in text
-    assert "Bearer $YOUR_KEY" in text
+    assert "Bearer <a key issued in the operator console>" in text
     assert "password" not in text
-    assert "python3 dev.py manage createsuperuser" in text
+    assert "an operator account: python3 dev.py manage createsuperuser" in text
 
 
 # --- `run` seeds only the database it made ---------------------------------------
