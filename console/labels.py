@@ -34,6 +34,8 @@ LABELS: dict[str, Promise] = {
     "model": pgettext_lazy("breakdown", "model"),
     "channel": pgettext_lazy("breakdown", "channel"),
     "key": pgettext_lazy("breakdown", "key"),
+    # Kinds of channels that need a word; the others keep their provider's name.
+    "openai": pgettext_lazy("channel kind", "OpenAI-compatible"),
     # Where a usage record's token count came from.
     "prompt_tokens": pgettext_lazy("tokens", "upstream usage.prompt_tokens"),
     "total_tokens": pgettext_lazy("tokens", "upstream usage.total_tokens"),
@@ -41,8 +43,11 @@ LABELS: dict[str, Promise] = {
 }
 
 
-def label(code: str | None) -> str:
+def label(code: str | None, default: str | None = None) -> str:
+    """The word for ``code``; else ``default`` (a model's own label), else the code."""
     if code is None:
         return ""
     word = LABELS.get(str(code))
-    return str(word) if word is not None else str(code)
+    if word is not None:
+        return str(word)
+    return str(default) if default is not None else str(code)

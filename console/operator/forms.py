@@ -15,6 +15,7 @@ from accounts.models import Group, Membership, Tenant
 from billing import reports
 from billing.models import LedgerEntry
 from billing.pricing import to_nanos
+from console.labels import label
 from relay.models import Channel
 from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
@@ -249,6 +250,13 @@ class ChannelForm(forms.ModelForm):
         # over the stored one on every edit.
         fields = ["name", "kind", "base_url", "priority", "weight", "enabled", "groups"]
         labels = {"name": _("Name"), "kind": _("Kind"), "enabled": _("Enabled")}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Kinds in the reader's language where they need a word (console/labels.py).
+        self.fields["kind"].choices = [
+            (value, label(value, name)) for value, name in self.fields["kind"].choices
+        ]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")

@@ -31,5 +31,5 @@ def day(value) -> str:
 
 
 @register.filter
-def label(code: str | None) -> str:
-    return labels.label(code)
+def label(code: str | None, default: str | None = None) -> str:
+    return labels.label(code, default)

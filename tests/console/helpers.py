@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, AuditEvent, Membership, Tenant
 from billing.models import UsageRecord
 from billing.usage import roll_up
+from console.labels import LABELS
 from relay.models import Channel
 from relay.operations import actions
 from tests.console.tenant.helpers import record
@@ -202,13 +203,15 @@ def data_words(world: World) -> set[str]:
     for group in Group.objects.all():
         texts += [group.name, group.description]
     for channel in Channel.objects.prefetch_related("models"):
-        texts += [channel.name, channel.base_url, channel.get_kind_display()]
+        texts += [channel.name, channel.base_url]
         texts += [m.upstream_model for m in channel.models.all()]
     for key in ApiKey.objects.select_related("tenant"):
         texts += [key.name, key.masked, key.prefix, f"{key.tenant.slug}/{key.name}"]
     for row in UsageRecord.objects.all():
         texts += [row.request_id, row.model, row.served_model, row.end_user]
     texts += [entry.reason for entry in LedgerEntry.objects.all()]
+    # Providers' names (Azure OpenAI...); a kind that needs a word has one in LABELS.
+    texts += [name for kind, name in Channel.Kind.choices if kind not in LABELS]
     for event in AuditEvent.objects.all():
         texts += [event.action, event.target, *map(str, event.detail.keys()),
                   *map(str, event.detail.values())]
