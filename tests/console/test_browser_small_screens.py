@@ -1,5 +1,6 @@
 """Every page of both consoles on a 390 px wide phone (Playwright driving
-Debian's Chromium), in English and in Chinese, over a realistic month of data:
+Debian's Chromium), in English and in Chinese, over a realistic month of data
+(and the answers to issuing a key and testing a channel):
 the page never scrolls sideways (wide tables scroll inside their own box).
 Screenshots go to test-artifacts/browser/small-screens/.
 """
@@ -78,10 +79,21 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                 if width > WIDTH:
                     too_wide.append((language, "key created", width,
                                      owner.evaluate(OVERFLOWING, WIDTH)))
+                # A channel test's answer (a POST's too); the upstream is unreachable here.
+                operator = pages["operator"]
+                operator.goto(f"{base}/operator/channels/{world.channel.pk}/")
+                operator.locator("form[action$='/test/'] button[type=submit]").click()
+                expect(operator.locator("#result")).to_be_visible()
+                width = operator.evaluate("document.documentElement.scrollWidth")
+                measured += 1
+                browser.shot(operator, f"{language[:2]}-operator-channel-test")
+                if width > WIDTH:
+                    too_wide.append((language, "channel test", width,
+                                     operator.evaluate(OVERFLOWING, WIDTH)))
                 for page in pages.values():
                     page.context.close()
         finally:
             chromium.close()
-    assert measured == 2 * (len(world.pages) + 1)
+    assert measured == 2 * (len(world.pages) + 2)
     assert not too_wide, too_wide
     assert not browser.problems, browser.problems
