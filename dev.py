@@ -3,6 +3,8 @@
 
     python3 dev.py run     bring the relay up with everything it needs
     python3 dev.py test    run the whole test suite
+    python3 dev.py manage <command> [args]   a manage.py command against the
+                           stack `run` uses (its .devstack/ databases and secrets)
     python3 dev.py bench   run the benchmark (docs/benchmarks.md)
     python3 dev.py bench-peers   install the peers it compares against (LiteLLM)
 

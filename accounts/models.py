@@ -9,14 +9,16 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts import keys
 
 
 class Tenant(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        SUSPENDED = "suspended"
+        # Labels are what the consoles show, in the reader's language.
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -40,8 +42,8 @@ class Tenant(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner"
-        MEMBER = "member"
+        OWNER = "owner", _("Owner")
+        MEMBER = "member", _("Member")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -69,8 +71,8 @@ class Group(models.Model):
     class CacheScope(models.TextChoices):
         # A cache shared between tenants tells one tenant, through timing,
         # what another embedded: shared only where the operator chooses.
-        TENANT = "tenant", "Each tenant its own"
-        GLOBAL = "global", "Shared by every tenant of the group"
+        TENANT = "tenant", _("Each tenant its own")
+        GLOBAL = "global", _("Shared by every tenant of the group")
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
@@ -149,8 +151,8 @@ class ApiKeyQuerySet(models.QuerySet):
 
 class ApiKey(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        REVOKED = "revoked"
+        ACTIVE = "active", _("Active")
+        REVOKED = "revoked", _("Revoked")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="api_keys")

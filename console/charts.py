@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import pgettext
 
 from console.formatting import thousands
 
@@ -61,6 +62,11 @@ def fold(series: list[Series], colors: dict[str, str]) -> list[Series]:
     return kept
 
 
+def shown_name(name: str) -> str:
+    """A series as the reader sees it: the folded rest in their language."""
+    return pgettext("chart", "other") if name == OTHER else name
+
+
 def stacked_bars(
     *,
     labels: list[str],
@@ -106,7 +112,7 @@ def stacked_bars(
             parts.append(
                 f'<rect x="{x}" y="{y_high}" width="{bar_w}" height="{max(1, y_low - y_high)}" '
                 f'fill="{colors.get(s.name, OTHER_COLOR)}"><title>{escape(label)} · '
-                f"{escape(s.name)}: {escape(format_value(value))}</title></rect>"
+                f"{escape(shown_name(s.name))}: {escape(format_value(value))}</title></rect>"
             )
         if i % every == 0:
             parts.append(f'<text x="{x + bar_w // 2}" y="{HEIGHT - 8}" text-anchor="middle" '

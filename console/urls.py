@@ -8,6 +8,8 @@ from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect
 from django.urls import include, path
 
+from console import language
+
 
 def home(request):
     """Operators land on the operator console, tenant members on theirs."""
@@ -19,6 +21,8 @@ def home(request):
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The language switcher of every page (templates/base.html).
+    path("i18n/setlang/", language.set_language, name="set_language"),
     path("", home, name="home"),
     path("operator/", include("console.operator.urls")),
     path("api/", include("console.api.urls")),

@@ -60,6 +60,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The consoles' language: the person's stored choice, else the browser's;
+    # /v1/, /api/ and the probes always answer in English (console/language.py).
+    "console.language.LanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -79,6 +82,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -105,7 +109,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LANGUAGE_CODE = "en-us"
+# The consoles speak English and Simplified Chinese (docs/operator.md,
+# "Languages"); the API's messages are OpenAI's English whatever is asked.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Written in the repo (locale/*/LC_MESSAGES/django.po), compiled to .mo by
+# `dev.py run` / `dev.py test` and the Docker build (relay/devtools/locales.py).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The switcher's cookie (console/language.py); a signed-in person's choice is
+# also kept on their profile.
+LANGUAGE_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -21,6 +21,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.utils import translation
 
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
 from billing import ledger
@@ -129,6 +130,15 @@ def usage_drained_before_flush(request):
     if "celery_worker" in request.fixturenames:
         stream = redis_lib.Redis.from_url(settings.REDIS_URL)
         wait_until(lambda: stream.xlen(settings.USAGE_STREAM) == 0, timeout_s=30)
+
+
+@pytest.fixture(autouse=True)
+def english_again():
+    """Each test starts in English: the test client runs the middleware in the
+    test's own thread, so a request in Chinese would leave the thread in
+    Chinese for the next test (money(), messages... read in Chinese)."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,12 @@ import datetime as dt
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
 from billing import reports
+from console.labels import label
 from console.operator.forms import ChannelForm, ChannelModelFormSet, ChannelTestForm
 from console.operator.views import CreateOrEditMixin, OperatorViewMixin, form_error
 from relay.health import probe as channel_probe
@@ -108,7 +110,7 @@ class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
             except actions.ActionRefused as error:
                 form_error(form, error)
             else:
-                messages.success(request, f"Channel {channel.name} saved.")
+                messages.success(request, _("Channel %(name)s saved.") % {"name": channel.name})
                 return redirect("operator:channel", pk=channel.pk)
         return self.render_to_response(self.get_context_data(form=form, formset=formset))
 
@@ -120,8 +122,9 @@ class ChannelToggleView(OperatorViewMixin, View):
         channel = get_object_or_404(Channel, pk=pk)
         enabled = request.POST.get("enabled") == "1"
         if actions.set_channel_enabled(actor=request.user, channel=channel, enabled=enabled):
-            state = "enabled" if enabled else "disabled"
-            messages.success(request, f"Channel {channel.name} {state}.")
+            state = label("enabled" if enabled else "disabled")
+            messages.success(request, _("Channel %(name)s %(state)s.")
+                             % {"name": channel.name, "state": state})
         if request.POST.get("next") == "list":
             return redirect("operator:channels")
         return redirect("operator:channel", pk=channel.pk)

@@ -8,11 +8,14 @@ from decimal import Decimal
 
 from django import forms
 from django.core.validators import URLValidator
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Group, Membership, Tenant
 from billing import reports
 from billing.models import LedgerEntry
 from billing.pricing import to_nanos
+from console.labels import label
 from relay.models import Channel
 from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
@@ -20,15 +23,15 @@ from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 def _limit_field(label: str) -> forms.IntegerField:
     return forms.IntegerField(
         label=label, required=False, min_value=1, max_value=MAX_INT,
-        help_text="Blank is unlimited.",
+        help_text=_("Blank is unlimited."),
     )
 
 
 def _call_limit_field(label: str) -> forms.IntegerField:
     return forms.IntegerField(
         label=label, required=False, min_value=1, max_value=MAX_INT,
-        help_text="Blank: the provider's own limit (docs/providers.md); set it lower for an "
-        "account or a server that takes less.",
+        help_text=_("Blank: the provider's own limit (docs/providers.md); set it lower for an "
+                    "account or a server that takes less."),
     )
 
 
@@ -37,9 +40,9 @@ def _nanos(amount: Decimal) -> int:
     try:
         nanos = to_nanos(amount)
     except ValueError:
-        raise forms.ValidationError("At most 9 decimal places.") from None
+        raise forms.ValidationError(_("At most 9 decimal places.")) from None
     if abs(nanos) > MAX_NANOS:
-        raise forms.ValidationError("Too large.")
+        raise forms.ValidationError(_("Too large."))
     return nanos
 
 
@@ -56,15 +59,16 @@ class TenantForm(forms.ModelForm):
     groups = forms.ModelMultipleChoiceField(
         queryset=Group.objects.order_by("name"), required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="The groups whose keys the tenant may issue itself.",
+        label=_("Groups"), help_text=_("The groups whose keys the tenant may issue itself."),
     )
-    limit_rpm = _limit_field("Limit: requests per minute")
-    limit_tpm = _limit_field("Limit: tokens per minute")
-    limit_concurrency = _limit_field("Limit: concurrent requests")
+    limit_rpm = _limit_field(_("Limit: requests per minute"))
+    limit_tpm = _limit_field(_("Limit: tokens per minute"))
+    limit_concurrency = _limit_field(_("Limit: concurrent requests"))
 
     class Meta:
         model = Tenant
         fields = ["name", "slug", "groups", "limit_rpm", "limit_tpm", "limit_concurrency"]
+        labels = {"name": _("Name"), "slug": _("Slug")}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -78,15 +82,16 @@ class TenantForm(forms.ModelForm):
 
 class BalanceForm(forms.Form):
     KINDS = [
-        (LedgerEntry.Kind.TOPUP, "Top up (money received)"),
-        (LedgerEntry.Kind.ADJUSTMENT, "Adjust (a correction, either way)"),
+        (LedgerEntry.Kind.TOPUP, _("Top up (money received)")),
+        (LedgerEntry.Kind.ADJUSTMENT, _("Adjust (a correction, either way)")),
     ]
-    kind = forms.ChoiceField(choices=KINDS, initial=LedgerEntry.Kind.TOPUP)
+    kind = forms.ChoiceField(choices=KINDS, initial=LedgerEntry.Kind.TOPUP, label=_("Kind"))
     amount = _money_field(
-        "Amount", help_text="In currency units; an adjustment may be negative."
+        _("Amount"), help_text=_("In currency units; an adjustment may be negative.")
     )
     reason = forms.CharField(
-        max_length=500, required=False, help_text="Required for adjustments; kept in the ledger."
+        max_length=500, required=False, label=_("Reason"),
+        help_text=_("Required for adjustments; kept in the ledger."),
     )
 
     def clean(self):
@@ -100,21 +105,23 @@ class BalanceForm(forms.Form):
             self.add_error("amount", error)
             return data
         if kind == LedgerEntry.Kind.TOPUP and data["amount_nanos"] <= 0:
-            self.add_error("amount", "A top-up must be more than zero.")
+            self.add_error("amount", _("A top-up must be more than zero."))
         if kind == LedgerEntry.Kind.ADJUSTMENT:
             if data["amount_nanos"] == 0:
-                self.add_error("amount", "An adjustment of zero changes nothing.")
+                self.add_error("amount", _("An adjustment of zero changes nothing."))
             if not (data.get("reason") or "").strip():
-                self.add_error("reason", "An adjustment needs a reason.")
+                self.add_error("reason", _("An adjustment needs a reason."))
         return data
 
 
 class IssueKeysForm(forms.Form):
-    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"))
-    count = forms.IntegerField(min_value=1, max_value=MAX_BULK_KEYS, initial=10)
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), label=_("Group"))
+    count = forms.IntegerField(
+        min_value=1, max_value=MAX_BULK_KEYS, initial=10, label=_("How many keys")
+    )
     name_prefix = forms.SlugField(
-        max_length=150, initial="key",
-        help_text="Keys are named <prefix>-0001, <prefix>-0002, ...",
+        max_length=150, initial="key", label=_("Name prefix"),
+        help_text=_("Keys are named <prefix>-0001, <prefix>-0002, ..."),
     )
 
 
@@ -124,27 +131,32 @@ class IssueKeysForm(forms.Form):
 class GroupForm(forms.ModelForm):
     price_ratio = forms.DecimalField(
         max_digits=12, decimal_places=6, min_value=0, initial=Decimal("1"),
-        help_text="Models without a price of their own cost the base price times this.",
+        label=_("Price ratio"),
+        help_text=_("Models without a price of their own cost the base price times this."),
     )
-    limit_rpm = _limit_field("Default limit: requests per minute")
-    limit_tpm = _limit_field("Default limit: tokens per minute")
-    limit_concurrency = _limit_field("Default limit: concurrent requests")
+    limit_rpm = _limit_field(_("Default limit: requests per minute"))
+    limit_tpm = _limit_field(_("Default limit: tokens per minute"))
+    limit_concurrency = _limit_field(_("Default limit: concurrent requests"))
     cache_enabled = forms.BooleanField(
-        required=False, label="Embedding cache",
-        help_text="Answer an item sent before (same upstream model, dimensions and options) "
-        "from the cache instead of the upstream.",
+        required=False, label=_("Embedding cache"),
+        help_text=_("Answer an item sent before (same upstream model, dimensions and options) "
+                    "from the cache instead of the upstream."),
     )
     cache_scope = forms.ChoiceField(
         choices=Group.CacheScope.choices, initial=Group.CacheScope.TENANT, required=False,
-        help_text="Shared by every tenant tells one tenant, by timing, what another embedded.",
+        label=_("Cache scope"),
+        help_text=_("Shared by every tenant tells one tenant, by timing, what another "
+                    "embedded."),
     )
     cache_price_ratio = forms.DecimalField(
         max_digits=7, decimal_places=6, min_value=0, max_value=1, initial=Decimal("0.1"),
-        required=False, help_text="A cached item costs the model's price times this.",
+        required=False, label=_("Cache price ratio"),
+        help_text=_("A cached item costs the model's price times this."),
     )
     channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple, help_text="The channels that serve this group.",
+        widget=forms.CheckboxSelectMultiple, label=_("Channels"),
+        help_text=_("The channels that serve this group."),
     )
 
     class Meta:
@@ -153,6 +165,7 @@ class GroupForm(forms.ModelForm):
             "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
             "cache_enabled", "cache_scope", "cache_price_ratio", "channels",
         ]
+        labels = {"name": _("Name"), "description": _("Description")}
 
     def clean_cache_scope(self) -> str:
         return self.cleaned_data["cache_scope"] or Group.CacheScope.TENANT
@@ -166,16 +179,16 @@ class GroupForm(forms.ModelForm):
 
 
 class GroupModelForm(forms.Form):
-    model = forms.CharField(max_length=200, required=False)
+    model = forms.CharField(max_length=200, required=False, label=_("Model"))
     price = _money_field(
-        "Price per million tokens", required=False,
-        help_text="Blank: the base price times the group's ratio.",
+        _("Price per million tokens"), required=False,
+        help_text=_("Blank: the base price times the group's ratio."),
     )
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"].strip()
         if any(char.isspace() for char in model):
-            raise forms.ValidationError("A model name has no spaces.")
+            raise forms.ValidationError(_("A model name has no spaces."))
         return model
 
     def clean_price(self) -> int | None:
@@ -183,7 +196,7 @@ class GroupModelForm(forms.Form):
         if price is None:
             return None
         if price < 0:
-            raise forms.ValidationError("A price is never negative.")
+            raise forms.ValidationError(_("A price is never negative."))
         return _nanos(price)
 
 
@@ -203,7 +216,9 @@ class _ModelRowsFormSet(forms.BaseFormSet):
         seen: set[str] = set()
         for row in self.rows():
             if row["model"] in seen:
-                raise forms.ValidationError(f"{row['model']} is listed twice.")
+                raise forms.ValidationError(
+                    _t("%(model)s is listed twice.") % {"model": row["model"]}
+                )
             seen.add(row["model"])
 
 
@@ -213,19 +228,19 @@ GroupModelFormSet = forms.formset_factory(
 
 
 class BasePriceForm(forms.Form):
-    model = forms.CharField(max_length=200)
-    price = _money_field("Price per million tokens")
+    model = forms.CharField(max_length=200, label=_("Model"))
+    price = _money_field(_("Price per million tokens"))
 
     def clean_model(self) -> str:
         model = self.cleaned_data["model"].strip()
         if not model or any(char.isspace() for char in model):
-            raise forms.ValidationError("A model name has no spaces.")
+            raise forms.ValidationError(_("A model name has no spaces."))
         return model
 
     def clean_price(self) -> int:
         price = self.cleaned_data["price"]
         if price < 0:
-            raise forms.ValidationError("A price is never negative.")
+            raise forms.ValidationError(_("A price is never negative."))
         return _nanos(price)
 
 
@@ -236,35 +251,40 @@ class ChannelForm(forms.ModelForm):
     base_url = forms.URLField(
         max_length=500, assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
-        help_text="Each kind's form is in docs/providers.md; e.g. OpenAI-compatible: the "
-        "API root with its version, https://api.openai.com/v1.",
+        label=_("Base URL"),
+        help_text=_("Each kind's form is in docs/providers.md; e.g. OpenAI-compatible: the "
+                    "API root with its version, https://api.openai.com/v1."),
     )
     # Write-only: never rendered back (render_value=False); blank keeps the stored one.
     credential = forms.CharField(
         required=False, strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="The upstream API key. Leave blank to keep the one stored.",
+        label=_("Credential"),
+        help_text=_("The upstream API key. Leave blank to keep the one stored."),
     )
     priority = forms.IntegerField(
-        initial=0, min_value=-MAX_INT, max_value=MAX_INT, help_text="Lower tiers are tried first."
+        initial=0, min_value=-MAX_INT, max_value=MAX_INT, label=_("Priority"),
+        help_text=_("Lower tiers are tried first."),
     )
     weight = forms.IntegerField(
-        initial=1, min_value=1, max_value=MAX_INT, help_text="Share of traffic within a tier."
+        initial=1, min_value=1, max_value=MAX_INT, label=_("Weight"),
+        help_text=_("Share of traffic within a tier."),
     )
     groups = forms.ModelMultipleChoiceField(
         queryset=Group.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple, label=_("Groups"),
     )
-    items_per_call = _call_limit_field("Items per call")
-    tokens_per_call = _call_limit_field("Tokens per call")
-    tokens_per_item = _call_limit_field("Tokens per item")
+    items_per_call = _call_limit_field(_("Items per call"))
+    tokens_per_call = _call_limit_field(_("Tokens per call"))
+    tokens_per_item = _call_limit_field(_("Tokens per item"))
     default_input_type = forms.CharField(
-        max_length=64, required=False, label="Default input_type",
-        help_text="For providers that take one (Cohere, Voyage...), when a client sends none.",
+        max_length=64, required=False, label=_("Default input_type"),
+        help_text=_("For providers that take one (Cohere, Voyage...), when a client sends "
+                    "none."),
     )
     default_task = forms.CharField(
-        max_length=64, required=False, label="Default task",
-        help_text="For providers that take one (Jina, Gemini), when a client sends none.",
+        max_length=64, required=False, label=_("Default task"),
+        help_text=_("For providers that take one (Jina, Gemini), when a client sends none."),
     )
 
     class Meta:
@@ -276,20 +296,29 @@ class ChannelForm(forms.ModelForm):
             "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
             "default_task",
         ]
+        labels = {"name": _("Name"), "kind": _("Kind"), "enabled": _("Enabled")}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Kinds in the reader's language where they need a word (console/labels.py).
+        self.fields["kind"].choices = [
+            (value, label(value, name)) for value, name in self.fields["kind"].choices
+        ]
 
     def save(self, commit: bool = True):  # pragma: no cover - views save through actions
         raise NotImplementedError("save through relay.operations.actions")
 
 
 class ChannelModelForm(forms.Form):
-    model = forms.CharField(max_length=200, required=False, label="Public model name")
+    model = forms.CharField(max_length=200, required=False, label=_("Public model name"))
     upstream_model = forms.CharField(
-        max_length=200, required=False, label="Upstream name",
-        help_text="The provider's name (Azure: the deployment); blank means the same.",
+        max_length=200, required=False, label=_("Upstream name"),
+        help_text=_("The provider's name (Azure: the deployment); blank means the same."),
     )
     truncatable = forms.BooleanField(
-        required=False, label="Matryoshka",
-        help_text="The relay may cut its vectors to `dimensions` where the provider cannot.",
+        required=False, label=_("Matryoshka"),
+        help_text=_("The relay may cut its vectors to `dimensions` where the provider "
+                    "cannot."),
     )
 
     def clean(self):
@@ -297,7 +326,7 @@ class ChannelModelForm(forms.Form):
         for name in ("model", "upstream_model"):
             value = (data.get(name) or "").strip()
             if any(char.isspace() for char in value):
-                self.add_error(name, "A model name has no spaces.")
+                self.add_error(name, _("A model name has no spaces."))
             data[name] = value
         if data.get("upstream_model") == data.get("model"):
             data["upstream_model"] = ""
@@ -310,7 +339,7 @@ ChannelModelFormSet = forms.formset_factory(
 
 
 class ChannelTestForm(forms.Form):
-    model = forms.ChoiceField(choices=())
+    model = forms.ChoiceField(choices=(), label=_("Model"))
 
     def __init__(self, *args, channel: Channel, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -322,11 +351,11 @@ class ChannelTestForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(label=_("From (UTC)"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To (inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label="All tenants",
+        empty_label=_("All tenants"), label=_("Tenant"),
     )
 
     @staticmethod
@@ -339,10 +368,10 @@ class ReportForm(forms.Form):
         start, end = data.get("start"), data.get("end")
         if start and end:
             if end < start:
-                raise forms.ValidationError("The range ends before it starts.")
+                raise forms.ValidationError(_("The range ends before it starts."))
             if (end - start).days + 1 > reports.MAX_RANGE_DAYS:
                 raise forms.ValidationError(
-                    f"A report covers at most {reports.MAX_RANGE_DAYS} days."
+                    _t("A report covers at most %(days)d days.") % {"days": reports.MAX_RANGE_DAYS}
                 )
         return data
 
@@ -350,10 +379,11 @@ class ReportForm(forms.Form):
 class AuditFilterForm(forms.Form):
     tenant = forms.ModelChoiceField(
         queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label="All tenants",
+        empty_label=_("All tenants"), label=_("Tenant"),
     )
     action = forms.CharField(
-        max_length=64, required=False, widget=forms.TextInput(attrs={"list": "actions"})
+        max_length=64, required=False, label=_("Action"),
+        widget=forms.TextInput(attrs={"list": "actions"}),
     )
 
 
@@ -361,11 +391,14 @@ class AuditFilterForm(forms.Form):
 class MemberForm(forms.Form):
     """Add a person to a tenant (creating the user when new) or change a role."""
 
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.OWNER)
-    email = forms.EmailField(required=False)
+    username = forms.CharField(max_length=150, label=_("Username"))
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices, initial=Membership.Role.OWNER, label=_("Role")
+    )
+    email = forms.EmailField(required=False, label=_("Email"))
     # strip=False, as Django's own password fields: sign-in takes it as typed.
     password = forms.CharField(
         required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-        help_text="Only for a new user (at least 10 characters); share it with them safely.",
+        label=_("Password"),
+        help_text=_("Only for a new user (at least 10 characters); share it with them safely."),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import ListView, TemplateView
 
@@ -90,7 +91,7 @@ class GroupEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
             except actions.ActionRefused as error:
                 form_error(form, error)
             else:
-                messages.success(request, f"Group {group.name} saved.")
+                messages.success(request, _("Group %(name)s saved.") % {"name": group.name})
                 return redirect("operator:group", pk=group.pk)
         return self.render_to_response(self.get_context_data(form=form, formset=formset))
 
@@ -115,7 +116,7 @@ class BasePriceView(OperatorViewMixin, TemplateView):
                 model=form.cleaned_data["model"],
                 price_per_mtok_nanos=form.cleaned_data["price"],
             )
-            messages.success(request, f"Base price of {price.model} saved.")
+            messages.success(request, _("Base price of %(model)s saved.") % {"model": price.model})
             return redirect("operator:prices")
         return self.render_to_response(self.get_context_data(form=form))
 
@@ -128,5 +129,7 @@ class BasePriceDeleteView(OperatorViewMixin, View):
         except actions.ActionRefused as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, f"Base price of {price.model} removed.")
+            messages.success(
+                request, _("Base price of %(model)s removed.") % {"model": price.model}
+            )
         return redirect("operator:prices")

@@ -8,8 +8,11 @@ top keys; ``&export=csv`` gives the same rows as a CSV file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext, pgettext_lazy
 from django.views.generic import TemplateView
 
 from billing import reports
@@ -22,16 +25,37 @@ CSV_HEADER = [
     "breakdown", "key", "name", "requests", "failed", "error_rate", "tokens", "spend",
     "spend_nanos",
 ]
+# The header row in the reader's language (the names above in English).
+CSV_HEADER_NAMES = {
+    "breakdown": pgettext_lazy("report csv", "breakdown"),
+    "key": pgettext_lazy("report csv", "key"),
+    "name": pgettext_lazy("report csv", "name"),
+    "requests": pgettext_lazy("report csv", "requests"),
+    "failed": pgettext_lazy("report csv", "failed"),
+    "error_rate": pgettext_lazy("report csv", "error_rate"),
+    "tokens": pgettext_lazy("report csv", "tokens"),
+    "spend": pgettext_lazy("report csv", "spend"),
+    "spend_nanos": pgettext_lazy("report csv", "spend_nanos"),
+}
+
+
+def _unattributed_named(rows: list[reports.UsageRow]) -> list[reports.UsageRow]:
+    """The row of requests no channel served, named in the reader's language
+    (billing names it in English, for the operator API)."""
+    label = _("(no channel: every channel failed)")
+    return [dataclasses.replace(row, label=label) if row.key is None else row for row in rows]
 
 
 def sections(report: reports.Report) -> list[tuple[str, str, list[reports.UsageRow]]]:
     """The report's tables in page order: (breakdown, heading, rows)."""
     return [
-        ("day", "By day", report.by_day),
-        ("tenant", "By tenant", report.by_tenant),
-        ("model", "By model", report.by_model),
-        ("channel", "By channel", report.by_channel),
-        ("key", f"Top {len(report.top_keys)} keys by spend", report.top_keys),
+        ("day", _("By day"), report.by_day),
+        ("tenant", _("By tenant"), report.by_tenant),
+        ("model", _("By model"), report.by_model),
+        ("channel", _("By channel"), _unattributed_named(report.by_channel)),
+        ("key", ngettext("Top %(count)d key by spend", "Top %(count)d keys by spend",
+                         len(report.top_keys)) % {"count": len(report.top_keys)},
+         report.top_keys),
     ]
 
 
@@ -67,20 +91,21 @@ class ReportView(OperatorViewMixin, TemplateView):
         report = kwargs.get("report")
         if report is not None:
             context["sections"] = sections(report)
+            spend = pgettext("chart", "spend")
             days = reports.every_day(report.by_day, start=report.start, end=report.end)
             context["daily_spend_chart"] = charts.stacked_bars(
                 labels=[row.label for row in days],
-                series=[charts.Series("spend", [row.cost_nanos for row in days])],
-                colors=charts.colors_for(["spend"]),
-                title="Spend per day",
+                series=[charts.Series(spend, [row.cost_nanos for row in days])],
+                colors=charts.colors_for([spend]),
+                title=_("Spend per day"),
                 format_value=formatting.money,
             )
             models = report.by_model
             context["model_spend_chart"] = charts.stacked_bars(
                 labels=[row.label for row in models],
-                series=[charts.Series("spend", [row.cost_nanos for row in models])],
-                colors=charts.colors_for(["spend"]),
-                title="Spend by model",
+                series=[charts.Series(spend, [row.cost_nanos for row in models])],
+                colors=charts.colors_for([spend]),
+                title=_("Spend by model"),
                 format_value=formatting.money,
             )
             query = self.request.GET.copy()
@@ -95,7 +120,7 @@ class ReportView(OperatorViewMixin, TemplateView):
             f'attachment; filename="usage{scope}-{report.start}-{report.end}.csv"'
         )
         writer = csv.writer(response)
-        writer.writerow(CSV_HEADER)
+        writer.writerow([str(CSV_HEADER_NAMES.get(name, name)) for name in CSV_HEADER])
         for breakdown, _heading, rows in sections(report):
             for row in rows:
                 writer.writerow(csv_row(breakdown, row))

@@ -11,15 +11,27 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext, pgettext_lazy
 from django.views import View
 from django.views.generic import FormView, ListView, TemplateView
 
 from accounts.models import ApiKey, AuditEvent, Tenant
 from billing import ledger
 from billing.models import Balance, LedgerEntry
+from console.labels import label
 from console.operator.forms import BalanceForm, IssueKeysForm, MemberForm, TenantForm
 from console.operator.views import OperatorViewMixin, form_error
 from relay.operations import actions
+
+# What "Saved (...)" names: the tenant's fields, in the reader's language.
+CHANGED_FIELDS = {
+    "name": pgettext_lazy("field", "name"),
+    "limit_rpm": pgettext_lazy("field", "limit_rpm"),
+    "limit_tpm": pgettext_lazy("field", "limit_tpm"),
+    "limit_concurrency": pgettext_lazy("field", "limit_concurrency"),
+    "groups": pgettext_lazy("field", "groups"),
+}
 
 
 class TenantMixin(OperatorViewMixin):
@@ -88,7 +100,7 @@ class TenantCreateView(OperatorViewMixin, FormView):
         except actions.ActionRefused as error:
             form_error(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"Tenant {tenant.slug} created.")
+        messages.success(self.request, _("Tenant %(slug)s created.") % {"slug": tenant.slug})
         return redirect("operator:tenant", pk=tenant.pk)
 
 
@@ -110,8 +122,11 @@ class TenantEditView(TenantMixin, FormView):
             groups=data["groups"],
             **{name: data[name] for name in actions.TENANT_FIELDS},
         )
+        separator = pgettext("list separator", ", ")
+        fields = separator.join(str(CHANGED_FIELDS.get(name, name)) for name in changed)
         messages.success(
-            self.request, f"Saved ({', '.join(changed)})." if changed else "Nothing changed."
+            self.request, _("Saved (%(fields)s).") % {"fields": fields} if changed
+            else _("Nothing changed.")
         )
         return redirect("operator:tenant", pk=self.tenant.pk)
 
@@ -157,9 +172,11 @@ class TenantMemberView(TenantMixin, View):
             except actions.ActionRefused as error:
                 messages.error(request, error.message)
             else:
-                messages.success(request, f"{form.cleaned_data['username']} can sign in now.")
+                messages.success(request, _("%(username)s can sign in now.")
+                                 % {"username": form.cleaned_data["username"]})
         else:
-            messages.error(request, "Check the member form: " + form.errors.as_text())
+            messages.error(request, _("Check the member form: %(errors)s")
+                           % {"errors": form.errors.as_text()})
         return redirect("operator:tenant", pk=self.tenant.pk)
 
 
@@ -176,7 +193,8 @@ class TenantStatusView(TenantMixin, View):
             messages.error(request, error.message)
         else:
             if changed:
-                messages.success(request, f"Tenant {self.tenant.slug} is now {status}.")
+                messages.success(request, _("Tenant %(slug)s is now %(status)s.")
+                                 % {"slug": self.tenant.slug, "status": label(status)})
         return redirect("operator:tenant", pk=self.tenant.pk)
 
 
@@ -205,7 +223,7 @@ class TenantBalanceView(TenantMixin, FormView):
         except actions.ActionRefused as error:
             form_error(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, "Balance updated.")
+        messages.success(self.request, _("Balance updated."))
         return redirect("operator:tenant", pk=self.tenant.pk)
 
     def form_invalid(self, form):
@@ -263,7 +281,8 @@ class IssueKeysView(TenantMixin, FormView):
         # Never kept by a browser or proxy cache: this is the one copy of the secrets.
         response["Cache-Control"] = "no-store"
         writer = csv.writer(response)
-        writer.writerow(["name", "secret", "prefix"])
+        writer.writerow([pgettext("keys csv", "name"), pgettext("keys csv", "secret"),
+                         pgettext("keys csv", "prefix")])
         for item in issued:
             writer.writerow([item.key.name, item.secret, item.key.prefix])
         return response
@@ -274,5 +293,6 @@ class RevokeKeyView(TenantMixin, View):
         # Looked up through the tenant: a key id of another tenant gives 404.
         key = get_object_or_404(ApiKey.objects.for_tenant(self.tenant), pk=key_pk)
         if actions.revoke_key(actor=request.user, key=key):
-            messages.success(request, f"Key {key.name} ({key.masked}) revoked.")
+            messages.success(request, _("Key %(name)s (%(masked)s) revoked.")
+                             % {"name": key.name, "masked": key.masked})
         return redirect(reverse("operator:tenant_keys", kwargs={"pk": self.tenant.pk}))

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
+from django.utils.translation import pgettext_lazy
 
 from billing.models import UsageRecord
 from console.formatting import units
@@ -21,6 +22,24 @@ COLUMNS = (
     "tokens", "token_source", "price_per_mtok_nanos", "cost_nanos", "cost", "latency_ms",
     "end_user", "cached_items", "cached_tokens", "cached_price_per_mtok_nanos",
 )
+# The header row in the reader's language: the column names above in
+# English, e.g. 请求 ID in Chinese (every column needs one; a test checks).
+HEADERS = {
+    "created": pgettext_lazy("usage csv", "created"),
+    "request_id": pgettext_lazy("usage csv", "request_id"),
+    "key": pgettext_lazy("usage csv", "key"),
+    "model": pgettext_lazy("usage csv", "model"),
+    "served_model": pgettext_lazy("usage csv", "served_model"),
+    "status": pgettext_lazy("usage csv", "status"),
+    "input_count": pgettext_lazy("usage csv", "input_count"),
+    "tokens": pgettext_lazy("usage csv", "tokens"),
+    "token_source": pgettext_lazy("usage csv", "token_source"),
+    "price_per_mtok_nanos": pgettext_lazy("usage csv", "price_per_mtok_nanos"),
+    "cost_nanos": pgettext_lazy("usage csv", "cost_nanos"),
+    "cost": pgettext_lazy("usage csv", "cost"),
+    "latency_ms": pgettext_lazy("usage csv", "latency_ms"),
+    "end_user": pgettext_lazy("usage csv", "end_user"),
+}
 # A cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,9 +79,14 @@ def row(record: UsageRecord) -> list:
     ]
 
 
-def lines(records: QuerySet[UsageRecord]) -> Iterator[str]:
+def header() -> list[str]:
+    """The header row in the active language."""
+    return [str(HEADERS.get(name, name)) for name in COLUMNS]
+
+
+def lines(records: QuerySet[UsageRecord], *, names: list[str] | None = None) -> Iterator[str]:
     writer = csv.writer(Echo())
-    yield writer.writerow(COLUMNS)
+    yield writer.writerow(names or header())
     for record in records.iterator(chunk_size=CHUNK_ROWS):
         yield writer.writerow(row(record))
 
@@ -83,5 +107,7 @@ def body(records: QuerySet[UsageRecord], request) -> Iterator[str] | AsyncIterat
     iterator to the end into a list before sending a byte; an asynchronous
     one is streamed. Under WSGI (and the test client) the plain generator is.
     """
-    source = lines(records)
+    # The header is named now, in the request's language: the rows are
+    # written later, wherever the server runs the iterator.
+    source = lines(records, names=header())
     return _in_batches(source) if isinstance(request, ASGIRequest) else source

@@ -10,10 +10,14 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django.utils.translation import gettext as _t
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
 from billing.models import UsageRecord
 from billing.pricing import to_nanos
+from console.formatting import thousands
+from console.labels import LABELS
 
 LIMITS = ("limit_rpm", "limit_tpm", "limit_concurrency")
 MAX_ALLOWED_IPS = 100
@@ -32,26 +36,29 @@ def parse_cidrs(text: str) -> list[str]:
         try:
             network = ipaddress.ip_network(entry, strict=True)
         except ValueError:
-            errors.append(f"{entry} is not an IP address or CIDR range (e.g. 203.0.113.0/24).")
+            errors.append(_t("%(entry)s is not an IP address or CIDR range (e.g. 203.0.113.0/24).")
+                          % {"entry": entry})
             continue
         if str(network) not in ranges:
             ranges.append(str(network))
     if errors:
         raise forms.ValidationError(errors)
     if len(ranges) > MAX_ALLOWED_IPS:
-        raise forms.ValidationError(f"At most {MAX_ALLOWED_IPS} ranges.")
+        raise forms.ValidationError(_t("At most %(count)d ranges.") % {"count": MAX_ALLOWED_IPS})
     return ranges
 
 
 class KeyIssueForm(forms.Form):
     # Identifies one filled-in form, so sending it twice issues one key.
     nonce = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    name = forms.CharField(max_length=200)
-    group = forms.ModelChoiceField(queryset=Group.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=200, label=_("Name"))
+    group = forms.ModelChoiceField(
+        queryset=Group.objects.none(), empty_label=None, label=_("Group")
+    )
     expires = forms.DateTimeField(
         required=False,
-        label="Expires (UTC)",
-        help_text="Leave empty for a key that does not expire.",
+        label=_("Expires (UTC)"),
+        help_text=_("Leave empty for a key that does not expire."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
     spend_cap = forms.DecimalField(
@@ -59,25 +66,25 @@ class KeyIssueForm(forms.Form):
         min_value=Decimal(0),
         max_value=MAX_SPEND_CAP_UNITS,
         decimal_places=9,
-        label="Spend cap",
-        help_text="The most this key may ever spend; empty means only your balance limits it.",
+        label=_("Spend cap"),
+        help_text=_("The most this key may ever spend; empty means only your balance limits it."),
     )
-    limit_rpm = forms.IntegerField(required=False, min_value=1, label="Requests per minute")
-    limit_tpm = forms.IntegerField(required=False, min_value=1, label="Tokens per minute")
+    limit_rpm = forms.IntegerField(required=False, min_value=1, label=_("Requests per minute"))
+    limit_tpm = forms.IntegerField(required=False, min_value=1, label=_("Tokens per minute"))
     limit_concurrency = forms.IntegerField(
-        required=False, min_value=1, label="Concurrent requests"
+        required=False, min_value=1, label=_("Concurrent requests")
     )
     allowed_models = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Models",
-        help_text="None ticked: every model of the group.",
+        label=_("Models"),
+        help_text=_("None ticked: every model of the group."),
     )
     allowed_ips = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "203.0.113.0/24\n2001:db8::/32"}),
-        label="IP allow-list",
-        help_text="One address or CIDR range per line; empty means from anywhere.",
+        label=_("IP allow-list"),
+        help_text=_("One address or CIDR range per line; empty means from anywhere."),
     )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
@@ -98,7 +105,7 @@ class KeyIssueForm(forms.Form):
     def clean_expires(self) -> dt.datetime | None:
         expires = self.cleaned_data["expires"]
         if expires is not None and expires <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
+            raise forms.ValidationError(_("The expiry must be in the future."))
         return expires
 
     def clean_allowed_ips(self) -> list[str]:
@@ -113,11 +120,13 @@ class KeyIssueForm(forms.Form):
         for name in LIMITS:
             value, ceiling = cleaned.get(name), getattr(group, name)
             if value is not None and ceiling is not None and value > ceiling:
-                self.add_error(name, f"At most {ceiling:,}, the limit of group {group}.")
+                self.add_error(name, _t("At most %(ceiling)s, the limit of group %(group)s.")
+                               % {"ceiling": thousands(ceiling), "group": group})
         open_models = set(group.models.values_list("model", flat=True))
         outside = sorted(set(cleaned.get("allowed_models") or ()) - open_models)
         if outside:
-            self.add_error("allowed_models", f"Not in group {group}: {', '.join(outside)}.")
+            self.add_error("allowed_models", _t("Not in group %(group)s: %(models)s.")
+                           % {"group": group, "models": ", ".join(outside)})
         return cleaned
 
     def key_fields(self) -> dict:
@@ -134,15 +143,17 @@ class KeyIssueForm(forms.Form):
 
 
 class KeyRenameForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, label=_("Name"))
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+    username = forms.CharField(max_length=150, label=_("Username"))
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices, initial=Membership.Role.MEMBER, label=_("Role")
+    )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -152,28 +163,33 @@ class MemberAddForm(forms.Form):
         username = self.cleaned_data["username"].strip()
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
-            raise forms.ValidationError("No user with that username.")
+            raise forms.ValidationError(_("No user with that username."))
         if Membership.objects.filter(tenant=self.tenant, user=user).exists():
-            raise forms.ValidationError(f"{username} is already a member.")
+            raise forms.ValidationError(
+                _t("%(username)s is already a member.") % {"username": username}
+            )
         return user
 
 
 class MemberRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Membership.Role.choices)
+    role = forms.ChoiceField(choices=Membership.Role.choices, label=_("Role"))
 
 
 class UsageFilterForm(forms.Form):
     """The usage page's filters (GET). Dates are UTC days, both inclusive."""
 
     key = forms.ModelChoiceField(queryset=ApiKey.objects.none(), required=False,
-                                 empty_label="all keys")
-    model = forms.CharField(required=False, max_length=200,
+                                 empty_label=_("all keys"), label=_("Key"))
+    model = forms.CharField(required=False, max_length=200, label=_("Model"),
                             widget=forms.TextInput(attrs={"list": "known-models"}))
-    status = forms.ChoiceField(choices=[("", "any status"), *UsageRecord.Status.choices],
-                               required=False)
-    since = forms.DateField(required=False, label="From (UTC)",
+    status = forms.ChoiceField(
+        choices=[("", _("any status")),
+                 *((status, LABELS.get(status, status)) for status in UsageRecord.Status.values)],
+        required=False, label=_("Status"),
+    )
+    since = forms.DateField(required=False, label=_("From (UTC)"),
                             widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To (UTC)",
+    until = forms.DateField(required=False, label=_("To (UTC)"),
                             widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
@@ -187,5 +203,5 @@ class UsageFilterForm(forms.Form):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
-            raise forms.ValidationError("The start date is after the end date.")
+            raise forms.ValidationError(_("The start date is after the end date."))
         return cleaned

@@ -18,6 +18,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.debug import sensitive_variables
 from django.views.generic import TemplateView
 
@@ -31,6 +33,12 @@ from console.tenant.views import PAGE_SIZE, TenantPage
 # showing a new secret re-posts the form, and must not issue a second key.
 ISSUED_NONCES = "console_issued_key_nonces"
 ISSUED_NONCES_KEPT = 20
+# A key's own limits, named on its page.
+LIMIT_NAMES = {
+    "limit_rpm": pgettext_lazy("limit", "rpm"),
+    "limit_tpm": pgettext_lazy("limit", "tpm"),
+    "limit_concurrency": pgettext_lazy("limit", "concurrency"),
+}
 
 
 def state(key: ApiKey) -> str:
@@ -104,8 +112,9 @@ class KeyIssueView(TenantPage, TemplateView):
         if nonce and nonce in issued:
             existing = ApiKey.objects.for_tenant(self.tenant).filter(pk=issued[nonce]).first()
             if existing is not None:
-                messages.info(request, f"That form was already sent: key {existing} exists. "
-                                       "Its secret was shown once, when it was created.")
+                messages.info(request, _("That form was already sent: key %(key)s exists. "
+                                         "Its secret was shown once, when it was created.")
+                              % {"key": existing})
                 return redirect("console:key_detail", key_id=existing.pk)
         data = form.cleaned_data
         with transaction.atomic():
@@ -144,7 +153,7 @@ class KeyDetailView(TenantPage, KeyLookup, TemplateView):
             .order_by("-created", "-pk")[:25]
         )
         limits = [
-            (name.removeprefix("limit_"), getattr(key, name), getattr(key.group, name))
+            (LIMIT_NAMES[name], getattr(key, name), getattr(key.group, name))
             for name in LIMITS
         ]
         return super().get_context_data(
@@ -175,7 +184,7 @@ class KeyRenameView(TenantPage, KeyLookup, TemplateView):
             key.save(update_fields=["name"])
             AuditEvent.log(actor=request.user, tenant=self.tenant, action="key.renamed",
                            target=audit_target(key), old_name=old_name)
-        messages.success(request, f"Key renamed to {key.name}.")
+        messages.success(request, _("Key renamed to %(name)s.") % {"name": key.name})
         return redirect("console:key_detail", key_id=key.pk)
 
 
@@ -190,10 +199,12 @@ class KeyRevokeView(TenantPage, KeyLookup, TemplateView):
             # Locked: two owners revoking at once must not log it twice.
             key = ApiKey.objects.select_for_update().get(pk=self.key.pk)
             if key.status == ApiKey.Status.REVOKED:
-                messages.info(request, f"Key {key} was already revoked.")
+                messages.info(request, _("Key %(key)s was already revoked.") % {"key": key})
                 return redirect("console:key_detail", key_id=key.pk)
             key.revoke()
             AuditEvent.log(actor=request.user, tenant=self.tenant, action="key.revoked",
                            target=audit_target(key))
-        messages.success(request, f"Key {key} revoked; it stops working within seconds.")
+        messages.success(
+            request, _("Key %(key)s revoked; it stops working within seconds.") % {"key": key}
+        )
         return redirect("console:key_detail", key_id=key.pk)

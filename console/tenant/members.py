@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 
 from accounts.models import Membership
+from console.labels import label
 from console.tenant import memberships
 from console.tenant.forms import MemberAddForm, MemberRoleForm
 from console.tenant.views import TenantPage
@@ -59,9 +61,11 @@ class MemberListView(TenantPage, TemplateView):
         try:
             memberships.add_member(tenant=self.tenant, user=user, role=role, actor=request.user)
         except memberships.AlreadyMember:
-            messages.error(request, f"{user.get_username()} is already a member.")
+            messages.error(request, _("%(username)s is already a member.")
+                           % {"username": user.get_username()})
         else:
-            messages.success(request, f"{user.get_username()} added as {role}.")
+            messages.success(request, _("%(username)s added as %(role)s.")
+                             % {"username": user.get_username(), "role": label(role)})
         return redirect("console:members")
 
 
@@ -82,10 +86,11 @@ class MemberRoleView(TenantPage, MemberLookup, TemplateView):
             memberships.change_role(membership=self.member, role=form.cleaned_data["role"],
                                     actor=request.user)
         except memberships.LastOwner:
-            messages.error(request, f"{username} is the last owner; make someone else an "
-                                    "owner first.")
+            messages.error(request, _("%(username)s is the last owner; make someone else an "
+                                      "owner first.") % {"username": username})
             return redirect("console:members")
-        messages.success(request, f"{username} is now {form.cleaned_data['role']}.")
+        messages.success(request, _("%(username)s is now %(role)s.")
+                         % {"username": username, "role": label(form.cleaned_data["role"])})
         return self.done()
 
 
@@ -100,7 +105,8 @@ class MemberRemoveView(TenantPage, MemberLookup, TemplateView):
         try:
             memberships.remove_member(membership=self.member, actor=request.user)
         except memberships.LastOwner:
-            messages.error(request, f"{username} is the last owner and cannot be removed.")
+            messages.error(request, _("%(username)s is the last owner and cannot be removed.")
+                           % {"username": username})
             return redirect("console:members")
-        messages.success(request, f"{username} removed.")
+        messages.success(request, _("%(username)s removed.") % {"username": username})
         return self.done()

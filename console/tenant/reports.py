@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, Tenant
 from billing.models import DailyUsage
@@ -74,10 +75,10 @@ class DailyUsageReport:
         )
 
     def tokens_chart(self) -> SafeString:
-        return self._chart(self._tokens, "Tokens per day by model", charts.thousands)
+        return self._chart(self._tokens, _("Tokens per day by model"), charts.thousands)
 
     def cost_chart(self) -> SafeString:
-        return self._chart(self._cost, "Cost per day by model",
+        return self._chart(self._cost, _("Cost per day by model"),
                            lambda nanos: money(nanos, currency=False))
 
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 
 import redis
-from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 
 from accounts.models import AuditEvent, Membership
 from billing import live_sync
 from billing.models import Balance
+from console.formatting import currency_name
 from console.scoping import TenantViewMixin
 from console.tenant import csv_export, reports
 from console.tenant.filters import querystring, usage_filter
@@ -43,7 +44,8 @@ class TenantPage(TenantViewMixin):
         context = super().get_context_data(**kwargs)
         context.update(
             is_owner=self.is_owner,
-            currency_code=settings.CURRENCY,
+            # The currency as the reader names it (USD, 美元), for column headings.
+            currency_code=currency_name(),
             # For the tenant switcher (shown when there is more than one).
             memberships=Membership.objects.filter(user=self.request.user)
             .select_related("tenant")
@@ -142,5 +144,5 @@ class AuditView(TenantPage, TemplateView):
         for event in page:
             # The operator's staff are not named to tenants.
             event.who = (event.actor.get_username() if event.actor_id in members
-                         else "your provider" if event.actor_id else "system")
+                         else _("your provider") if event.actor_id else _("system"))
         return super().get_context_data(page_obj=page, **kwargs)

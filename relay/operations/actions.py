@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from accounts import keys as key_secrets
 from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
@@ -61,7 +62,12 @@ ACTIONS = (
 
 
 class ActionRefused(Exception):
-    """The change would break a rule; the message says which, for people."""
+    """The change would break a rule; the message says which, for people.
+
+    Messages are translated when raised: the operator console reads them in
+    its person's language, the operator API always in English (its requests
+    run in English: console/language.py).
+    """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -104,7 +110,7 @@ def _names(objects: Iterable) -> list[str]:
 
 def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -> Tenant:
     values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
-    taken = "A tenant with this slug exists already."
+    taken = _("A tenant with this slug exists already.")
     with _unique_name(taken, field="slug"), transaction.atomic():
         if Tenant.objects.filter(slug=slug).exists():
             raise ActionRefused(taken, field="slug")
@@ -140,7 +146,8 @@ def update_tenant(
 def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
     """Suspend or reactivate; returns whether anything changed."""
     if status not in Tenant.Status.values:
-        raise ActionRefused(f"Unknown status {status!r}.", field="status")
+        raise ActionRefused(_("Unknown status %(status)s.") % {"status": repr(status)},
+                            field="status")
     with transaction.atomic():
         updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
         tenant.status = status
@@ -160,14 +167,15 @@ def add_member(
     one created with ``password`` (how an operator hands a tenant its first
     owner). Changes the role of an existing member."""
     if role not in Membership.Role.values:
-        raise ActionRefused(f"Unknown role {role!r}.", field="role")
+        raise ActionRefused(_("Unknown role %(role)s.") % {"role": repr(role)}, field="role")
     User = get_user_model()
     with transaction.atomic():
         user = User.objects.filter(username=username).first()
         if user is None:
             if len(password) < 10:
                 raise ActionRefused(
-                    "A new user needs a password of at least 10 characters.", field="password"
+                    _("A new user needs a password of at least 10 characters."),
+                    field="password",
                 )
             user = User.objects.create_user(username=username, email=email, password=password)
         membership, created = Membership.objects.update_or_create(
@@ -182,7 +190,7 @@ def add_member(
 
 def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> LedgerEntry:
     if amount_nanos <= 0:
-        raise ActionRefused("A top-up must be more than zero.", field="amount")
+        raise ActionRefused(_("A top-up must be more than zero."), field="amount")
     with transaction.atomic():
         entry = ledger.top_up(
             tenant=tenant, amount_nanos=amount_nanos, reason=reason, created_by=actor
@@ -197,9 +205,9 @@ def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> Led
 def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEntry:
     """A correction either way; refuses to take the balance below zero."""
     if not reason.strip():
-        raise ActionRefused("An adjustment needs a reason.", field="reason")
+        raise ActionRefused(_("An adjustment needs a reason."), field="reason")
     if amount_nanos == 0:
-        raise ActionRefused("An adjustment of zero changes nothing.", field="amount")
+        raise ActionRefused(_("An adjustment of zero changes nothing."), field="amount")
     try:
         with transaction.atomic():
             entry = ledger.adjust(
@@ -212,8 +220,8 @@ def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEn
     except ledger.InsufficientBalance:
         held = ledger.balance_nanos(tenant)
         raise ActionRefused(
-            f"That would take the balance below zero: the tenant holds {held} nanos "
-            f"and the adjustment takes {-amount_nanos}.",
+            _("That would take the balance below zero: the tenant holds %(held)s nanos "
+              "and the adjustment takes %(taken)s.") % {"held": held, "taken": -amount_nanos},
             field="amount",
         ) from None
     return entry
@@ -237,7 +245,8 @@ def issue_keys(
     """``count`` fresh keys named ``<prefix>-0001`` ...; the secrets exist only
     in the return value (the database keeps their digests)."""
     if not 1 <= count <= MAX_BULK_KEYS:
-        raise ActionRefused(f"Issue from 1 to {MAX_BULK_KEYS} keys at a time.", field="count")
+        raise ActionRefused(_("Issue from 1 to %(most)d keys at a time.") % {"most": MAX_BULK_KEYS},
+                            field="count")
     width = max(4, len(str(count)))
     issued: list[IssuedKey] = []
     for number in range(1, count + 1):
@@ -278,7 +287,8 @@ def _check_priced(models: Mapping[str, int | None]) -> None:
     missing = [model for model in unpriced if model not in priced]
     if missing:
         raise ActionRefused(
-            f"{', '.join(missing)}: no price; give a price here or add a base price first.",
+            _("%(models)s: no price; give a price here or add a base price first.")
+            % {"models": ", ".join(missing)},
             field="models",
         )
 
@@ -313,7 +323,7 @@ def save_group(
     """Create (``group`` None) or update a group, its models with their own
     prices (None: base price x ratio) and the channels that serve it."""
     values = {name: fields[name] for name in GROUP_FIELDS if name in fields}
-    taken = "A group with this name exists already."
+    taken = _("A group with this name exists already.")
     with _unique_name(taken, field="name"), transaction.atomic():
         if models is not None:
             _check_priced(models)
@@ -372,8 +382,9 @@ def delete_base_price(*, actor, price: BasePrice) -> None:
         )
         if relying:
             raise ActionRefused(
-                f"Groups {', '.join(relying)} price {price.model} from this base price; "
-                "give them a price of their own or remove the model first."
+                _("Groups %(groups)s price %(model)s from this base price; "
+                  "give them a price of their own or remove the model first.")
+                % {"groups": ", ".join(relying), "model": price.model}
             )
         AuditEvent.log(
             actor=actor, action="price.deleted", target=price.model,
@@ -425,7 +436,7 @@ def save_channel(
         except ValidationError as exc:
             raise ActionRefused(" ".join(exc.messages), field="base_url") from None
     was_enabled = channel.enabled if channel is not None else None
-    taken = "A channel with this name exists already."
+    taken = _("A channel with this name exists already.")
     with _unique_name(taken, field="name"), transaction.atomic():
         name = values.get("name")
         if name is not None and Channel.objects.filter(name=name).exclude(

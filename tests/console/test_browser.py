@@ -13,24 +13,23 @@ Each page visited is saved as a screenshot under test-artifacts/browser/.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
-import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from accounts.models import Membership, Tenant
 from billing.models import DailyUsage, UsageRecord
 from console.formatting import money, thousands
-from tests.helpers import ROOT, SMALL, uses_live_relay, wait_until
-
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-TIMEOUT_MS = 15_000
+from tests.console.browser import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    TIMEOUT_MS,
+    Browser,
+    flash,
+    require_chromium,
+    sign_in,
+)
+from tests.helpers import SMALL, uses_live_relay, wait_until
 
 OPERATOR = ("opal", "pw-opal-operator-123")
 OWNER = ("tess", "pw-tess-owner-123")
@@ -39,51 +38,11 @@ GROUP = "standard"
 CHANNEL = "fake-openai"
 
 
-class Browser:
-    """Screenshots with readable, numbered names; fails on page errors and 5xx."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.problems: list[str] = []
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for old in ARTIFACTS.glob("*.png"):
-            old.unlink()
-
-    def watch(self, page: Page) -> Page:
-        page.set_default_timeout(TIMEOUT_MS)
-        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
-        page.on(
-            "response",
-            lambda response: response.status >= 500
-            and self.problems.append(f"{response.status} from {response.url}"),
-        )
-        return page
-
-    def shot(self, page: Page, name: str) -> None:
-        self.count += 1
-        page.screenshot(path=ARTIFACTS / f"{self.count:02d}-{name}.png", full_page=True)
-
-
-def sign_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-
-
-def flash(page: Page, text: str) -> None:
-    expect(page.locator("ul.messages")).to_contain_text(text)
-
-
 @uses_live_relay
 def test_operator_sets_up_a_tenant_whose_owner_issues_a_key_that_is_used_and_billed(
     relay_server, fake_upstream, django_user_model, monkeypatch
 ):
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser test drives Debian's Chromium "
-            "(`apt-get install chromium`; `python -m relay.devtools.devstack test` installs it)."
-        )
+    require_chromium()
     django_user_model.objects.create_user(
         OPERATOR[0], password=OPERATOR[1], is_staff=True, is_superuser=True
     )
