@@ -39,6 +39,9 @@ HEADERS = {
     "cost": pgettext_lazy("usage csv", "cost"),
     "latency_ms": pgettext_lazy("usage csv", "latency_ms"),
     "end_user": pgettext_lazy("usage csv", "end_user"),
+    "cached_items": pgettext_lazy("usage csv", "cached_items"),
+    "cached_tokens": pgettext_lazy("usage csv", "cached_tokens"),
+    "cached_price_per_mtok_nanos": pgettext_lazy("usage csv", "cached_price_per_mtok_nanos"),
 }
 # A cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

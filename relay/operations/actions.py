@@ -42,22 +42,10 @@ CHANNEL_FIELDS = (
 
 # Actions this module writes (the audit page offers them as filters).
 ACTIONS = (
-    "tenant.created",
-    "tenant.updated",
-    "tenant.suspended",
-    "tenant.reactivated",
-    "balance.topped_up",
-    "balance.adjusted",
-    "group.created",
-    "group.updated",
-    "price.set",
-    "price.deleted",
-    "channel.created",
-    "channel.updated",
-    "channel.enabled",
-    "channel.disabled",
-    "keys.issued",
-    "key.revoked",
+    "tenant.created", "tenant.updated", "tenant.suspended", "tenant.reactivated",
+    "balance.topped_up", "balance.adjusted", "group.created", "group.updated",
+    "price.set", "price.deleted", "channel.created", "channel.updated",
+    "channel.enabled", "channel.disabled", "keys.issued", "key.revoked",
 )
 
 

@@ -21,7 +21,7 @@ from accounts.models import ApiKey, AuditEvent, Membership, Tenant
 from billing.models import UsageRecord
 from billing.usage import roll_up
 from console.labels import LABELS
-from relay.models import Channel
+from relay.models import KINDS, Channel
 from relay.operations import actions
 from tests.console.tenant.helpers import record
 from tests.helpers import ADA, LARGE, SMALL
@@ -74,7 +74,7 @@ def build_world(user_model) -> World:
     )
     channel = actions.save_channel(
         actor=operator, channel=None,
-        fields={"name": "openai-primary", "kind": Channel.Kind.OPENAI,
+        fields={"name": "openai-primary", "kind": "openai",
                 "base_url": "https://api.openai-compatible-upstream.example.com/v1",
                 "priority": 0, "weight": 3, "enabled": True},
         credential="sk-upstream-world-0001",
@@ -82,7 +82,7 @@ def build_world(user_model) -> World:
     )
     backup = actions.save_channel(
         actor=operator, channel=None,
-        fields={"name": "azure-eastus-backup", "kind": Channel.Kind.AZURE,
+        fields={"name": "azure-eastus-backup", "kind": "azure",
                 "base_url": "https://initech-eastus.openai.azure.example.com",
                 "priority": 1, "weight": 1, "enabled": True},
         credential="azure-world-0002",
@@ -211,7 +211,7 @@ def data_words(world: World) -> set[str]:
         texts += [row.request_id, row.model, row.served_model, row.end_user]
     texts += [entry.reason for entry in LedgerEntry.objects.all()]
     # Providers' names (Azure OpenAI...); a kind that needs a word has one in LABELS.
-    texts += [name for kind, name in Channel.Kind.choices if kind not in LABELS]
+    texts += [name for kind, name in KINDS if kind not in LABELS]
     for event in AuditEvent.objects.all():
         texts += [event.action, event.target, *map(str, event.detail.keys()),
                   *map(str, event.detail.values())]

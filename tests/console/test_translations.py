@@ -54,6 +54,8 @@ TERMS = {
     "Bearer", "URL", "Base", "slug", "Ctrl", "C", "Mac", "Embedding", "embeddings", "http",
     "https", "usage.prompt_tokens", "usage.total_tokens", "RELAY_UPSTREAM_ALLOWED_NETWORKS",
     "English",  # the switcher names each language in itself
+    # Provider parameters and the docs page the channel form names.
+    "input_type", "task", "dimensions", "Matryoshka", "docs/providers.md",
     "db8::/32",  # the IP allow-list's example: 2001:db8::/32, IPv6 for documentation
 }
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
