@@ -47,9 +47,9 @@ api_patterns = [
     # Redemption codes
     path("codes/", codes.BatchListApi.as_view()),
     path("codes/create/", codes.BatchCreateApi.as_view()),
-    path("codes/<int:batch_id>/", codes.BatchCodesApi.as_view()),
+    path("codes/<int:batch_id>/codes/", codes.BatchCodesApi.as_view()),
     path("codes/<int:batch_id>/void/", codes.BatchVoidApi.as_view()),
-    path("codes/<int:batch_id>/<int:code_id>/void/", codes.CodeVoidApi.as_view()),
+    path("codes/<int:batch_id>/codes/<int:code_id>/void/", codes.CodeVoidApi.as_view()),
     # Reports and the audit log
     path("reports/", reports.ReportApi.as_view()),
     path("audit/", reports.AuditLogApi.as_view()),

@@ -162,7 +162,10 @@ class CodeVoidApi(StaffApi):
         return Response({"voided": int(redemption.void_code(actor=request.user, code=code))})
 
 
-@extend_schema(tags=["tenant"], request=RedeemInput, responses=RedeemOutput)
+@extend_schema(
+    tags=["tenant"], request=RedeemInput,
+    responses={200: RedeemOutput, 429: s.ErrorOutput, 503: s.ErrorOutput},
+)
 class TenantRedeemApi(MemberApi):
     """Redeem a code into your tenant's balance (owners only). A refused code is a
     400 naming why; too many refused codes lately, a 429."""
