@@ -21,10 +21,10 @@ pytestmark = pytest.mark.django_db
 CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{5}(?:-[0-9A-HJKMNP-TV-Z]{5}){3}\b")
 
 
-def create(staff_client, **fields):
+def create(staff_client, headers: dict | None = None, **fields):
     data = {"count": "3", "value": "12.5", "name": "launch", "expires": "", "tenant": ""}
     data.update(fields)
-    return staff_client.post(reverse("operator:codes"), data)
+    return staff_client.post(reverse("operator:codes"), data, **(headers or {}))
 
 
 def csv_rows(page: str) -> list[list[str]]:
@@ -64,7 +64,7 @@ def test_a_batch_shows_its_codes_once_to_copy_and_as_csv(staff_client, tenant):
 
 
 def test_the_csv_headings_and_the_page_are_in_the_operators_language(staff_client):
-    response = create(staff_client, HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    response = create(staff_client, {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"})
     page = response.content.decode()
     assert "复制全部兑换码" in page and "12.50 美元" in page
     assert csv_rows(page)[0] == ["兑换码", "面值", "有效期至", "租户", "批次"]
