@@ -210,7 +210,5 @@ class UsageFilterForm(forms.Form):
 class RedeemForm(forms.Form):
     code = forms.CharField(
         max_length=64, label=_("Redemption code"),
-        widget=forms.TextInput(attrs={
-            "autocomplete": "off", "spellcheck": "false", "placeholder": "XXXXX-XXXXX-XXXXX-XXXXX",
-        }),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
