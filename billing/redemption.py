@@ -134,7 +134,7 @@ def redeem(*, text: str, tenant: Tenant, user) -> RedemptionCode:
         now = timezone.now()
         entry = ledger.post(
             tenant=tenant, kind=LedgerEntry.Kind.REDEMPTION, amount_nanos=code.batch.value_nanos,
-            reason=f"code …{code.hint}", created_by=user,
+            reason=f"…{code.hint} (#{code.batch_id})", created_by=user,
         )
         code.status = RedemptionCode.Status.REDEEMED
         code.redeemed_tenant, code.redeemed_by, code.redeemed = tenant, user, now
