@@ -20,6 +20,10 @@ LABELS: dict[str, Promise] = {
     "disabled": pgettext_lazy("state", "disabled"),
     "served": pgettext_lazy("state", "served"),
     "failed": pgettext_lazy("state", "failed"),
+    # States of redemption codes ("expired" is above).
+    "unused": pgettext_lazy("state", "unused"),
+    "redeemed": pgettext_lazy("state", "redeemed"),
+    "voided": pgettext_lazy("state", "voided"),
     # Roles in a tenant.
     "owner": pgettext_lazy("role", "owner"),
     "member": pgettext_lazy("role", "member"),
@@ -28,6 +32,7 @@ LABELS: dict[str, Promise] = {
     "adjustment": pgettext_lazy("ledger", "adjustment"),
     "usage": pgettext_lazy("ledger", "usage"),
     "refund": pgettext_lazy("ledger", "refund"),
+    "redemption": pgettext_lazy("ledger", "redemption code"),
     # What a report's table is broken down by (its first column).
     "day": pgettext_lazy("breakdown", "day"),
     "tenant": pgettext_lazy("breakdown", "tenant"),

@@ -201,6 +201,11 @@ RELAY_FALLBACK_PROCESSES = env_int(
 )
 # Invalid API keys one address may send per minute before its unknown keys get 429.
 RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20, minimum=1)
+# Redemption codes that did not work, per person and per address, before further
+# attempts are refused for the rest of the window (console/redemption.py).
+REDEMPTION_ATTEMPTS_PER_USER = env_int("REDEMPTION_ATTEMPTS_PER_USER", 10, minimum=1)
+REDEMPTION_ATTEMPTS_PER_ADDRESS = env_int("REDEMPTION_ATTEMPTS_PER_ADDRESS", 30, minimum=1)
+REDEMPTION_THROTTLE_WINDOW_S = env_int("REDEMPTION_THROTTLE_WINDOW_S", 900, minimum=1)
 
 # Where usage events wait for a worker (a Redis stream), and how many a
 # worker writes in one transaction.

@@ -124,6 +124,17 @@ def build_world(user_model) -> World:
     AuditEvent.log(actor=owner, tenant=tenant, action="key.issued",
                    target=f"{key.name} ({key.masked})", group=standard.name)
 
+    # Redemption codes: a batch for the tenant, one code redeemed by its owner.
+    from billing import redemption as code_store
+    from relay.operations import redemption as code_actions
+
+    made = code_actions.create_batch(
+        actor=operator, count=5, value_nanos=50 * BILLION, tenant=tenant,
+        expires=now + dt.timedelta(days=30), name="Spring promotion 2025",
+    )
+    code_store.redeem(text=made.codes[0], tenant=tenant, user=owner)
+    code_actions.void_code(actor=operator, code=made.batch.codes.unused().first())
+
     # A month of usage, up to noon yesterday (UTC), with its daily rollups.
     midnight = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     noon = midnight - dt.timedelta(hours=12)
@@ -148,7 +159,7 @@ def build_world(user_model) -> World:
 
 def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str, str]]:
     """Every GET page of both consoles (the sign-in page too), ids filled in."""
-    from billing.models import BasePrice
+    from billing.models import BasePrice, RedemptionBatch
 
     tenant, key = world.tenant, world.key
     membership = Membership.objects.get(tenant=tenant, user=member)
@@ -164,6 +175,7 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("console:member_role", kwargs={"member_id": membership.pk}),
         reverse("console:member_remove", kwargs={"member_id": membership.pk}),
         reverse("console:audit"),
+        reverse("console:redeem"),
     ]
     price = BasePrice.objects.get(model=price_model)
     operator = [
@@ -184,6 +196,8 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("operator:channel", args=[world.channel.pk]),
         reverse("operator:reports"),
         reverse("operator:audit"),
+        reverse("operator:codes"),
+        reverse("operator:code_batch", args=[RedemptionBatch.objects.get().pk]),
     ]
     assert price.pk  # the prices page lists it
     return ([("nobody", reverse("login"))] + [("owner", url) for url in console]
@@ -193,7 +207,7 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
 def data_words(world: World) -> set[str]:
     """Every word the pages show as data: names, slugs, models, keys, emails..."""
     from accounts.models import Group
-    from billing.models import LedgerEntry
+    from billing.models import LedgerEntry, RedemptionBatch, RedemptionCode
 
     texts: list[str] = []
     for user in (world.operator, world.owner, world.member):
@@ -210,6 +224,8 @@ def data_words(world: World) -> set[str]:
     for row in UsageRecord.objects.all():
         texts += [row.request_id, row.model, row.served_model, row.end_user]
     texts += [entry.reason for entry in LedgerEntry.objects.all()]
+    texts += [f"…{code.hint}" for code in RedemptionCode.objects.all()]
+    texts += list(RedemptionBatch.objects.values_list("name", flat=True))
     # Providers' names (Azure OpenAI...); a kind that needs a word has one in LABELS.
     texts += [name for kind, name in KINDS if kind not in LABELS]
     for event in AuditEvent.objects.all():
