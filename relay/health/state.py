@@ -22,8 +22,9 @@ from relay.notices import tasks as notice_tasks
 def probe_delay(failed_probes: int) -> dt.timedelta:
     """The wait before the next probe: the base, doubled per failed probe, capped."""
     base_s = settings.RELAY_HEALTH_PROBE_BASE_S
-    return dt.timedelta(seconds=min(base_s * 2 ** min(failed_probes, 20),
-                                    settings.RELAY_HEALTH_PROBE_MAX_S))
+    return dt.timedelta(
+        seconds=min(base_s * 2 ** min(failed_probes, 20), settings.RELAY_HEALTH_PROBE_MAX_S)
+    )
 
 
 def auto_disable(*, channel_id: int, reason: str, detail: str) -> bool:
@@ -34,19 +35,24 @@ def auto_disable(*, channel_id: int, reason: str, detail: str) -> bool:
     now = timezone.now()
     with transaction.atomic():
         updated = Channel.objects.filter(pk=channel_id, enabled=True, pinned=False).update(
-            enabled=False, disabled_reason=reason, disabled_at=now, disabled_detail=detail[:300],
-            next_probe_at=now + probe_delay(0), probe_failures=0,
+            enabled=False,
+            disabled_reason=reason,
+            disabled_at=now,
+            disabled_detail=detail[:300],
+            next_probe_at=now + probe_delay(0),
+            probe_failures=0,
         )
         if not updated:
             return False
         channel = Channel.objects.get(pk=channel_id)
         AuditEvent.log(
-            actor=None, action="channel.auto_disabled", target=channel.name,
-            reason=reason, detail=channel.disabled_detail,
+            actor=None,
+            action="channel.auto_disabled",
+            target=channel.name,
+            reason=reason,
+            detail=channel.disabled_detail,
         )
-        transaction.on_commit(
-            lambda: notice_tasks.channel_changed.delay(channel_id, "disabled")
-        )
+        transaction.on_commit(lambda: notice_tasks.channel_changed.delay(channel_id, "disabled"))
     return True
 
 
@@ -69,8 +75,11 @@ def record_probe(*, channel: Channel, result: ProbeResult) -> bool:
         if not auto_disabled.update(enabled=True, **Channel.HEALTH_CLEARED):
             return False
         AuditEvent.log(
-            actor=None, action="channel.auto_enabled", target=channel.name,
-            was=channel.disabled_reason, latency_ms=result.latency_ms,
+            actor=None,
+            action="channel.auto_enabled",
+            target=channel.name,
+            was=channel.disabled_reason,
+            latency_ms=result.latency_ms,
         )
         transaction.on_commit(lambda: notice_tasks.channel_changed.delay(channel.pk, "enabled"))
     return True
@@ -81,13 +90,12 @@ def set_pinned(*, actor, channel: Channel, pinned: bool) -> bool:
     channel that the relay had already disabled stays so until its probe
     passes or a person enables it."""
     with transaction.atomic():
-        updated = Channel.objects.filter(pk=channel.pk).exclude(pinned=pinned).update(
-            pinned=pinned
-        )
+        updated = Channel.objects.filter(pk=channel.pk).exclude(pinned=pinned).update(pinned=pinned)
         channel.pinned = pinned
         if updated:
             AuditEvent.log(
-                actor=actor, action="channel.pinned" if pinned else "channel.unpinned",
+                actor=actor,
+                action="channel.pinned" if pinned else "channel.unpinned",
                 target=channel.name,
             )
     return bool(updated)

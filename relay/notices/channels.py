@@ -38,9 +38,10 @@ def compose(channel: Channel, change: str) -> tuple[str, str]:
         }
     else:
         subject = _("Channel %(name)s is back in rotation") % names
-        body = _(
-            "Channel %(name)s passed its probe and is back in rotation at %(at)s UTC."
-        ) % {**names, "at": f"{timezone.now():%Y-%m-%d %H:%M:%S}"}
+        body = _("Channel %(name)s passed its probe and is back in rotation at %(at)s UTC.") % {
+            **names,
+            "at": f"{timezone.now():%Y-%m-%d %H:%M:%S}",
+        }
     return subject, body
 
 

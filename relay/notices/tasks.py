@@ -26,8 +26,11 @@ def channel_changed(channel_id: int, change: str) -> None:
 
 # A receiver that is down gets the event again, later: 6 tries over ~30 minutes.
 @shared_task(
-    autoretry_for=(httpx.HTTPError,), retry_backoff=60, retry_backoff_max=900,
-    max_retries=5, retry_jitter=False,
+    autoretry_for=(httpx.HTTPError,),
+    retry_backoff=60,
+    retry_backoff_max=900,
+    max_retries=5,
+    retry_jitter=False,
 )
 def post_webhook(event: dict) -> None:
     webhook.post(event)

@@ -55,13 +55,14 @@ def check_low_balances() -> list[int]:
 
         def compose(tenant=tenant, balance=balance, threshold=threshold):
             subject = _("%(tenant)s: balance below %(threshold)s") % {
-                "tenant": tenant.name, "threshold": _money(threshold)}
+                "tenant": tenant.name,
+                "threshold": _money(threshold),
+            }
             body = _(
                 "The balance of %(tenant)s is %(balance)s, below the %(threshold)s you set.\n"
                 "Top up to keep your API keys working. You will not be told again until the "
                 "balance has been back above the threshold."
-            ) % {"tenant": tenant.name, "balance": _money(balance),
-                 "threshold": _money(threshold)}
+            ) % {"tenant": tenant.name, "balance": _money(balance), "threshold": _money(threshold)}
             return subject, body
 
         mail.send(owners(tenant), compose)
@@ -95,8 +96,13 @@ def check_expiring_keys(now: dt.datetime | None = None) -> list[tuple[int, int]]
                 "The API key %(name)s (%(prefix)s…) of %(tenant)s expires at %(at)s UTC, "
                 "in %(hours)d hours.",
                 hours,
-            ) % {"name": key.name, "prefix": key.prefix, "tenant": key.tenant.name,
-                 "at": f"{key.expires:%Y-%m-%d %H:%M}", "hours": hours}
+            ) % {
+                "name": key.name,
+                "prefix": key.prefix,
+                "tenant": key.tenant.name,
+                "at": f"{key.expires:%Y-%m-%d %H:%M}",
+                "hours": hours,
+            }
             return subject, body + "\n" + _("Issue a new key in the console before it does.")
 
         mail.send(owners(key.tenant), compose)

@@ -5,7 +5,7 @@ docs/operator.md "Channel health").
   any dialect, a provider's own "bad key" answer such as Gemini's 400
   ``API_KEY_INVALID``, or a credential the provider cannot use at all).
 - ``quota``: the upstream account has run out of money or quota (402, or a
-  429 whose words say so: OpenAI's ``insufficient_quota``, "exceeded your
+  403 or 429 whose words say so: OpenAI's ``insufficient_quota``, "exceeded your
   current quota", "insufficient balance"...).
 - ``failures``: broken or unreachable (timeouts, connection errors, 5xx,
   404, an unreadable answer): counted, and only a run of them disables.
@@ -29,18 +29,26 @@ CREDENTIAL_STATUSES = {401, 403}
 # SiliconFlow-style relays ("insufficient balance"), Cohere's trial keys,
 # and the Chinese relays' 余额不足 / 额度.
 QUOTA_WORDS = (
-    "insufficient_quota", "current quota", "insufficient balance", "insufficient_balance",
-    "billing", "out of credits", "credit balance", "payment required", "trial key",
-    "余额不足", "额度",
+    "insufficient_quota",
+    "current quota",
+    "insufficient balance",
+    "insufficient_balance",
+    "billing",
+    "out of credits",
+    "credit balance",
+    "payment required",
+    "trial key",
+    "余额不足",
+    "额度",
 )
 
 
 def of_status(status: int, body: bytes, *, blamed_on_channel: bool = False) -> str | None:
     """The cause of an upstream's non-200 answer (see the module's docstring)."""
+    if status == 402 or status in (403, 429) and _says_quota(body):
+        return QUOTA
     if status in CREDENTIAL_STATUSES:
         return CREDENTIAL
-    if status == 402 or status == 429 and _says_quota(body):
-        return QUOTA
     if status == 429:
         return None
     if blamed_on_channel:  # a 4xx the provider says is the channel's own (a bad key)

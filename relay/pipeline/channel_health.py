@@ -126,9 +126,17 @@ class Tally:
         try:
             for channel_id, counts in seen.items():
                 tripped += await client.eval(
-                    RECORD, 2, f"{STREAK_PREFIX}{channel_id}", TRIPPED_KEY,
-                    channel_id, int(counts.served), counts.failures, counts.fatal,
-                    counts.detail, now_ms, int(settings.RELAY_HEALTH_WINDOW_S * 1000),
+                    RECORD,
+                    2,
+                    f"{STREAK_PREFIX}{channel_id}",
+                    TRIPPED_KEY,
+                    channel_id,
+                    int(counts.served),
+                    counts.failures,
+                    counts.fatal,
+                    counts.detail,
+                    now_ms,
+                    int(settings.RELAY_HEALTH_WINDOW_S * 1000),
                     settings.RELAY_HEALTH_FAILURES,
                 )
         except pools.REDIS_FAILURES as exc:
