@@ -54,6 +54,10 @@ urlpatterns = [
     # Channels
     path("channels/", operator_channels.ChannelListView.as_view(), name="channels"),
     path("channels/new/", operator_channels.ChannelEditView.as_view(), name="channel_create"),
+    path(
+        "channels/test-all/", operator_channels.ChannelTestAllView.as_view(),
+        name="channels_test_all",
+    ),
     path("channels/<int:pk>/", operator_channels.ChannelEditView.as_view(), name="channel"),
     path(
         "channels/<int:pk>/toggle/", operator_channels.ChannelToggleView.as_view(),
@@ -63,6 +67,7 @@ urlpatterns = [
         "channels/<int:pk>/test/", operator_channels.ChannelTestView.as_view(),
         name="channel_test",
     ),
+    path("channels/<int:pk>/pin/", operator_channels.ChannelPinView.as_view(), name="channel_pin"),
     # Reports and the audit log
     path("reports/", operator_reports.ReportView.as_view(), name="reports"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
