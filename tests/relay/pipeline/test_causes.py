@@ -80,3 +80,12 @@ def test_the_detail_never_carries_the_credential():
     failure = refusal(route("openai", credential), 401, answer.body)
     assert credential not in failure.detail
     assert failure.detail.startswith("401 Incorrect API key provided: ***")
+
+
+def test_timeouts_and_connection_errors_are_counted_failures():
+    from relay.pipeline.upstream import ChannelFailed, _failures_classified
+
+    for error in (TimeoutError(), __import__("aiohttp").ClientConnectionError()):
+        with pytest.raises(ChannelFailed) as caught, _failures_classified():
+            raise error
+        assert caught.value.cause == causes.FAILURES
