@@ -15,17 +15,24 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from relay.health import state
-from relay.health.probe import probe
+from relay.health.probe import PROBE_TIMEOUT_S, probe
 from relay.models import Channel
 from relay.pipeline.channel_health import TRIPPED_KEY
 
 log = logging.getLogger(__name__)
+
+# A run of probes stops starting new ones past this, well inside the task's
+# time limit (CELERY_TASK_TIME_LIMIT, 300 s): each probe may take up to
+# PROBE_TIMEOUT_S, and the channels left are due again at the next run.
+PROBE_BUDGET_S = 180.0
 
 # Take every tripped channel and empty the hash in one step, so a trip
 # written between a read and a delete is never lost.
@@ -61,16 +68,32 @@ def _probe(channel: Channel) -> bool:
     return back
 
 
+def _within_budget(channels) -> list[int]:
+    started = time.monotonic()
+    back = []
+    for channel in channels:
+        if time.monotonic() - started > PROBE_BUDGET_S - PROBE_TIMEOUT_S:
+            log.warning("channel probes: out of time, the rest wait for the next run")
+            break
+        if _probe(channel):
+            back.append(channel.pk)
+    return back
+
+
 def probe_due() -> list[int]:
-    """Probe the auto-disabled channels that are due; the ids put back."""
+    """Probe the auto-disabled channels that are due, longest waiting first;
+    the ids put back."""
     due = (
         Channel.objects.filter(enabled=False, next_probe_at__lte=timezone.now())
         .exclude(disabled_reason="")
         .order_by("next_probe_at")
     )
-    return [channel.pk for channel in due if _probe(channel)]
+    return _within_budget(due)
 
 
 def test_all() -> list[int]:
-    """Probe every channel; the ids of auto-disabled ones put back."""
-    return [channel.pk for channel in Channel.objects.order_by("pk") if _probe(channel)]
+    """Probe every channel, those not tested longest first; the ids of
+    auto-disabled ones put back. A run out of time leaves the rest for the
+    operator's next press."""
+    never_first = F("last_probe_at").asc(nulls_first=True)
+    return _within_budget(Channel.objects.order_by(never_first, "pk"))

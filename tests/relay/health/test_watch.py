@@ -107,3 +107,16 @@ def test_test_all_probes_every_channel_and_puts_healed_ones_back(fake_upstream):
     # A failing enabled channel is reported, not taken out: traffic decides that.
     assert broken.enabled and broken.last_probe_ok is False
     assert "500" in broken.last_probe_error
+
+
+def test_a_run_out_of_time_leaves_the_rest_for_the_next(fake_upstream, monkeypatch):
+    from relay.health.probe import PROBE_TIMEOUT_S
+
+    channel = taken_out(dialect_channel(None, fake_upstream.url, DIALECTS[0]))
+    due_now(channel)
+    monkeypatch.setattr(watch, "PROBE_BUDGET_S", PROBE_TIMEOUT_S - 1)
+    assert watch.probe_due() == [] and watch.test_all() == []
+    channel.refresh_from_db()
+    assert not channel.enabled and channel.last_probe_at is None
+    monkeypatch.undo()
+    assert watch.probe_due() == [channel.pk]
