@@ -327,6 +327,11 @@ class ChannelOutput(serializers.ModelSerializer):
     has_credential = serializers.SerializerMethodField()
     groups = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     models = ChannelModelIO(many=True, read_only=True)
+    disabled_reason = serializers.CharField(
+        read_only=True,
+        help_text="Why the relay took it out of rotation: failures, credential or quota; "
+        "blank when it did not.",
+    )
 
     class Meta:
         model = Channel
@@ -381,6 +386,13 @@ class _ChannelFieldsInput(serializers.Serializer):
 
 class ChannelPinInput(serializers.Serializer):
     pinned = f.Boolean(help_text="True: the relay never takes this channel out of rotation.")
+
+
+class TestAllInput(serializers.Serializer):
+    only_auto_disabled = f.Boolean(
+        required=False, default=False,
+        help_text="Probe only the channels the relay took out (put back those that pass).",
+    )
 
 
 class TestAllOutput(serializers.Serializer):

@@ -19,5 +19,5 @@ def probe_due() -> None:
 
 
 @shared_task
-def test_all() -> None:
-    watch.test_all()
+def test_all(*, only_auto_disabled: bool = False) -> None:
+    watch.test_all(only_auto_disabled=only_auto_disabled)

@@ -91,9 +91,12 @@ def probe_due() -> list[int]:
     return _within_budget(due)
 
 
-def test_all() -> list[int]:
-    """Probe every channel, those not tested longest first; the ids of
-    auto-disabled ones put back. A run out of time leaves the rest for the
-    operator's next press."""
+def test_all(*, only_auto_disabled: bool = False) -> list[int]:
+    """Probe every channel (or only those the relay took out), those not
+    tested longest first; the ids of auto-disabled ones put back. A run out
+    of time leaves the rest for the operator's next press."""
+    channels = Channel.objects.all()
+    if only_auto_disabled:
+        channels = channels.filter(enabled=False).exclude(disabled_reason="")
     never_first = F("last_probe_at").asc(nulls_first=True)
-    return _within_budget(Channel.objects.order_by(never_first, "pk"))
+    return _within_budget(channels.order_by(never_first, "pk"))

@@ -96,15 +96,19 @@ class ChannelPinApi(StaffApi):
         return Response(s.ChannelOutput(channels().get(pk=channel.pk)).data)
 
 
-@extend_schema(tags=[TAG], request=None, responses={202: s.TestAllOutput})
+@extend_schema(tags=[TAG], request=s.TestAllInput, responses={202: s.TestAllOutput})
 class ChannelTestAllApi(StaffApi):
     """Probe every channel with a real embeddings call, in the background; each
     result is written on its channel (``last_probe_*``), and a channel the
     relay took out that passes is put back."""
 
     def post(self, request):
-        health_tasks.test_all.delay()
+        only = self.body(s.TestAllInput)["only_auto_disabled"]
+        health_tasks.test_all.delay(only_auto_disabled=only)
+        queued = Channel.objects.all()
+        if only:
+            queued = queued.filter(enabled=False).exclude(disabled_reason="")
         return Response(
-            s.TestAllOutput({"queued": Channel.objects.count()}).data,
+            s.TestAllOutput({"queued": queued.count()}).data,
             status=status.HTTP_202_ACCEPTED,
         )

@@ -108,6 +108,11 @@ def test_test_all_from_the_page_and_the_api_probes_every_channel(
     assert "last test" in page and "passed" in page and "failed" in page
 
     Channel.objects.update(last_probe_at=None)
-    answer = client_with(token_for(staff)).post("/api/channels/test-all/")
+    api = client_with(token_for(staff))
+    answer = api.post("/api/channels/test-all/", {}, format="json")
     assert answer.status_code == 202 and answer.json() == {"queued": 2}
     eventually(tested)
+    # Only those the relay took out: none now, so nothing is probed.
+    Channel.objects.update(last_probe_at=None)
+    answer = api.post("/api/channels/test-all/", {"only_auto_disabled": True}, format="json")
+    assert answer.status_code == 202 and answer.json() == {"queued": 0}
