@@ -18,6 +18,9 @@ LABELS: dict[str, Promise] = {
     "suspended": pgettext_lazy("state", "suspended"),
     "enabled": pgettext_lazy("state", "enabled"),
     "disabled": pgettext_lazy("state", "disabled"),
+    # A channel the relay took out of rotation, and one it never takes out.
+    "auto_disabled": pgettext_lazy("state", "auto-disabled"),
+    "pinned": pgettext_lazy("state", "pinned"),
     "served": pgettext_lazy("state", "served"),
     "failed": pgettext_lazy("state", "failed"),
     # States of redemption codes ("expired" is above).

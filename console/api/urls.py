@@ -41,6 +41,7 @@ api_patterns = [
     # Channels
     path("channels/", channels.ChannelListApi.as_view()),
     path("channels/create/", channels.ChannelCreateApi.as_view()),
+    path("channels/test-all/", channels.ChannelTestAllApi.as_view()),
     path("channels/<int:channel_id>/", channels.ChannelDetailApi.as_view()),
     path("channels/<int:channel_id>/update/", channels.ChannelUpdateApi.as_view()),
     path("channels/<int:channel_id>/test/", channels.ChannelTestApi.as_view()),
@@ -50,6 +51,7 @@ api_patterns = [
     path("codes/<int:batch_id>/codes/", codes.BatchCodesApi.as_view()),
     path("codes/<int:batch_id>/void/", codes.BatchVoidApi.as_view()),
     path("codes/<int:batch_id>/codes/<int:code_id>/void/", codes.CodeVoidApi.as_view()),
+    path("channels/<int:channel_id>/pin/", channels.ChannelPinApi.as_view()),
     # Reports and the audit log
     path("reports/", reports.ReportApi.as_view()),
     path("audit/", reports.AuditLogApi.as_view()),

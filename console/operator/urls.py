@@ -55,6 +55,10 @@ urlpatterns = [
     # Channels
     path("channels/", operator_channels.ChannelListView.as_view(), name="channels"),
     path("channels/new/", operator_channels.ChannelEditView.as_view(), name="channel_create"),
+    path(
+        "channels/test-all/", operator_channels.ChannelTestAllView.as_view(),
+        name="channels_test_all",
+    ),
     path("channels/<int:pk>/", operator_channels.ChannelEditView.as_view(), name="channel"),
     path(
         "channels/<int:pk>/toggle/", operator_channels.ChannelToggleView.as_view(),
@@ -71,6 +75,7 @@ urlpatterns = [
          name="code_batch_void"),
     path("codes/<int:pk>/<int:code_pk>/void/", operator_codes.CodeVoidView.as_view(),
          name="code_void"),
+    path("channels/<int:pk>/pin/", operator_channels.ChannelPinView.as_view(), name="channel_pin"),
     # Reports and the audit log
     path("reports/", operator_reports.ReportView.as_view(), name="reports"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),

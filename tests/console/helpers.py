@@ -21,6 +21,7 @@ from accounts.models import ApiKey, AuditEvent, Membership, Tenant
 from billing.models import UsageRecord
 from billing.usage import roll_up
 from console.labels import LABELS
+from relay.health import state as health_state
 from relay.models import KINDS, Channel
 from relay.operations import actions
 from tests.console.tenant.helpers import record
@@ -89,12 +90,24 @@ def build_world(user_model) -> World:
         models={SMALL: "embed-small-deployment-2024"}, groups=[standard],
     )
     actions.set_channel_enabled(actor=operator, channel=backup, enabled=False)
+    # One the relay took out of rotation (channel health), and one pinned.
+    exhausted = actions.save_channel(
+        actor=operator, channel=None,
+        fields={"name": "jina-out-of-credit", "kind": "jina",
+                "base_url": "https://api.jina-compatible-upstream.example.com/v1",
+                "priority": 2, "weight": 1, "enabled": True},
+        credential="jina-world-0003", models={SMALL: ""}, groups=[standard],
+    )
+    health_state.auto_disable(channel_id=exhausted.pk, reason="quota",
+                              detail="402 Insufficient balance. Please top up your API key.")
+    health_state.set_pinned(actor=operator, channel=channel, pinned=True)
 
     tenant = actions.create_tenant(
         actor=operator, slug="initech",
         name="Initech Intelligent Document Processing Holdings Ltd",
         groups=[standard, vip], limit_rpm=1200, limit_tpm=None, limit_concurrency=50,
     )
+    Tenant.objects.filter(pk=tenant.pk).update(low_balance_threshold_nanos=5 * 10**9)
     suspended = actions.create_tenant(actor=operator, slug="globex", name="Globex",
                                       groups=[standard])
     actions.set_tenant_status(actor=operator, tenant=suspended, status="suspended")
@@ -176,6 +189,7 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("console:member_remove", kwargs={"member_id": membership.pk}),
         reverse("console:audit"),
         reverse("console:redeem"),
+        reverse("console:notifications"),
     ]
     price = BasePrice.objects.get(model=price_model)
     operator = [
@@ -217,7 +231,7 @@ def data_words(world: World) -> set[str]:
     for group in Group.objects.all():
         texts += [group.name, group.description]
     for channel in Channel.objects.prefetch_related("models"):
-        texts += [channel.name, channel.base_url]
+        texts += [channel.name, channel.base_url, channel.disabled_detail]
         texts += [m.upstream_model for m in channel.models.all()]
     for key in ApiKey.objects.select_related("tenant"):
         texts += [key.name, key.masked, key.prefix, f"{key.tenant.slug}/{key.name}"]
