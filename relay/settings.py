@@ -7,7 +7,9 @@ to embedded servers). ``.env.example`` lists every variable with its meaning.
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
+from billing import redis_url
 from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -205,13 +207,28 @@ RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20,
 # Where usage events wait for a worker (a Redis stream), and how many a
 # worker writes in one transaction.
 USAGE_STREAM = env_str("USAGE_STREAM", "usage:events")
+# The stream is split into this many (and tenants' state into as many Redis
+# hash tags, billing/shards.py), so a Redis Cluster spreads them over its
+# shards. Change it only with every stream drained (docs/deploy.md).
+USAGE_STREAM_SHARDS = env_int("USAGE_STREAM_SHARDS", 16, minimum=1)
 USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 500, minimum=1)
 # A usage event claimed by a worker that died is handed to another after this.
 USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 60, minimum=1)
 
 # --- Celery -----------------------------------------------------------------
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Celery's broker keeps its own URL. It defaults to REDIS_URL when that names
+# one server; a cluster cannot be a broker, and a Sentinel URL is spelled
+# differently for kombu (sentinel://host:26379;sentinel://... with
+# broker_transport_options' master_name), so those need CELERY_BROKER_URL.
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL", REDIS_URL if redis_url.is_standalone(REDIS_URL) else ""
+)
+if not CELERY_BROKER_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL names a Redis Cluster or Sentinel: set CELERY_BROKER_URL to the broker's "
+        "own URL (docs/deploy.md, Redis)"
+    )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 # At-least-once: a task is acknowledged only after it ran, and a task whose

@@ -25,8 +25,6 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from billing import live
 from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
 from relay.catalog.keys import KeyContext
@@ -124,7 +122,7 @@ class Entry:
         try:
             await pools.lua().run(
                 _CANCEL,
-                [*self.hold.keys, settings.USAGE_STREAM, *self.slot_keys],
+                [*self.hold.keys, self.hold.stream, *self.slot_keys],
                 [*money.release_args(self.hold), self.slot_id, FIELD, event, FIELD_CHARGE],
             )
         except REDIS_FAILURES as failure:

@@ -11,6 +11,7 @@ import redis
 from django.conf import settings
 from redis import exceptions as redis_errors
 
+from billing import redis_url
 from relay.connections.lua_client import LuaClient, Script
 
 ECHO = Script("return {tonumber(ARGV[1]), KEYS[1]}")
@@ -43,7 +44,7 @@ def test_a_script_redis_forgot_is_sent_again_in_full():
     async def scenario():
         lua = client()
         first = await lua.run(ECHO, ["a"], [1])
-        redis.Redis.from_url(settings.REDIS_URL).script_flush()
+        redis_url.client(settings.REDIS_URL).script_flush()
         second = await lua.run(ECHO, ["b"], [2])
         await lua.aclose()
         return first, second
@@ -86,7 +87,7 @@ def test_nothing_listening_is_a_connection_error():
 
 
 def test_a_killed_connection_fails_the_calls_on_it_and_the_next_call_reconnects():
-    admin = redis.Redis.from_url(settings.REDIS_URL)
+    admin = redis_url.client(settings.REDIS_URL)
     url = with_db(settings.REDIS_URL, 5)  # to tell its connection from the others
 
     async def scenario():
@@ -180,7 +181,7 @@ def test_a_call_sent_on_an_open_connection_is_written_before_send_returns():
         sent = lua.send(SET, ["lua-client-written"], ["now"])
         # The loop does not run meanwhile: only a command already written
         # can have reached Redis.
-        other = redis.Redis.from_url(settings.REDIS_URL)
+        other = redis_url.client(settings.REDIS_URL)
         for _ in range(100):
             if other.get("lua-client-written") == b"now":
                 break
