@@ -11,7 +11,10 @@ only; when they are set, those servers are used as they are.
             workers) and a Celery worker with beat (in a thread of the worker),
             and print a curl that works and how to sign in. PORT picks the port
             (default 8000).
-    test    makemigrations --check, then pytest (arguments are passed on).
+    test    makemigrations --check, then pytest (arguments are passed on); with
+            no arguments, then the limits, money and usage tests again on a
+            Redis Cluster and behind Sentinel (TOPOLOGY_TESTS). REDIS_TOPOLOGY=
+            cluster or sentinel runs on that topology instead of one server.
     manage  any manage.py command against the stack `run` uses: the same
             .devstack/ databases and secrets, shared with a running `run`, or
             started for the command and stopped after.
@@ -403,6 +406,21 @@ def manage_command(args: list[str]) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+# The limits, money and usage tests: a whole ``dev.py test`` runs them again
+# on a Redis Cluster and behind Sentinel (REDIS_TOPOLOGY picks one topology
+# for a run of your own). Tests marked standalone_only need one server.
+TOPOLOGY_TESTS = [
+    "tests/relay/limits",
+    "tests/relay/connections/test_lua_client.py",
+    "tests/relay/pipeline/test_gate.py",
+    "tests/relay/pipeline/test_money.py",
+    "tests/billing/test_live_balance.py",
+    "tests/billing/test_usage.py",
+    "tests/relay/test_topologies.py",
+]
+TOPOLOGIES = ("cluster", "sentinel")
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     ensure_node_client()
@@ -411,7 +429,20 @@ def test(pytest_args: list[str]) -> int:
     # makemessages (tests/console/test_translations.py) needs GNU gettext's xgettext.
     ensure_debian_package("xgettext", "gettext", "the message catalog test")
     compile_messages()
+    if pytest_args or os.environ.get("REDIS_URL") or os.environ.get("REDIS_TOPOLOGY"):
+        return _test_run(pytest_args)
+    code = _test_run([])
+    for topology in TOPOLOGIES:
+        print(f"--- the limits, money and usage tests on a Redis {topology} ---", flush=True)
+        run_code = _test_run([*TOPOLOGY_TESTS, "-m", "not standalone_only"], topology=topology)
+        code = code or run_code
+    return code
+
+
+def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
+    if topology:
+        os.environ["REDIS_TOPOLOGY"] = topology
     try:
         with services(state_dir) as env:
             manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
@@ -428,6 +459,8 @@ def test(pytest_args: list[str]) -> int:
                 [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode
     finally:
+        if topology:
+            os.environ.pop("REDIS_TOPOLOGY", None)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

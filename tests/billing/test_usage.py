@@ -254,9 +254,9 @@ def test_a_killed_worker_loses_and_duplicates_no_usage(
 
 @uses_live_relay
 def test_events_a_dead_worker_had_claimed_are_recorded_by_the_next(
-    relay, key, channel, group, fake_upstream, celery_worker
+    relay, tenant, key, channel, group, fake_upstream, celery_worker
 ):
-    stream = streams.stream_for(group.tenant_id)
+    stream = streams.stream_for(tenant.pk)
     try:
         celery_worker.kill()
         served = []
