@@ -416,7 +416,7 @@ TOPOLOGY_TESTS = [
     "tests/relay/pipeline/test_money.py",
     "tests/billing/test_live_balance.py",
     "tests/billing/test_usage.py",
-    "tests/relay/test_topologies.py",
+    "tests/relay/pipeline/test_several_nodes.py",
 ]
 TOPOLOGIES = ("cluster", "sentinel")
 

@@ -258,7 +258,8 @@ def test_a_key_stops_at_its_spend_cap_while_the_tenants_other_keys_go_on(
     # The tenant still has money: its other key is served.
     assert hello(relay, secret).status_code == 200
     conn = live_sync.client()
-    assert conn.hmget(live.key_key(capped_key.tenant_id, capped_key.pk), "spent", "held") == [b"120", b"0"]
+    capped = live.key_key(capped_key.tenant_id, capped_key.pk)
+    assert conn.hmget(capped, "spent", "held") == [b"120", b"0"]
     eventually(lambda: len(records(api_key=capped_key)) == 3)
 
 
