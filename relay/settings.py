@@ -195,6 +195,13 @@ RELAY_HEAP_TRIM_S = env_float("RELAY_HEAP_TRIM_S", 5.0)
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 # An in-flight slot left by a dead process frees itself after this; keep it above any request.
 RELAY_INFLIGHT_SLOT_TTL_S = env_int("RELAY_INFLIGHT_SLOT_TTL_S", 300, minimum=1)
+# Redis replicates asynchronously: a primary that dies may take its last
+# settles with it (the money taken and the usage event). With replicas, a
+# settle is followed by WAIT for this many replicas; one not confirmed within
+# the timeout is also billed straight into PostgreSQL, which keeps it exactly
+# once (docs/deploy.md, "Redis"). 0: no WAIT (one server, no failover).
+RELAY_REDIS_WAIT_REPLICAS = env_int("RELAY_REDIS_WAIT_REPLICAS", 0, minimum=0)
+RELAY_REDIS_WAIT_TIMEOUT_MS = env_int("RELAY_REDIS_WAIT_TIMEOUT_MS", 100, minimum=1)
 # Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer address is the client.
 RELAY_TRUSTED_PROXIES = env_list("RELAY_TRUSTED_PROXIES", [])
 # With Redis down each web process enforces 1/N of every limit (N: the web processes).

@@ -64,6 +64,10 @@ class LuaClient:
         # Open connections by address: one for a server or Sentinel's
         # primary, one per primary of a cluster.
         self._connections: dict[object, _Connection] = {}
+        # Scripts sent so far, loaded into each new connection's server
+        # first: a replica promoted by a failover knows none of them, and a
+        # NOSCRIPT would send the script again after a WAIT meant to cover it.
+        self._scripts: dict[bytes, bytes] = {}
         self._connecting: dict[object, asyncio.Future] = {}
         self._discovering: asyncio.Future | None = None
         self._slots: list | None = None  # a cluster's node for each slot
@@ -95,13 +99,22 @@ class LuaClient:
 
         ``if_abandoned`` gets the reply of a call whose caller was cancelled
         before it came: what the script took can then be given back."""
-        command = (b"EVALSHA", script.sha, len(keys), *keys, *args)
+        self._scripts[script.sha] = script.text
+        return self._send((b"EVALSHA", script.sha, len(keys), *keys, *args), keys,
+                          script.text, if_abandoned)
+
+    def command(self, keys, *command) -> Awaitable:
+        """A plain command (WAIT), sent where a script with ``keys`` goes and
+        written, like ``send``, before this returns."""
+        return self._send(command, keys, None, None)
+
+    def _send(self, command, keys, script_text, if_abandoned) -> Awaitable:
         address = self._address_for(keys)
         connection = self._connections.get(address) if address is not None else None
         if connection is None or connection.closed:
-            return self._connect_and_send(keys, command, script.text, if_abandoned)
+            return self._connect_and_send(keys, command, script_text, if_abandoned)
         try:
-            return connection.call(*command, script_text=script.text, if_abandoned=if_abandoned)
+            return connection.call(*command, script_text=script_text, if_abandoned=if_abandoned)
         except redis_errors.ConnectionError as error:
             return _raise(error)
 
@@ -177,6 +190,15 @@ class LuaClient:
                 address, username=self._target.username, password=self._target.password,
                 db=self._target.db, tls=self._target.tls,
             )
+        loading = [connection.call(b"SCRIPT", b"LOAD", text) for text in self._scripts.values()]
+        if loading:
+            try:
+                await asyncio.gather(*loading)
+            except redis_errors.ResponseError as refused:
+                connection.fail(redis_errors.ConnectionError(str(refused)))
+                raise redis_errors.ConnectionError(
+                    f"Redis refused SCRIPT LOAD: {refused}"
+                ) from refused
         self._connections[address] = connection
         return connection
 

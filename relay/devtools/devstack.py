@@ -170,6 +170,8 @@ def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[di
                 # Celery's broker keeps its own server (a cluster cannot be
                 # one); the relay's state goes to the topology.
                 env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
+                # Each primary has a replica: settles wait for it (settings.py).
+                env.setdefault("RELAY_REDIS_WAIT_REPLICAS", "1")
                 env["REDIS_URL"] = stack.enter_context(
                     redis_topologies.start(topology, state_dir / f"redis-{topology}")
                 ).url
