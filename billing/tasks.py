@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError
 
-from billing import live_sync, metrics, streams
+from billing import live_sync, metrics, partitions, streams
 from billing.usage import record_usage
 
 log = logging.getLogger(__name__)
@@ -84,3 +84,10 @@ def sweep_expired_holds() -> int:
 def apply_pending_ledger() -> int:
     """Apply ledger entries the live balance missed (Redis was down at the time)."""
     return live_sync.apply_pending()
+
+
+@shared_task(name="billing.tasks.create_usage_partitions")
+def create_usage_partitions() -> int:
+    """Create the usage records' partitions for this month and the next ones
+    ahead of time, so that no insert ever waits for (or fails on) DDL."""
+    return len(partitions.ensure_ahead())

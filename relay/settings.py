@@ -274,6 +274,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 60},
     },
+    # Usage records' monthly partitions, three months ahead (billing/partitions.py).
+    "create-usage-partitions": {
+        "task": "billing.tasks.create_usage_partitions",
+        "schedule": 6 * 3600.0,
+        "options": {"expires": 3600},
+    },
 }
 
 # JSON lines by default (one object per line, for log shippers); "plain"
