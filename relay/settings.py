@@ -99,6 +99,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A streaming replica the consoles' reports may read from (billing/replica.py);
+# the money path never does. Unset: reports read the primary.
+if env_str("DATABASE_REPLICA_URL", ""):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            env_str("DATABASE_REPLICA_URL", ""),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        ),
+        # Tests read the replica as the primary itself (no second test database).
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["billing.replica.PrimaryUnlessAskedRouter"]
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # The per-item embedding cache's own Redis (relay/pipeline/cache.py), which
 # may evict (allkeys-lru, its maxmemory the cache's size cap) where REDIS_URL
