@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
 from billing import reports
 from billing.models import Balance, LedgerEntry, UsageRecord
@@ -31,8 +32,8 @@ def test_without_a_replica_reports_read_the_primary():
     assert reports.rollups(start=today, end=today).db == "default"
 
 
-def test_with_a_replica_reports_read_it_and_the_money_path_does_not(settings):
-    settings.DATABASES = {**settings.DATABASES, "replica": settings.DATABASES["default"]}
+def test_with_a_replica_reports_read_it_and_the_money_path_does_not(monkeypatch):
+    monkeypatch.setitem(settings.DATABASES, "replica", settings.DATABASES["default"])
     today = dt.date.today()
     assert reports.rollups(start=today, end=today).db == "replica"
     assert reports_db() == "replica"
