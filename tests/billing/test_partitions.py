@@ -116,3 +116,16 @@ def test_a_dry_run_drops_nothing(group):
     call_command("usage_partitions", "--keep-months", "1", "--dry-run", stdout=out)
     assert "would drop billing_usagerecord_2019_06" in out.getvalue()
     assert "billing_usagerecord_2019_06" in names()
+
+
+def test_a_duplicate_request_id_is_known_as_a_race_in_any_partition(group):
+    from django.db import IntegrityError
+
+    from billing.usage import _copy, _raced_on_request_id, _record
+
+    _tenant, api_key, _secret = funded_key(group, requests=10)
+    event = usage_event(api_key)
+    _copy([_record(event, None)])
+    with pytest.raises(IntegrityError) as refused:
+        _copy([_record(event, None)])
+    assert _raced_on_request_id(refused.value)
