@@ -419,6 +419,7 @@ TOPOLOGY_TESTS = [
     "tests/billing/test_live_balance.py",
     "tests/billing/test_usage.py",
     "tests/relay/pipeline/test_several_nodes.py",
+    "tests/relay/pipeline/test_round_trips.py",
 ]
 TOPOLOGIES = ("cluster", "sentinel")
 
