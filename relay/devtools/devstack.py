@@ -145,11 +145,15 @@ def embedded_redis(
 
 
 @contextlib.contextmanager
-def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[dict[str, str]]:
+def services(
+    state_dir: Path, *, metrics_dir: Path | None = None, redis_topology: str = ""
+) -> Iterator[dict[str, str]]:
     """The environment the relay's processes run with, servers started as needed.
 
     ``metrics_dir``: where the processes write their metrics; by default
     ``state_dir/metrics``, emptied first (the stack's processes start afresh).
+    ``redis_topology``: "cluster" or "sentinel" (else REDIS_TOPOLOGY, else one
+    server) when REDIS_URL is not set.
     """
     # pgserver asks platformdirs for a runtime dir, which warns when unset.
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[di
             print(f"embedded PostgreSQL: {env['DATABASE_URL']}", flush=True)
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
-            topology = env.get("REDIS_TOPOLOGY", "standalone")
+            topology = redis_topology or env.get("REDIS_TOPOLOGY", "standalone")
             if topology != "standalone":
                 # Celery's broker keeps its own server (a cluster cannot be
                 # one); the relay's state goes to the topology.
@@ -444,10 +448,8 @@ def test(pytest_args: list[str]) -> int:
 
 def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
-    if topology:
-        os.environ["REDIS_TOPOLOGY"] = topology
     try:
-        with services(state_dir) as env:
+        with services(state_dir, redis_topology=topology) as env:
             manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
             # Production settings must pass Django's deployment checks cleanly.
             production = {
@@ -462,8 +464,6 @@ def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
                 [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode
     finally:
-        if topology:
-            os.environ.pop("REDIS_TOPOLOGY", None)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
