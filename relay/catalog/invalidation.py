@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import weakref
 
+import hiredis
 import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+from redis.asyncio.connection import parse_url
+from redis.sentinel import Sentinel
 
 from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
 from billing import redis_url
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "relay:catalog-changed"
 _RETRY_S = 1.0
+_CONNECT_TIMEOUT_S = 2.0
 _listeners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -66,38 +70,77 @@ def clear_caches() -> None:
 
 
 def ensure_listening() -> None:
-    """Start this event loop's listener, once (the request path calls it)."""
+    """Start this event loop's listener, once (the request path calls it).
+
+    A task on the loop whose caches it empties, reading a plain asyncio
+    connection: cancelled with its loop (a test's asyncio.run), and never a
+    thread (forking a process with a running thread is unsafe)."""
     loop = asyncio.get_running_loop()
     if loop not in _listeners:
         _listeners[loop] = loop.create_task(_listen())
 
 
-def _subscriber() -> aioredis.Redis:
-    """A connection to one node: in a cluster any node hears every PUBLISH."""
+async def _address() -> tuple[str, int]:
+    """A data node to subscribe on: any node of a cluster hears every PUBLISH;
+    behind Sentinel, the primary (asked off the loop)."""
     target = redis_url.parse(settings.REDIS_URL)
     if target.kind == redis_url.CLUSTER:
-        host, port = target.nodes[0]
-        return aioredis.Redis(host=host, port=port, username=target.username,
-                              password=target.password, ssl=target.tls)
-    return redis_url.async_client(settings.REDIS_URL)
+        return target.nodes[0]
+    if target.kind == redis_url.SENTINEL:
+        sentinel = Sentinel(list(target.nodes), socket_timeout=2,
+                            sentinel_kwargs={"password": target.sentinel_password}
+                            if target.sentinel_password else None)
+        return await asyncio.to_thread(sentinel.discover_master, target.service)
+    options = parse_url(settings.REDIS_URL)
+    return options.get("host", "localhost"), options.get("port", 6379)
+
+
+async def _subscribe() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    target = redis_url.parse(settings.REDIS_URL)
+    host, port = await _address()
+    options = parse_url(settings.REDIS_URL) if target.kind == redis_url.STANDALONE else {}
+    password = target.password or options.get("password")
+    username = target.username or options.get("username")
+    context = ssl.create_default_context() if settings.REDIS_URL.startswith("rediss") else None
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=context), _CONNECT_TIMEOUT_S
+    )
+    if password:
+        writer.write(_pack(b"AUTH", *(c for c in (username, password) if c)))
+    writer.write(_pack(b"SUBSCRIBE", CHANNEL))
+    return reader, writer
 
 
 async def _listen() -> None:
     while True:
-        client = None
+        writer = None
         try:
-            client = _subscriber()
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(CHANNEL)
-                clear_caches()  # whatever was missed while away
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
+            reader, writer = await _subscribe()
+            replies = hiredis.Reader()
+            clear_caches()  # whatever was missed while away
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                replies.feed(data)
+                while (reply := replies.gets()) is not False:
+                    if isinstance(reply, hiredis.ReplyError):
+                        raise ConnectionError(str(reply))
+                    if isinstance(reply, list) and reply and reply[0] == b"message":
                         clear_caches()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 (the listener must outlive any failure)
             log.info("catalog listener reconnecting (%s)", type(exc).__name__)
         finally:
-            if client is not None:
-                await client.aclose()
+            if writer is not None:
+                writer.close()
         await asyncio.sleep(_RETRY_S)
+
+
+def _pack(*args) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)

@@ -424,6 +424,7 @@ TOPOLOGY_TESTS = [
     "tests/billing/test_usage.py",
     "tests/relay/pipeline/test_several_nodes.py",
     "tests/relay/pipeline/test_round_trips.py",
+    "tests/relay/catalog/test_invalidation.py",
 ]
 TOPOLOGIES = ("cluster", "sentinel")
 
