@@ -7,6 +7,7 @@
                            stack `run` uses (its .devstack/ databases and secrets)
     python3 dev.py bench   run the benchmark (docs/benchmarks.md)
     python3 dev.py bench-peers   install the peers it compares against (LiteLLM)
+    python3 dev.py bench-drain   the usage drain's insert rate for 1, 2 and 4 processes
 
 Creates .venv and installs the project into it (again only when
 pyproject.toml changed), then hands over to relay/devtools/devstack.py inside it.
@@ -45,7 +46,9 @@ def main() -> None:
     os.chdir(ROOT)
     args = sys.argv[1:]
     # The benchmark has its own runner (bench/); everything else is devstack's.
-    module = {"bench": "bench.run", "bench-peers": "bench.peers"}.get(args[0] if args else "")
+    module = {"bench": "bench.run", "bench-peers": "bench.peers", "bench-drain": "bench.drain"}.get(
+        args[0] if args else ""
+    )
     if module:
         args = args[1:]
     # Replace this process: the launcher's signals (Ctrl-C) reach the stack.

@@ -16,7 +16,9 @@ explains what is measured and how. Environment:
     BENCH_DURATION_S   seconds of each measured run (default 8; 3 with BENCH_QUICK)
     BENCH_WARMUP_S     seconds of each warm-up run (default 2)
     BENCH_QUICK=1      a smoke run: 20 ms upstream, c in {16, 64}
-    BENCH_TARGETS      comma-separated subset of direct,relay,litellm
+    BENCH_TARGETS      comma-separated subset of direct,relay,relay-cluster,litellm
+                       (relay-cluster: the relay on a Redis Cluster, the c=64
+                       one-string cell only)
     BENCH_BODIES       comma-separated subset of one,batch16,batch16-base64
     BENCH_CONCURRENCY  comma-separated subset of the concurrencies
     BENCH_BATCHES=0    leave out the batch engine's rows (bench/batches.py)
@@ -172,6 +174,12 @@ def settle(target: Target, groups: dict[str, list[int]], peer: LiteLLM | None) -
     return note
 
 
+# The relay's PostgreSQL and Redis servers, per target.
+DEPS = {"relay": "deps", "relay-cluster": "deps-cluster"}
+# The cell run against the cluster too (same run, beside the standalone row).
+CLUSTER_CELL = ("20ms", "one", 64, 1)
+
+
 def run_cell(
     target: Target, upstream: str, body_name: str, connections: int, round_: int, *,
     groups: dict[str, list[int]], memory_of: dict[str, tuple[str, ...]],
@@ -186,13 +194,13 @@ def run_cell(
         wrk.run(route.url, script, connections=connections, duration_s=warmup_s)
         result["after_warmup"] = settle(target, groups, peer)
     records_before = None
-    if target.name == "relay":
+    if relay_handle is not None:
         # The warm-up's events are written before the measured window opens.
         records_before = relay_handle.wait_drained()
     meter = Meter(groups, memory_of=memory_of.get(target.name, ()))
     meter.start()
     measured = wrk.run(route.url, script, connections=connections, duration_s=duration_s)
-    if target.name == "relay":
+    if relay_handle is not None:
         # Inside the window: the worker's CPU for writing these records counts.
         result["usage_records"] = relay_handle.wait_drained()
         result["usage_records_added"] = result["usage_records"] - records_before
@@ -208,9 +216,10 @@ def run_cell(
     if memory_of.get(target.name):
         result["peak_rss_mb"] = figures["peak_rss_total_mb"]
         result["peak_pss_mb"] = figures["peak_pss_total_mb"]
-    if target.name == "relay" and measured.requests and "deps" in figures["cpu_s"]:
+    deps = DEPS.get(target.name)
+    if deps and measured.requests and deps in figures["cpu_s"]:
         # PostgreSQL and Redis: not the relay's processes, but its cost all the same.
-        result["cpu_ms_deps"] = round(1000 * figures["cpu_s"]["deps"] / measured.requests, 3)
+        result["cpu_ms_deps"] = round(1000 * figures["cpu_s"][deps] / measured.requests, 3)
     result["after_run"] = settle(target, groups, peer)
     return result
 
@@ -257,7 +266,7 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     duration_s = int(os.environ.get("BENCH_DURATION_S", "3" if quick else "8"))
     warmup_s = int(os.environ.get("BENCH_WARMUP_S", "2"))
-    wanted = set(os.environ.get("BENCH_TARGETS", "direct,relay,litellm").split(","))
+    wanted = set(os.environ.get("BENCH_TARGETS", "direct,relay,relay-cluster,litellm").split(","))
     open_files = raise_open_files_limit()
     cells = matrix(quick)
     started = datetime.datetime.now(datetime.UTC)
@@ -313,6 +322,26 @@ def main() -> int:
                 ))
                 print(f"relay: {relay_handle.url} (usage records so far: "
                       f"{relay_handle.usage_records()})", flush=True)
+            cluster_handle = None
+            if "relay-cluster" in wanted:
+                # The same relay with its Redis state on a Redis Cluster (three
+                # primaries, three replicas, settles waiting for a replica).
+                cluster_handle = stack.enter_context(
+                    relay(children, workdir / "state-cluster", bases, topology="cluster",
+                          name="relay-cluster")
+                )
+                groups |= {"web-cluster": [cluster_handle.web_pid],
+                           "worker-cluster": [cluster_handle.worker_pid],
+                           "deps-cluster": cluster_handle.dep_pids}
+                memory_of["relay-cluster"] = ("web-cluster", "worker-cluster")
+                targets.append(Target(
+                    name="relay-cluster", groups=("web-cluster", "worker-cluster"),
+                    routes={label: Route(cluster_handle.url,
+                                         f"Bearer {cluster_handle.keys[label]}")
+                            for label in bases},
+                ))
+                print(f"relay-cluster: {cluster_handle.url}", flush=True)
+            handles = {"relay": relay_handle, "relay-cluster": cluster_handle}
             peer = None
             if not litellm_skipped:
                 try:
@@ -340,6 +369,10 @@ def main() -> int:
                     skipped = f"wrong answer: {checked[key]}" if checked[key] else None
                     if target.name == "litellm" and (body_name, connections) in LITELLM_NOT_RUN:
                         skipped = "not run (~0.3 s CPU per request; see LITELLM_NOT_RUN)"
+                    if target.name == "relay-cluster" and (upstream, body_name, connections,
+                                                           round_) != CLUSTER_CELL:
+                        continue  # the cluster's one row: beside the standalone one
+
                     if skipped:
                         results.append({"target": target.name, "upstream": upstream,
                                         "body": body_name, "connections": connections,
@@ -350,11 +383,12 @@ def main() -> int:
                     result = run_cell(
                         target, upstream, body_name, connections, round_, groups=groups,
                         memory_of=memory_of, workdir=workdir, warmup_s=warmup_s,
-                        duration_s=duration_s, relay_handle=relay_handle, peer=peer,
+                        duration_s=duration_s, relay_handle=handles.get(target.name),
+                        peer=peer,
                     )
                     results.append(result)
                     print(describe(result), flush=True)
-                    if result["target"] == "relay" and result["usage_records_added"] < (
+                    if result["target"] in handles and result["usage_records_added"] < (
                         result["requests"] - result["error_count"]
                     ):
                         print("  WARNING: fewer usage records than answered requests",

@@ -184,7 +184,7 @@ class Relay:
     dep_pids: list[int]
     database_url: str
     redis_url: str
-    stream: str
+    streams: list[str]
     _db: object = field(default=None, repr=False)
 
     def usage_records(self) -> int:
@@ -200,10 +200,10 @@ class Relay:
         return int(row[0])
 
     def queued_events(self) -> int:
-        import redis
+        from billing import redis_url
 
-        with redis.Redis.from_url(self.redis_url) as client:
-            return int(client.xlen(self.stream))
+        with redis_url.client(self.redis_url) as client:
+            return sum(int(client.xlen(stream)) for stream in self.streams)
 
     def wait_drained(self, timeout_s: float = 120) -> int:
         """Wait until the usage stream is empty (every event written and
@@ -224,52 +224,65 @@ class Relay:
 
 @contextlib.contextmanager
 def relay(
-    children: Children, state_dir: Path, upstreams: dict[str, str], *, batches: str | None = None
+    children: Children, state_dir: Path, upstreams: dict[str, str], *, batches: str | None = None,
+    topology: str = "", name: str = "relay",
 ) -> Iterator[Relay]:
-    with services(state_dir) as env:
-        env = {**env, "WEB_CONCURRENCY": "2"}
-        manage(env, "migrate", "--no-input", "-v", "0")
-        seeded = subprocess.run(
-            [PYTHON, "manage.py", "seed_bench",
-             *(arg for label, base in upstreams.items() for arg in ("--upstream",
-                                                                     f"{label}={base}")),
-             *(("--batches", batches) if batches else ())],
-            env=env, cwd=ROOT, check=True, capture_output=True, text=True,
-        )
-        keys = {
-            parts[1]: parts[2]
-            for parts in (line.split() for line in seeded.stdout.splitlines())
-            if len(parts) == 3 and parts[0] == "key"
-        }
-        port = free_port()
-        web = children.start(
-            "relay-web", [PYTHON, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], env=env,
-        )
-        worker = children.start(
-            "relay-worker",
-            [PYTHON, "-m", *WORKER_COMMAND, WORKER_BEAT, "--loglevel", "WARNING",
-             "--concurrency", WORKER_CONCURRENCY,
-             "--schedule", str(state_dir / "celerybeat-schedule")],
-            env=env,
-        )
-        wait_ready(f"http://127.0.0.1:{port}/readyz")
-        found = Relay(
-            url=f"http://127.0.0.1:{port}/v1/embeddings",
-            keys=keys,
-            web_pid=web.pid,
-            worker_pid=worker.pid,
-            dep_pids=_embedded_servers(state_dir, env["REDIS_URL"]),
-            database_url=env["DATABASE_URL"],
-            redis_url=env["REDIS_URL"],
-            stream=env.get("USAGE_STREAM", "usage:events"),
-        )
-        try:
-            yield found
-        finally:
-            found.close()
-            # Stop the relay's processes before services() stops their servers.
-            for process in (worker, web):
-                stop_tree(process)
+    """The relay and its own stack; ``topology`` "cluster" or "sentinel" puts
+    its Redis state there (relay/devtools/redis_topologies.py)."""
+    with services(state_dir, redis_topology=topology) as env:
+        yield from _relay(children, state_dir, upstreams, env, batches=batches, name=name)
+
+
+def _relay(
+    children: Children, state_dir: Path, upstreams: dict[str, str], env: dict, *,
+    batches: str | None, name: str,
+) -> Iterator[Relay]:
+    env = {**env, "WEB_CONCURRENCY": "2"}
+    manage(env, "migrate", "--no-input", "-v", "0")
+    seeded = subprocess.run(
+        [PYTHON, "manage.py", "seed_bench",
+         *(arg for label, base in upstreams.items() for arg in ("--upstream",
+                                                                 f"{label}={base}")),
+         *(("--batches", batches) if batches else ())],
+        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    keys = {
+        parts[1]: parts[2]
+        for parts in (line.split() for line in seeded.stdout.splitlines())
+        if len(parts) == 3 and parts[0] == "key"
+    }
+    port = free_port()
+    web = children.start(
+        f"{name}-web", [PYTHON, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], env=env,
+    )
+    worker = children.start(
+        f"{name}-worker",
+        [PYTHON, "-m", *WORKER_COMMAND, WORKER_BEAT, "--loglevel", "WARNING",
+         "--concurrency", WORKER_CONCURRENCY,
+         "--schedule", str(state_dir / "celerybeat-schedule")],
+        env=env,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/readyz")
+    found = Relay(
+        url=f"http://127.0.0.1:{port}/v1/embeddings",
+        keys=keys,
+        web_pid=web.pid,
+        worker_pid=worker.pid,
+        dep_pids=_embedded_servers(state_dir, env["REDIS_URL"]),
+        database_url=env["DATABASE_URL"],
+        redis_url=env["REDIS_URL"],
+        streams=[
+            f"{env.get('USAGE_STREAM', 'usage:events')}:{{s{n}}}"
+            for n in range(int(env.get("USAGE_STREAM_SHARDS", "16")))
+        ],
+    )
+    try:
+        yield found
+    finally:
+        found.close()
+        # Stop the relay's processes before services() stops their servers.
+        for process in (worker, web):
+            stop_tree(process)
 
 
 def _embedded_servers(state_dir: Path, redis_url: str) -> list[int]:
@@ -277,11 +290,19 @@ def _embedded_servers(state_dir: Path, redis_url: str) -> list[int]:
     pids = []
     with contextlib.suppress(OSError, ValueError):
         pids.append(int((state_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
-    # Redis rewrites its command line to "redis-server HOST:PORT".
+    # The main Redis by its address (it rewrites its command line to
+    # "redis-server HOST:PORT"); a cluster's or Sentinel setup's every node by
+    # its working directory (Redis runs in its --dir): replicas copy each write.
+    from billing import redis_url as urls
+
+    topology_dir = state_dir / f"redis-{urls.parse(redis_url).kind}"
     address = urllib.parse.urlsplit(redis_url).netloc
     for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "redis" in process.name() and address in " ".join(process.cmdline()):
+            if "redis" in process.name() and (
+                address in " ".join(process.cmdline())
+                or Path(process.cwd()).is_relative_to(topology_dir)
+            ):
                 pids.append(process.pid)
     return sorted(set(pids))
 

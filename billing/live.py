@@ -10,12 +10,13 @@ limiter's: relay/pipeline/gate.py), so "check the balance, then take from it" ca
 never interleave with another request's (the race that lets new-api
 overdraw).
 
-Keys:
-    live:tenant:{id}   hash  balance (nanos), held (sum of open holds)
-    live:key:{id}      hash  spent, held: for keys with a spend cap
-    live:holds         zset  member "request_id|tenant|key|amount|capped",
-                             score = when the hold expires (ms)
-    live:applied:{id}  string, a ledger entry already in the live balance
+Keys, each under the tenant's hash tag T (billing/shards.py), so that one
+script can touch them all on one Redis Cluster shard:
+    live:T:tenant:{id}   hash  balance (nanos), held (sum of open holds)
+    live:T:key:{id}      hash  spent, held: for keys with a spend cap
+    live:T:holds         zset  member "request_id|tenant|key|amount|capped",
+                               score = when the hold expires (ms); one per tag
+    live:T:applied:{id}  string, a ledger entry already in the live balance
 
 PostgreSQL stays the book of record: the ledger (billing.models.LedgerEntry)
 and the per-tenant Balance row. Usage debits reach it through the usage
@@ -26,24 +27,36 @@ once, marked by ``live:applied:{id}``.
 
 from __future__ import annotations
 
-HOLDS = "live:holds"
+from billing import shards
+
 APPLIED_TTL_S = 90 * 24 * 3600
 
 
 def tenant_key(tenant_id: int) -> str:
-    return f"live:tenant:{tenant_id}"
+    return f"live:{shards.tag(tenant_id)}:tenant:{tenant_id}"
 
 
-def key_key(api_key_id: int) -> str:
-    return f"live:key:{api_key_id}"
+def key_key(tenant_id: int, api_key_id: int) -> str:
+    return f"live:{shards.tag(tenant_id)}:key:{api_key_id}"
 
 
-def applied_key(entry_id: int, request_id: str = "") -> str:
+def holds_key(tenant_id: int) -> str:
+    """The open holds of every tenant that shares this one's hash tag."""
+    return f"live:{shards.tag(tenant_id)}:holds"
+
+
+def all_hold_sets() -> list[tuple[str, str]]:
+    """(hold set, key prefix of its tag) for every tag, for the sweeper."""
+    return [(f"live:{tag}:holds", f"live:{tag}:") for tag in shards.all_tags()]
+
+
+def applied_key(tenant_id: int, entry_id: int, request_id: str = "") -> str:
     """The marker saying a ledger entry is in the live balance. A debit for
     one request is marked by the request id, which the settle script also
     sets: if Redis ran the settle but its reply was lost (and the request
     was billed into PostgreSQL instead), the debit is not taken twice."""
-    return f"live:applied:req:{request_id}" if request_id else f"live:applied:{entry_id}"
+    prefix = f"live:{shards.tag(tenant_id)}:applied"
+    return f"{prefix}:req:{request_id}" if request_id else f"{prefix}:{entry_id}"
 
 
 def hold_member(request_id: str, tenant_id: int, api_key_id: int, amount: int, capped: bool) -> str:
@@ -167,13 +180,17 @@ return 1
 """
 
 # Release holds whose request vanished (its process was killed).
-# KEYS: holds zset. ARGV: now_ms, max count. Returns how many were released.
+# KEYS: holds zset. ARGV: now_ms, max count, the key prefix of the set's tag
+# (the balances it names share the tag, so the same slot). Returns how many
+# were released.
 SWEEP = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(expired) do
   local rid, tenant, key, amount, capped = string.match(member, '^(.*)|(%d+)|(%d+)|(%d+)|(%d)$')
-  redis.call('HINCRBY', 'live:tenant:' .. tenant, 'held', -tonumber(amount))
-  if capped == '1' then redis.call('HINCRBY', 'live:key:' .. key, 'held', -tonumber(amount)) end
+  redis.call('HINCRBY', ARGV[3] .. 'tenant:' .. tenant, 'held', -tonumber(amount))
+  if capped == '1' then
+    redis.call('HINCRBY', ARGV[3] .. 'key:' .. key, 'held', -tonumber(amount))
+  end
   redis.call('ZREM', KEYS[1], member)
 end
 return #expired

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
-from billing import live
+from billing import live, redis_url
 from billing.models import Balance, LedgerEntry, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def scripts(conn: redis.Redis) -> dict:
 
 @functools.cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
+    return redis_url.client(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=5)
 
 
 def load_tenant(tenant_id: int, conn: redis.Redis | None = None) -> None:
@@ -48,7 +48,7 @@ def load_tenant(tenant_id: int, conn: redis.Redis | None = None) -> None:
                 "pk", "request_id"
             )
         )
-        markers = [live.applied_key(pk, request_id) for pk, request_id in unapplied]
+        markers = [live.applied_key(tenant_id, pk, request_id) for pk, request_id in unapplied]
         loaded = scripts(conn)["load_tenant"](
             keys=[live.tenant_key(tenant_id)], args=[balance, *markers]
         )
@@ -60,17 +60,20 @@ def load_tenant(tenant_id: int, conn: redis.Redis | None = None) -> None:
             )
 
 
-def load_key(api_key_id: int, conn: redis.Redis | None = None) -> None:
+def load_key(tenant_id: int, api_key_id: int, conn: redis.Redis | None = None) -> None:
     conn = conn or client()
     spent = (
         UsageRecord.objects.filter(api_key_id=api_key_id).aggregate(s=Sum("cost_nanos"))["s"] or 0
     )
-    scripts(conn)["load_key"](keys=[live.key_key(api_key_id)], args=[spent])
+    scripts(conn)["load_key"](keys=[live.key_key(tenant_id, api_key_id)], args=[spent])
 
 
 def apply_entry(entry: LedgerEntry, conn: redis.Redis) -> bool:
     done = scripts(conn)["apply"](
-        keys=[live.applied_key(entry.pk, entry.request_id), live.tenant_key(entry.tenant_id)],
+        keys=[
+            live.applied_key(entry.tenant_id, entry.pk, entry.request_id),
+            live.tenant_key(entry.tenant_id),
+        ],
         args=[entry.amount_nanos],
     )
     if done:
@@ -101,11 +104,14 @@ def sweep_expired_holds(conn: redis.Redis | None = None, *, now_ms: int | None =
     conn = conn or client()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     released = 0
-    while True:
-        count = scripts(conn)["sweep"](keys=[live.HOLDS], args=[now_ms, 500])
-        released += count
-        if count < 500:
-            return released
+    sweep = scripts(conn)["sweep"]
+    for holds, prefix in live.all_hold_sets():
+        while True:
+            count = sweep(keys=[holds], args=[now_ms, 500, prefix])
+            released += count
+            if count < 500:
+                break
+    return released
 
 
 def live_balance(tenant_id: int, conn: redis.Redis | None = None) -> tuple[int, int] | None:

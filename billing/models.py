@@ -76,8 +76,13 @@ class UsageRecord(models.Model):
 
     class Meta:
         constraints = [
-            # A redelivered usage event must not bill twice.
-            models.UniqueConstraint(fields=["request_id"], name="usage_request_id_unique"),
+            # A redelivered usage event must not bill twice. With created: the
+            # table is partitioned by month of created (billing/partitions.py),
+            # and every writer takes created from the event, so a redelivery
+            # has the same pair.
+            models.UniqueConstraint(
+                fields=["request_id", "created"], name="usage_request_id_unique"
+            ),
             models.CheckConstraint(
                 condition=models.Q(cost_nanos__gte=0), name="usage_cost_not_negative"
             ),

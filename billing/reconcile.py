@@ -52,7 +52,7 @@ def _sums(model, value: str, **filters) -> dict[int, int]:
 
 def _pending_charges(conn: redis.Redis) -> tuple[dict[int, int], int]:
     """Charges taken live whose events no worker has written yet, per tenant."""
-    entries = conn.xrange(settings.USAGE_STREAM)
+    entries = [entry for stream in streams.all_streams() for entry in conn.xrange(stream)]
     events = [
         (UsageEvent.decode(fields[FIELD.encode()]), int(fields.get(FIELD_CHARGE.encode(), 0)))
         for _id, fields in entries
@@ -76,8 +76,9 @@ def _stale_holds(conn: redis.Redis) -> dict[int, int]:
     placed_before_ms = (time.time() - longest_s) * 1000
     expires_before_ms = placed_before_ms + settings.RELAY_HOLD_TTL_S * 1000
     stale: dict[int, int] = defaultdict(int)
-    for member in conn.zrangebyscore(live.HOLDS, "-inf", expires_before_ms):
-        stale[int(member.decode().split("|")[1])] += 1
+    for holds, _prefix in live.all_hold_sets():
+        for member in conn.zrangebyscore(holds, "-inf", expires_before_ms):
+            stale[int(member.decode().split("|")[1])] += 1
     return stale
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import QuerySet, Sum
 
+from billing import replica
 from billing.models import ChannelDaily, DailyUsage
 
 # The longest range a report may cover: a year and a day (a leap year).
@@ -80,7 +81,7 @@ class Report:
 def rollups(*, start: dt.date, end: dt.date, tenant_id: int | None = None) -> QuerySet:
     """The rollup rows of days ``start`` to ``end`` inclusive (served by the
     ``daily_usage_day`` / ``daily_usage_tenant_day`` indexes)."""
-    rows = DailyUsage.objects.filter(day__gte=start, day__lte=end)
+    rows = DailyUsage.objects.using(replica.reports_db()).filter(day__gte=start, day__lte=end)
     if tenant_id is not None:
         rows = rows.filter(tenant_id=tenant_id)
     return rows
@@ -192,7 +193,7 @@ def attempts_by_channel_since(since: dt.date) -> dict[int, ChannelAttempts]:
     """Every upstream attempt per channel from ``since`` (a UTC day) on,
     including those that failed over to another channel."""
     rows = (
-        ChannelDaily.objects.filter(day__gte=since)
+        ChannelDaily.objects.using(replica.reports_db()).filter(day__gte=since)
         .values("channel_id")
         .annotate(attempts=Sum("attempts"), failures=Sum("failures"))
     )

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError
 
-from billing import live_sync, metrics, streams
+from billing import live_sync, metrics, partitions, streams
 from billing.usage import record_usage
 
 log = logging.getLogger(__name__)
@@ -28,18 +28,25 @@ def drain_usage_events() -> int:
     skipped as already written.
     """
     conn = streams.client()
-    streams.ensure_group(conn)
+    names = streams.all_streams()
+    for stream in names:
+        streams.ensure_group(conn, stream)
     written = 0
     deadline = time.monotonic() + DRAIN_BUDGET_S
     while time.monotonic() < deadline:
-        batch = streams.claim_batch(conn, count=settings.USAGE_BATCH_SIZE)
-        if not batch:
+        drained = 0
+        for stream in names:  # one batch from each shard's stream in turn
+            batch = streams.claim_batch(conn, stream, count=settings.USAGE_BATCH_SIZE)
+            if not batch:
+                continue
+            drained += len(batch)
+            written += _record_batch(conn, batch)
+            streams.acknowledge(conn, stream, [entry_id for entry_id, _event, _charge in batch])
+            now_ms = time.time() * 1000
+            for _id, event, _charge in batch:
+                metrics.USAGE_LAG.observe(max(now_ms - event.created_ms, 0) / 1000)
+        if not drained:
             break
-        written += _record_batch(conn, batch)
-        streams.acknowledge(conn, [entry_id for entry_id, _event, _charge in batch])
-        now_ms = time.time() * 1000
-        for _id, event, _charge in batch:
-            metrics.USAGE_LAG.observe(max(now_ms - event.created_ms, 0) / 1000)
     return written
 
 
@@ -77,3 +84,10 @@ def sweep_expired_holds() -> int:
 def apply_pending_ledger() -> int:
     """Apply ledger entries the live balance missed (Redis was down at the time)."""
     return live_sync.apply_pending()
+
+
+@shared_task(name="billing.tasks.create_usage_partitions")
+def create_usage_partitions() -> int:
+    """Create the usage records' partitions for this month and the next ones
+    ahead of time, so that no insert ever waits for (or fails on) DDL."""
+    return len(partitions.ensure_ahead())

@@ -56,7 +56,9 @@ return 0
 
 
 def _keys(user_id: int, address: str) -> list[str]:
-    return [f"redeem:fail:user:{user_id}", f"redeem:fail:addr:{address}"]
+    # One hash tag: the script reads both, and on a Redis Cluster its keys
+    # must share a slot (guesses are rare; one slot carries them all).
+    return [f"{{redeem}}:fail:user:{user_id}", f"{{redeem}}:fail:addr:{address}"]
 
 
 def redeem_throttled(*, text: str, tenant: Tenant, user, address: str) -> RedemptionCode:

@@ -9,6 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from billing import redis_url
 from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,6 +99,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A streaming replica the consoles' reports may read from (billing/replica.py);
+# the money path never does. Unset: reports read the primary.
+if env_str("DATABASE_REPLICA_URL", ""):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(
+            env_str("DATABASE_REPLICA_URL", ""),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        ),
+        # Tests read the replica as the primary itself (no second test database).
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["billing.replica.PrimaryUnlessAskedRouter"]
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # The per-item embedding cache's own Redis (relay/pipeline/cache.py), which
 # may evict (allkeys-lru, its maxmemory the cache's size cap) where REDIS_URL
@@ -207,6 +221,13 @@ RELAY_HEAP_TRIM_S = env_float("RELAY_HEAP_TRIM_S", 5.0)
 RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 # An in-flight slot left by a dead process frees itself after this; keep it above any request.
 RELAY_INFLIGHT_SLOT_TTL_S = env_int("RELAY_INFLIGHT_SLOT_TTL_S", 300, minimum=1)
+# Redis replicates asynchronously: a primary that dies may take its last
+# settles with it (the money taken and the usage event). With replicas, a
+# settle is followed by WAIT for this many replicas; one not confirmed within
+# the timeout is also billed straight into PostgreSQL, which keeps it exactly
+# once (docs/deploy.md, "Redis"). 0: no WAIT (one server, no failover).
+RELAY_REDIS_WAIT_REPLICAS = env_int("RELAY_REDIS_WAIT_REPLICAS", 0, minimum=0)
+RELAY_REDIS_WAIT_TIMEOUT_MS = env_int("RELAY_REDIS_WAIT_TIMEOUT_MS", 100, minimum=1)
 # Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer address is the client.
 RELAY_TRUSTED_PROXIES = env_list("RELAY_TRUSTED_PROXIES", [])
 # With Redis down each web process enforces 1/N of every limit (N: the web processes).
@@ -224,6 +245,10 @@ REDEMPTION_THROTTLE_WINDOW_S = env_int("REDEMPTION_THROTTLE_WINDOW_S", 900, mini
 # Where usage events wait for a worker (a Redis stream), and how many a
 # worker writes in one transaction.
 USAGE_STREAM = env_str("USAGE_STREAM", "usage:events")
+# The stream is split into this many (and tenants' state into as many Redis
+# hash tags, billing/shards.py), so a Redis Cluster spreads them over its
+# shards. Change it only with every stream drained (docs/deploy.md).
+USAGE_STREAM_SHARDS = env_int("USAGE_STREAM_SHARDS", 16, minimum=1)
 USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 500, minimum=1)
 # A usage event claimed by a worker that died is handed to another after this.
 USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 60, minimum=1)
@@ -257,7 +282,18 @@ RELAY_KEY_EXPIRY_NOTICE_DAYS = sorted(
 
 # --- Celery -----------------------------------------------------------------
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Celery's broker keeps its own URL. It defaults to REDIS_URL when that names
+# one server; a cluster cannot be a broker, and a Sentinel URL is spelled
+# differently for kombu (sentinel://host:26379;sentinel://... with
+# broker_transport_options' master_name), so those need CELERY_BROKER_URL.
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL", REDIS_URL if redis_url.is_standalone(REDIS_URL) else ""
+)
+if not CELERY_BROKER_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL names a Redis Cluster or Sentinel: set CELERY_BROKER_URL to the broker's "
+        "own URL (docs/deploy.md, Redis)"
+    )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 # At-least-once: a task is acknowledged only after it ran, and a task whose
@@ -318,6 +354,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "relay.notices.tasks.expiring_keys",
         "schedule": 600.0,
         "options": {"expires": 1200},
+    },
+    # Usage records' monthly partitions, three months ahead (billing/partitions.py).
+    "create-usage-partitions": {
+        "task": "billing.tasks.create_usage_partitions",
+        "schedule": 6 * 3600.0,
+        "options": {"expires": 3600},
     },
 }
 

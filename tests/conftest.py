@@ -24,7 +24,7 @@ from django.core.management.base import CommandError
 from django.utils import translation
 
 from accounts.models import ApiKey, Group, GroupModel, Membership, Tenant
-from billing import ledger
+from billing import ledger, redis_url, streams
 from billing.models import BasePrice
 from relay.models import Channel
 from tests.helpers import (
@@ -130,8 +130,10 @@ def usage_drained_before_flush(request):
     deadlocks."""
     yield
     if "celery_worker" in request.fixturenames:
-        stream = redis_lib.Redis.from_url(settings.REDIS_URL)
-        wait_until(lambda: stream.xlen(settings.USAGE_STREAM) == 0, timeout_s=30)
+        stream = redis_url.client(settings.REDIS_URL)
+        wait_until(
+            lambda: sum(stream.xlen(name) for name in streams.all_streams()) == 0, timeout_s=30
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +149,7 @@ def english_again():
 def clean_redis():
     """Each test starts with an empty Redis (limits, holds, queued events)
     and an empty embedding cache."""
-    redis_lib.Redis.from_url(settings.REDIS_URL).flushdb()
+    redis_url.client(settings.REDIS_URL).flushdb()
     if settings.CACHE_REDIS_URL:
         redis_lib.Redis.from_url(settings.CACHE_REDIS_URL).flushdb()
     from relay.catalog import keys, routes

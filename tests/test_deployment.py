@@ -18,13 +18,22 @@ def settings_variables() -> set[str]:
 
 
 def test_the_stack_has_every_service_with_health_checks_and_restart_policies():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
-    for name in ("postgres", "redis", "web", "worker"):
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat", "lb"}
+    for name in ("postgres", "redis", "web", "worker", "lb"):
         assert "healthcheck" in SERVICES[name], name
-    for name in ("postgres", "redis", "web", "worker", "beat"):
+    for name in ("postgres", "redis", "web", "worker", "beat", "lb"):
         assert SERVICES[name]["restart"] == "unless-stopped", name
     assert SERVICES["migrate"]["restart"] == "no"
     assert {"postgres-data", "redis-data"} <= set(COMPOSE["volumes"])
+
+
+def test_web_and_workers_scale_behind_one_load_balancer_and_one_beat():
+    assert SERVICES["web"]["deploy"]["replicas"] == "${WEB_REPLICAS:-2}"
+    assert "ports" not in SERVICES["web"]  # reached only through the load balancer
+    assert SERVICES["lb"]["ports"] == ["${PORT:-8000}:8000"]
+    assert "server web:8000 resolve;" in COMPOSE["configs"]["nginx-relay"]["content"]
+    assert SERVICES["worker"]["deploy"]["replicas"] == "${WORKER_REPLICAS:-1}"
+    assert "deploy" not in SERVICES["beat"]  # exactly one
 
 
 def test_redis_keeps_its_data_and_never_evicts():

@@ -11,6 +11,7 @@ from django.http import Http404
 from django.utils.http import urlencode
 
 from accounts.models import Tenant
+from billing import replica
 from billing.models import UsageRecord
 from console.tenant.forms import UsageFilterForm
 from console.tenant.reports import today
@@ -37,7 +38,7 @@ def usage_filter(tenant: Tenant, params: Mapping[str, str]
     if not any(name in params for name in FIELDS):
         data["since"] = (today() - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat()
     form = UsageFilterForm(data, tenant=tenant)
-    records = UsageRecord.objects.for_tenant(tenant)
+    records = UsageRecord.objects.using(replica.reports_db()).for_tenant(tenant)
     if not form.is_valid():
         if "key" in form.errors:
             raise Http404("No such key.")

@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, Tenant
+from billing import replica
 from billing.models import DailyUsage
 from console import charts
 from console.formatting import money
@@ -35,7 +36,7 @@ def today() -> dt.date:
 
 def rollups(tenant: Tenant) -> QuerySet[DailyUsage]:
     """The tenant's rollup rows: the only way this console reads DailyUsage."""
-    return DailyUsage.objects.filter(tenant=tenant)
+    return DailyUsage.objects.using(replica.reports_db()).filter(tenant=tenant)
 
 
 def totals(rows: QuerySet[DailyUsage]) -> dict[str, int]:

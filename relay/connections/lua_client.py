@@ -14,6 +14,16 @@ Failures are redis-py's exceptions (``ConnectionError``, ``TimeoutError``,
 not come within ``RELAY_REDIS_REPLY_TIMEOUT_S`` breaks the connection (any
 reply after it would be matched to the wrong call): every call waiting on
 it fails, and the next call connects again.
+
+``REDIS_URL`` may name a cluster or a Sentinel's primary (billing/redis_url.py).
+In a cluster, a call goes to the node serving its first key's slot (every
+script's keys share one, billing/shards.py), one pipelined connection per
+node; a ``MOVED`` reply updates the slot map and the call is sent again to
+the node named, an ``ASK`` is sent there once after ``ASKING``. Behind
+Sentinel, the primary is asked of the Sentinels when connecting. A lost
+connection (the node died) fails its calls as before; the next call asks
+the cluster or the Sentinels afresh where its slot lives, so the client
+follows a failover as soon as the replica is promoted.
 """
 
 from __future__ import annotations
@@ -27,6 +37,13 @@ from collections.abc import Awaitable, Callable
 import hiredis
 from redis import exceptions as redis_errors
 from redis.asyncio.connection import parse_url
+from redis.crc import key_slot
+
+from billing import redis_url
+from relay.connections import redis_topology
+
+# A call redirected more often than this fails: the slot map is not settling.
+MAX_REDIRECTS = 5
 
 
 class Script:
@@ -39,12 +56,27 @@ class Script:
 
 class LuaClient:
     def __init__(self, url: str, *, connect_timeout_s: float, reply_timeout_s: float) -> None:
-        self._options = parse_url(url)
-        self._scheme_is_tls = url.startswith("rediss://")
+        self._target = redis_url.parse(url)
+        self._options = parse_url(url) if self._target.kind == redis_url.STANDALONE else {}
+        self._scheme_is_tls = url.startswith("rediss")
         self._connect_timeout_s = connect_timeout_s
         self._reply_timeout_s = reply_timeout_s
-        self._connection: _Connection | None = None
-        self._connecting: asyncio.Future | None = None
+        # Open connections by address: one for a server or Sentinel's
+        # primary, one per primary of a cluster.
+        self._connections: dict[object, _Connection] = {}
+        # Scripts sent so far, loaded into each new connection's server
+        # first: a replica promoted by a failover knows none of them, and a
+        # NOSCRIPT would send the script again after a WAIT meant to cover it.
+        self._scripts: dict[bytes, bytes] = {}
+        self._connecting: dict[object, asyncio.Future] = {}
+        self._discovering: asyncio.Future | None = None
+        self._slots: list | None = None  # a cluster's node for each slot
+        self._primary: object = (
+            self._options.get("path") or (
+                self._options.get("host", "localhost"), self._options.get("port", 6379)
+            )
+            if self._target.kind == redis_url.STANDALONE else None
+        )
 
     async def run(self, script: Script, keys, args):
         """EVALSHA, or EVAL when Redis does not know the script yet (after a
@@ -67,57 +99,129 @@ class LuaClient:
 
         ``if_abandoned`` gets the reply of a call whose caller was cancelled
         before it came: what the script took can then be given back."""
-        connection = self._connection
+        self._scripts[script.sha] = script.text
+        return self._send((b"EVALSHA", script.sha, len(keys), *keys, *args), keys,
+                          script.text, if_abandoned)
+
+    def command(self, keys, *command) -> Awaitable:
+        """A plain command (WAIT), sent where a script with ``keys`` goes and
+        written, like ``send``, before this returns."""
+        return self._send(command, keys, None, None)
+
+    def _send(self, command, keys, script_text, if_abandoned) -> Awaitable:
+        address = self._address_for(keys)
+        connection = self._connections.get(address) if address is not None else None
         if connection is None or connection.closed:
-            return self._connect_and_send(script, keys, args, if_abandoned)
+            return self._connect_and_send(keys, command, script_text, if_abandoned)
         try:
-            return connection.call(
-                b"EVALSHA", script.sha, len(keys), *keys, *args,
-                script_text=script.text,
-                if_abandoned=if_abandoned,
-            )
+            return connection.call(*command, script_text=script_text, if_abandoned=if_abandoned)
         except redis_errors.ConnectionError as error:
             return _raise(error)
 
-    async def _connect_and_send(self, script: Script, keys, args, if_abandoned):
-        await self._connect()
-        return await self.send(script, keys, args, if_abandoned=if_abandoned)
+    def _address_for(self, keys):
+        if self._target.kind != redis_url.CLUSTER:
+            return self._primary
+        if self._slots is None:
+            return None
+        return self._slots[key_slot(_encode(keys[0]))] if keys else self._slots[0]
+
+    async def _connect_and_send(self, keys, command, script_text, if_abandoned):
+        if self._target.kind != redis_url.STANDALONE:
+            # No connection to where this call goes: the node may have died
+            # and another taken its place. Ask the cluster or the Sentinels.
+            await self._discover()
+        address = self._address_for(keys)
+        if address is None:
+            raise redis_errors.ConnectionError("no Redis node serves this key's slot")
+        connection = await self._connect(address)
+        return await connection.call(*command, script_text=script_text,
+                                     if_abandoned=if_abandoned)
 
     async def aclose(self) -> None:
-        if self._connection is not None:
-            self._connection.fail(redis_errors.ConnectionError("client closed"))
+        for connection in list(self._connections.values()):
+            connection.fail(redis_errors.ConnectionError("client closed"))
 
-    async def _connect(self) -> _Connection:
+    async def _discover(self) -> None:
+        # Calls arriving while the topology is being read share the answer.
+        if self._discovering is None or self._discovering.done():
+            self._discovering = asyncio.ensure_future(self._read_topology())
+        await asyncio.shield(self._discovering)
+
+    async def _read_topology(self) -> None:
+        if self._target.kind == redis_url.CLUSTER:
+            known = {a for a in (self._slots or ()) if a is not None}
+            self._slots = await redis_topology.cluster_slots(
+                self._ask, [*known, *self._target.nodes]
+            )
+        else:
+            self._primary = await redis_topology.sentinel_primary(
+                self._ask, list(self._target.nodes), self._target.service
+            )
+
+    async def _ask(self, address, command, *, sentinel: bool = False):
+        """One command on a connection of its own (CLUSTER SLOTS, SENTINEL ...)."""
+        password = self._target.sentinel_password if sentinel else self._target.password
+        username = None if sentinel else self._target.username
+        connection = await self._open(address, username=username, password=password, db=0,
+                                      tls=self._scheme_is_tls and not sentinel)
+        try:
+            return await connection.call(*command)
+        finally:
+            connection.fail(redis_errors.ConnectionError("done"))
+
+    async def _connect(self, address) -> _Connection:
         # Calls arriving while a connection is being made share it.
-        if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.ensure_future(self._open())
-        return await asyncio.shield(self._connecting)
+        opening = self._connecting.get(address)
+        if opening is None or opening.done():
+            opening = self._connecting[address] = asyncio.ensure_future(
+                self._open_data(address)
+            )
+        return await asyncio.shield(opening)
 
-    async def _open(self) -> _Connection:
+    async def _open_data(self, address) -> _Connection:
+        if self._target.kind == redis_url.STANDALONE:
+            options = self._options
+            connection = await self._open(
+                address, username=options.get("username"), password=options.get("password"),
+                db=options.get("db") or 0, tls=self._scheme_is_tls,
+            )
+        else:
+            connection = await self._open(
+                address, username=self._target.username, password=self._target.password,
+                db=self._target.db, tls=self._target.tls,
+            )
+        loading = [connection.call(b"SCRIPT", b"LOAD", text) for text in self._scripts.values()]
+        if loading:
+            try:
+                await asyncio.gather(*loading)
+            except redis_errors.ResponseError as refused:
+                connection.fail(redis_errors.ConnectionError(str(refused)))
+                raise redis_errors.ConnectionError(
+                    f"Redis refused SCRIPT LOAD: {refused}"
+                ) from refused
+        self._connections[address] = connection
+        return connection
+
+    async def _open(self, address, *, username, password, db, tls) -> _Connection:
         loop = asyncio.get_running_loop()
-        options = self._options
 
         def protocol():
-            return _Connection(self._reply_timeout_s)
+            return _Connection(self._reply_timeout_s, self._redirected)
 
         try:
-            if "path" in options:
-                opening = loop.create_unix_connection(protocol, options["path"])
+            if isinstance(address, str):
+                opening = loop.create_unix_connection(protocol, address)
             else:
-                context = ssl.create_default_context() if self._scheme_is_tls else None
-                opening = loop.create_connection(
-                    protocol, options.get("host", "localhost"), options.get("port", 6379),
-                    ssl=context,
-                )
+                context = ssl.create_default_context() if tls else None
+                opening = loop.create_connection(protocol, address[0], address[1], ssl=context)
             _transport, connection = await asyncio.wait_for(opening, self._connect_timeout_s)
         except (OSError, TimeoutError) as exc:
             raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc!r}") from exc
         setup = []
-        if options.get("password"):
-            credentials = [options.get("username"), options["password"]]
-            setup.append([b"AUTH", *(c for c in credentials if c)])
-        if options.get("db"):
-            setup.append([b"SELECT", options["db"]])
+        if password:
+            setup.append([b"AUTH", *(c for c in (username, password) if c)])
+        if db:
+            setup.append([b"SELECT", db])
         for command in setup:
             try:
                 await connection.call(*command)
@@ -126,18 +230,38 @@ class LuaClient:
                 raise redis_errors.ConnectionError(
                     f"Redis refused {command[0].decode()}: {refused}"
                 ) from refused
-        self._connection = connection
         return connection
+
+    def _redirected(self, moved: bool, slot: int, address, call: tuple) -> None:
+        """A cluster node answered MOVED or ASK: send the call on to the node
+        it named, settling the same future."""
+        if moved and self._slots is not None:
+            self._slots[slot] = address
+        asyncio.ensure_future(self._send_on(address, call, asking=not moved))
+
+    async def _send_on(self, address, call: tuple, *, asking: bool) -> None:
+        future, _timer, command, script_text, if_abandoned, hops = call
+        if future.done():
+            return
+        try:
+            connection = await self._connect(address)
+            if asking:  # ASKING holds for the one command after it
+                connection.call(b"ASKING").add_done_callback(_quietly)
+            connection.write(future, command, script_text, if_abandoned, hops + 1)
+        except redis_errors.RedisError as error:
+            if not future.done():
+                future.set_exception(error)
 
 
 class _Connection(asyncio.Protocol):
     """One connection; replies are matched to calls in the order sent."""
 
-    def __init__(self, reply_timeout_s: float) -> None:
+    def __init__(self, reply_timeout_s: float, redirected=None) -> None:
         self._reply_timeout_s = reply_timeout_s
+        self._redirected = redirected
         self._reader = hiredis.Reader()
         # (future, reply timer, command sent, the script's text for an
-        # EVALSHA that may meet NOSCRIPT, if_abandoned)
+        # EVALSHA that may meet NOSCRIPT, if_abandoned, redirects so far)
         self._waiting: deque[tuple] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
@@ -150,7 +274,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
-        while True:
+        while self._waiting:
             try:
                 reply = self._reader.gets()
             except hiredis.ProtocolError as exc:
@@ -158,20 +282,35 @@ class _Connection(asyncio.Protocol):
                 return
             if reply is False:
                 return
-            future, timer, command, script_text, if_abandoned = self._waiting.popleft()
+            call = self._waiting.popleft()
+            future, timer, command, script_text, if_abandoned, hops = call
             timer.cancel()
             if isinstance(reply, hiredis.ReplyError):
-                if script_text is not None and str(reply).startswith("NOSCRIPT"):
-                    # The script in full, answered in its turn like any call.
-                    # EVALSHA sha n keys... args -> EVAL text n keys... args
-                    self._write(future, (b"EVAL", script_text, *command[2:]), None,
-                                if_abandoned)
-                elif not future.done():
-                    future.set_exception(redis_errors.ResponseError(str(reply)))
+                self._refused(call, str(reply))
             elif not future.done():
                 future.set_result(reply)
             elif if_abandoned is not None:  # its caller was cancelled
                 if_abandoned(reply)
+
+    def _refused(self, call: tuple, error: str) -> None:
+        future, _timer, command, script_text, if_abandoned, hops = call
+        if script_text is not None and error.startswith("NOSCRIPT"):
+            # The script in full, answered in its turn like any call.
+            # EVALSHA sha n keys... args -> EVAL text n keys... args
+            self.write(future, (b"EVAL", script_text, *command[2:]), None, if_abandoned, hops)
+            return
+        redirect = redis_topology.redirect(error)
+        if redirect is not None and self._redirected is not None and hops < MAX_REDIRECTS:
+            moved, slot, address = redirect
+            self._redirected(moved, slot, address, call)
+        elif error.startswith("READONLY"):
+            # A primary demoted by a failover: the script did not run. Drop
+            # the connection so the next call asks where the primary is now.
+            if not future.done():
+                future.set_exception(redis_errors.ConnectionError(error))
+            self.fail(redis_errors.ConnectionError(error))
+        elif not future.done():
+            future.set_exception(redis_errors.ResponseError(error))
 
     def call(
         self, *args, script_text: bytes | None = None, if_abandoned=None
@@ -179,12 +318,14 @@ class _Connection(asyncio.Protocol):
         if self.closed:
             raise redis_errors.ConnectionError("the Redis connection is closed")
         future = asyncio.get_running_loop().create_future()
-        self._write(future, args, script_text, if_abandoned)
+        self.write(future, args, script_text, if_abandoned)
         return future
 
-    def _write(self, future: asyncio.Future, args, script_text, if_abandoned) -> None:
+    def write(self, future: asyncio.Future, args, script_text, if_abandoned, hops=0) -> None:
+        if self.closed:
+            raise redis_errors.ConnectionError("the Redis connection is closed")
         timer = future.get_loop().call_later(self._reply_timeout_s, self._timed_out)
-        self._waiting.append((future, timer, args, script_text, if_abandoned))
+        self._waiting.append((future, timer, args, script_text, if_abandoned, hops))
         self._transport.write(_pack(args))
 
     def _timed_out(self) -> None:
@@ -201,6 +342,15 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
             if not future.done():
                 future.set_exception(type(error)(*error.args))
+
+
+def _quietly(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # read, so asyncio does not log it as never retrieved
+
+
+def _encode(key) -> bytes:
+    return key if isinstance(key, bytes) else str(key).encode()
 
 
 async def _raise(error: Exception):

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from billing import redis_url
 from relay.connections import egress
 from relay.connections.lua_client import LuaClient
 
@@ -34,11 +35,12 @@ _http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def redis() -> aioredis.Redis:
+def redis() -> aioredis.Redis | aioredis.RedisCluster:
+    """redis-py's client for REDIS_URL: a server, a cluster or a Sentinel's primary."""
     loop = asyncio.get_running_loop()
     client = _redis.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(
+        client = redis_url.async_client(
             settings.REDIS_URL,
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
             socket_timeout=REDIS_REPLY_TIMEOUT_S,

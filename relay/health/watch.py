@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from billing import redis_url
 from relay.health import state
 from relay.health.probe import PROBE_TIMEOUT_S, probe
 from relay.models import Channel
@@ -45,7 +45,7 @@ return all
 
 def apply_trips() -> list[int]:
     """The ids of the channels taken out of rotation."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis_url.client(settings.REDIS_URL)
     try:
         flat = client.eval(TAKE_ALL, 1, TRIPPED_KEY)
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from billing import shards
 from relay.catalog.keys import KeyContext
 from relay.catalog.routes import GroupRoutes
 from relay.contract.errors import PermissionDenied, RateLimited
@@ -118,6 +119,19 @@ def check_address(key: KeyContext, client_ip: str) -> None:
         )
 
 
+def bucket_keys(tenant_id: int, key_id: int) -> tuple[str, str, str, str]:
+    """The key's and the tenant's buckets and in-flight sets, under the
+    tenant's hash tag (billing/shards.py) so the request's one script, with
+    the balance and the hold, runs on one Redis Cluster shard."""
+    tag = shards.tag(tenant_id)
+    return (
+        f"rl:{tag}:k:{key_id}",
+        f"rl:{tag}:t:{tenant_id}",
+        f"rl:{tag}:k:{key_id}:slots",
+        f"rl:{tag}:t:{tenant_id}:slots",
+    )
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the limiter script needs for one request (relay/limits/lua.py)."""
@@ -132,12 +146,7 @@ class Plan:
     def of(cls, key: KeyContext, limits: Limits, tokens: int, *, slot_id: str = "") -> Plan:
         """``slot_id`` names the request's in-flight slot: the request id
         when there is one (unique already), else a random one."""
-        keys = (
-            f"rl:k:{key.key_id}",
-            f"rl:t:{key.tenant_id}",
-            f"rl:k:{key.key_id}:slots",
-            f"rl:t:{key.tenant_id}:slots",
-        )
+        keys = bucket_keys(key.tenant_id, key.key_id)
         slot_keys = tuple(
             name for name, limit in zip(keys[2:], limits[4:], strict=True) if limit is not None
         )

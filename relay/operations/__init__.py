@@ -2,6 +2,7 @@
 channels), each change audited in its own transaction: the one write path
 behind the operator console and the operator API.
 
-May import ``relay.models``, ``relay.connections``' egress guard, ``accounts``
-and ``billing``.
+May import ``relay.models``, ``relay.connections``' egress guard,
+``relay.catalog``'s invalidation (every change is announced to the web
+processes' caches), ``accounts`` and ``billing``.
 """

@@ -22,6 +22,7 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
 from billing.pricing import apply_ratio
+from relay.catalog import invalidation  # noqa: F401 (its signals announce each change)
 from relay.connections import egress
 from relay.models import Channel
 

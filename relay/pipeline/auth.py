@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from accounts import keys
+from relay.catalog import invalidation
 from relay.catalog.keys import KeyContext, key_context
 from relay.contract.errors import InvalidApiKey, MissingApiKey
 from relay.limits import flood
@@ -22,6 +23,7 @@ def bearer_secret(authorization: str | None) -> str:
 
 
 async def authenticate(authorization: str | None, client_ip: str = "") -> KeyContext:
+    invalidation.ensure_listening()  # this loop hears of catalog changes
     secret = bearer_secret(authorization)
     if keys.refused_without_lookup(secret):
         raise InvalidApiKey(keys.mask(secret))

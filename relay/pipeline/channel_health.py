@@ -32,8 +32,10 @@ from relay.pipeline import causes
 
 log = logging.getLogger(__name__)
 
-TRIPPED_KEY = "relay:health:tripped"
-STREAK_PREFIX = "relay:health:streak:"
+# One hash tag: the script writes a channel's run and the tripped hash together,
+# and on a Redis Cluster a script's keys must share a slot.
+TRIPPED_KEY = "relay:{health}:tripped"
+STREAK_PREFIX = "relay:{health}:streak:"
 
 # KEYS: the channel's run of failures (a hash: first, count), the tripped hash.
 # ARGV: channel id, served (0/1: a success since the last flush, before the

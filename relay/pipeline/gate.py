@@ -21,6 +21,7 @@ spent, and otherwise the request is refused with 503.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -102,15 +103,30 @@ class Entry:
         reach it), and a settle that failed is billed into PostgreSQL all
         the same."""
         keys, args = money.settle_args(self.hold, event)
-        sent = pools.lua().send(_SETTLE, [*keys, *self.slot_keys], [*args, self.slot_id])
-        return self._settled(sent, event)
+        lua = pools.lua()
+        sent = lua.send(_SETTLE, [*keys, *self.slot_keys], [*args, self.slot_id])
+        replicas = settings.RELAY_REDIS_WAIT_REPLICAS
+        # Written behind the settle on the same connection: no round trip of
+        # its own, and it covers the settle (docs/deploy.md, "Redis").
+        confirmed = lua.command(
+            keys, b"WAIT", replicas, settings.RELAY_REDIS_WAIT_TIMEOUT_MS
+        ) if replicas else None
+        return self._settled(sent, confirmed, event)
 
-    async def _settled(self, sent: Awaitable, event: UsageEvent) -> None:
+    async def _settled(self, sent: Awaitable, confirmed: Awaitable | None,
+                       event: UsageEvent) -> None:
         try:
             await sent
             metrics.USAGE_QUEUED.inc()
+            if confirmed is not None and await confirmed < settings.RELAY_REDIS_WAIT_REPLICAS:
+                # A failover now would lose the settle: bill it in PostgreSQL
+                # too, where its request id keeps it once (billing/live.py's
+                # applied marker keeps the live balance from paying twice).
+                log.warning("settle of %s not confirmed by a replica", event.request_id)
+                await money.bill_directly(event)
         except REDIS_FAILURES:
             # The slots expire after RELAY_INFLIGHT_SLOT_TTL_S.
+            _discard(confirmed)
             await money.bill_directly(event)
 
     async def cancel(self, failed_event: UsageEvent | None = None) -> None:
@@ -124,7 +140,7 @@ class Entry:
         try:
             await pools.lua().run(
                 _CANCEL,
-                [*self.hold.keys, settings.USAGE_STREAM, *self.slot_keys],
+                [*self.hold.keys, self.hold.stream, *self.slot_keys],
                 [*money.release_args(self.hold), self.slot_id, FIELD, event, FIELD_CHARGE],
             )
         except REDIS_FAILURES as failure:
@@ -132,6 +148,14 @@ class Entry:
             # expire; the failed-request note is only for error rates.
             log.warning("could not release hold %s now (%s)", self.hold.member,
                         type(failure).__name__)
+
+
+def _discard(pending: Awaitable | None) -> None:
+    """Drop an awaitable whose outcome no longer matters, quietly."""
+    if isinstance(pending, asyncio.Future):
+        pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+    elif pending is not None:
+        pending.close()  # a coroutine never started
 
 
 async def enter(

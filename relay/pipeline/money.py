@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from billing import live, live_sync
+from billing import live, live_sync, streams
 from billing.pricing import cost_nanos, from_nanos
 from billing.usage import record_usage
 from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
@@ -48,7 +48,17 @@ class Hold:
 
     @property
     def keys(self) -> list[str]:
-        return [live.tenant_key(self.tenant_id), live.key_key(self.api_key_id), live.HOLDS]
+        # One hash tag, the tenant's (billing/shards.py): one Cluster slot.
+        return [
+            live.tenant_key(self.tenant_id),
+            live.key_key(self.tenant_id, self.api_key_id),
+            live.holds_key(self.tenant_id),
+        ]
+
+    @property
+    def stream(self) -> str:
+        """The usage stream under the same hash tag."""
+        return streams.stream_for(self.tenant_id)
 
 
 def unavailable() -> ServiceUnavailable:
@@ -87,7 +97,7 @@ async def load_missing(result: int, key: KeyContext) -> None:
     if result == TENANT_NOT_LOADED:
         await _load_tenant(key.tenant_id)
     elif result == KEY_NOT_LOADED:
-        await _load_key(key.key_id)
+        await _load_key(key.tenant_id, key.key_id)
     elif result != HELD:
         raise refusal(result, key)
 
@@ -116,7 +126,7 @@ def refusal(result: int, key: KeyContext) -> RelayError:
 def settle_args(placed: Hold, event: UsageEvent) -> tuple[list, list]:
     """Keys and arguments of billing/live.py's hold_settle for this request."""
     billed = event.cost_nanos
-    keys = [*placed.keys, settings.USAGE_STREAM, live.applied_key(0, event.request_id)]
+    keys = [*placed.keys, placed.stream, live.applied_key(placed.tenant_id, 0, event.request_id)]
     args = [
         placed.member, placed.amount_nanos, billed, int(placed.capped),
         event.encode(), FIELD, FIELD_CHARGE, live.APPLIED_TTL_S,

@@ -32,7 +32,9 @@ def test_the_sweeper_releases_expired_holds_and_only_those(group):
     now_ms = int(time.time() * 1000)
     vanished = live.hold_member("req_vanished", tenant.pk, api_key.pk, 300, False)
     in_flight = live.hold_member("req_in_flight", tenant.pk, api_key.pk, 200, False)
-    keys = [live.tenant_key(tenant.pk), live.key_key(api_key.pk), live.HOLDS]
+    keys = [
+        live.tenant_key(tenant.pk), live.key_key(tenant.pk, api_key.pk), live.holds_key(tenant.pk)
+    ]
     assert place(keys=keys, args=[300, -1, vanished, now_ms - 1000, -1]) == 1
     assert place(keys=keys, args=[200, -1, in_flight, now_ms + 60_000, -1]) == 1
     assert live_now(tenant.pk) == (1_000, 500)
@@ -40,7 +42,7 @@ def test_the_sweeper_releases_expired_holds_and_only_those(group):
     sweep_expired_holds()
 
     assert live_now(tenant.pk) == (1_000, 200)
-    assert conn.zrange(live.HOLDS, 0, -1) == [in_flight.encode()]
+    assert conn.zrange(live.holds_key(tenant.pk), 0, -1) == [in_flight.encode()]
 
 
 @server

@@ -11,13 +11,13 @@ import random
 import time
 
 import pytest
-import redis as redis_lib
 from django.conf import settings
 
+from billing import redis_url
 from relay.connections import pools
 from relay.contract.errors import PermissionDenied, RateLimited
 from relay.lib.addresses import client_ip
-from relay.limits import admission
+from relay.limits import admission, rules
 from tests.helpers import SMALL, run
 from tests.relay.limits.helpers import NO_GROUP_LIMITS, _ids, key_context, seconds, try_admit
 
@@ -131,7 +131,7 @@ def test_two_keys_of_one_tenant_share_the_tenant_rpm():
 
 def test_an_in_flight_slot_is_freed_on_release_even_when_the_task_is_cancelled():
     key = key_context(concurrency=1)
-    slots = redis_lib.Redis.from_url(settings.REDIS_URL)
+    slots = redis_url.client(settings.REDIS_URL)
 
     async def scenario():
         admission = await try_admit(key)
@@ -152,7 +152,7 @@ def test_an_in_flight_slot_is_freed_on_release_even_when_the_task_is_cancelled()
 
     again = run(scenario())
     assert isinstance(again, admission.Admission)
-    assert slots.zcard(f"rl:k:{key.key_id}:slots") == 1  # only the new one
+    assert slots.zcard(rules.bucket_keys(key.tenant_id, key.key_id)[2]) == 1  # only the new one
 
 
 def test_a_slot_left_by_a_dead_process_expires(settings):

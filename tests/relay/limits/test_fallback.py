@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from relay.connections import pools
@@ -45,6 +46,7 @@ def test_with_redis_down_each_process_enforces_its_share(monkeypatch, settings):
     assert fallback.fallback_activations() - before == 8
 
 
+@pytest.mark.standalone_only  # drops redis-py's pool of one server
 def test_redis_failing_mid_load_leaves_only_admissions_and_429s(monkeypatch, settings):
     settings.RELAY_FALLBACK_PROCESSES = 1
     key = key_context(rpm=1000, concurrency=20)

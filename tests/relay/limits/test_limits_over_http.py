@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-import redis as redis_lib
 from django.conf import settings
 
 from accounts.models import ApiKey
+from billing import redis_url
 from billing.models import UsageRecord
+from relay.limits import rules
 from tests.helpers import SMALL, embed, make_channel, records, uses_live_relay, wait_until
 from tests.relay.limits.helpers import _ids, seconds
 
@@ -137,7 +138,8 @@ def test_a_key_never_has_more_requests_upstream_than_its_in_flight_limit(
     assert "concurrent requests: Limit 3" in error_of(refused)["message"]
     assert error_of(refused)["type"] == "requests"
     # Every slot came back when its request ended.
-    assert redis_lib.Redis.from_url(settings.REDIS_URL).zcard(f"rl:k:{key.pk}:slots") == 0
+    slots = rules.bucket_keys(key.tenant_id, key.pk)[2]
+    assert redis_url.client(settings.REDIS_URL).zcard(slots) == 0
 
 
 @uses_live_relay

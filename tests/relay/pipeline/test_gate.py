@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from billing import live, live_sync
+from billing import live, live_sync, redis_url, streams
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, FIELD_CHARGE
 from relay.catalog.keys import KeyContext
@@ -37,6 +37,7 @@ from relay.contract.errors import (
     error_response,
 )
 from relay.contract.validation import EmbeddingRequest
+from relay.limits import rules
 from relay.pipeline import auth, gate
 from tests.helpers import (
     DEAD_REDIS_URL,
@@ -64,7 +65,7 @@ def routes(*, rpm=None, concurrency=None) -> GroupRoutes:
 
 
 def sync_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis_url.client(settings.REDIS_URL)
 
 
 async def outcome(key, group_routes, request_id: str):
@@ -98,10 +99,10 @@ def test_a_request_the_balance_refuses_takes_no_rate_and_no_slot(group):
     assert isinstance(first, gate.Entry)
     assert [type(r).__name__ for r in refusals] == ["InsufficientQuota"] * 3
     conn = sync_redis()
-    level = int(conn.hget(f"rl:k:{api_key.pk}", "r"))
+    level = int(conn.hget(rules.bucket_keys(api_key.tenant_id, api_key.pk)[0], "r"))
     assert level == 60_000_000  # exactly one request (level x PERIOD_US)
-    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
-    assert conn.zcard(live.HOLDS) == 0
+    assert conn.zcard(rules.bucket_keys(api_key.tenant_id, api_key.pk)[2]) == 0
+    assert conn.zcard(live.holds_key(api_key.tenant_id)) == 0
     assert live_sync.live_balance(tenant.pk) == (0, 0)
 
 
@@ -117,7 +118,7 @@ def test_a_request_a_limit_refuses_places_no_hold(group):
 
     assert isinstance(admitted, gate.Entry) and isinstance(refused, RateLimited)
     assert admitted.headers["x-ratelimit-limit-requests"] == "1"
-    [member] = sync_redis().zrange(live.HOLDS, 0, -1)
+    [member] = sync_redis().zrange(live.holds_key(tenant.pk), 0, -1)
     assert member.decode().startswith("req_gate_r0|")
     assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, HELLO_COST)
 
@@ -127,21 +128,21 @@ def test_settle_spends_the_hold_queues_the_event_and_frees_the_slot(group):
     tenant, api_key, secret = funded_key(group, requests=10, name="gate-settle")
     key = context_of(secret)
     conn = sync_redis()
-    queued = conn.xlen(settings.USAGE_STREAM)
+    queued = conn.xlen(streams.stream_for(api_key.tenant_id))
 
     async def scenario():
         entry = await outcome(key, routes(concurrency=1), "req_gate_s")
-        slots_while_in_flight = conn.zcard(f"rl:k:{api_key.pk}:slots")
+        slots_while_in_flight = conn.zcard(rules.bucket_keys(api_key.tenant_id, api_key.pk)[2])
         await entry.settle(usage_event(api_key, request_id="req_gate_s", tokens=3))
         return slots_while_in_flight
 
     assert run(scenario()) == 1
-    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
-    assert conn.zcard(live.HOLDS) == 0
+    assert conn.zcard(rules.bucket_keys(api_key.tenant_id, api_key.pk)[2]) == 0
+    assert conn.zcard(live.holds_key(api_key.tenant_id)) == 0
     charged = cost_nanos(3, SMALL_PRICE_NANOS)
     assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST - charged, 0)
-    assert conn.xlen(settings.USAGE_STREAM) == queued + 1
-    assert conn.exists(live.applied_key(0, "req_gate_s"))
+    assert conn.xlen(streams.stream_for(api_key.tenant_id)) == queued + 1
+    assert conn.exists(live.applied_key(api_key.tenant_id, 0, "req_gate_s"))
 
 
 @server
@@ -149,7 +150,7 @@ def test_cancel_gives_back_the_hold_and_the_slot_and_notes_a_failure(group):
     tenant, api_key, secret = funded_key(group, requests=10, name="gate-cancel")
     key = context_of(secret)
     conn = sync_redis()
-    queued = conn.xlen(settings.USAGE_STREAM)
+    queued = conn.xlen(streams.stream_for(api_key.tenant_id))
 
     async def scenario():
         quiet = await outcome(key, routes(concurrency=1), "req_gate_c1")
@@ -160,11 +161,11 @@ def test_cancel_gives_back_the_hold_and_the_slot_and_notes_a_failure(group):
 
     run(scenario())
 
-    assert conn.zcard(f"rl:k:{api_key.pk}:slots") == 0
-    assert conn.zcard(live.HOLDS) == 0
+    assert conn.zcard(rules.bucket_keys(api_key.tenant_id, api_key.pk)[2]) == 0
+    assert conn.zcard(live.holds_key(api_key.tenant_id)) == 0
     assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, 0)
     # Only the failed request is noted (for the channel's error rate), at no charge.
-    [(_id, fields)] = conn.xrange(settings.USAGE_STREAM, "-", "+")[queued:]
+    [(_id, fields)] = conn.xrange(streams.stream_for(api_key.tenant_id), "-", "+")[queued:]
     assert b"req_gate_c2" in fields[FIELD.encode()]
     assert fields[FIELD_CHARGE.encode()] == b"0"
 
@@ -186,14 +187,14 @@ def test_a_request_cancelled_while_entering_leaves_nothing_held(group):
         with pytest.raises(asyncio.CancelledError):
             await task
         for _ in range(100):  # the give-back runs in the background
-            if sync_redis().zcard(live.HOLDS) == 0:
+            if sync_redis().zcard(live.holds_key(api_key.tenant_id)) == 0:
                 break
             await asyncio.sleep(0.01)
 
     run(scenario())
 
-    assert sync_redis().zcard(live.HOLDS) == 0
-    assert sync_redis().zcard(f"rl:k:{api_key.pk}:slots") == 0
+    assert sync_redis().zcard(live.holds_key(api_key.tenant_id)) == 0
+    assert sync_redis().zcard(rules.bucket_keys(api_key.tenant_id, api_key.pk)[2]) == 0
     assert live_sync.live_balance(tenant.pk) == (10 * HELLO_COST, 0)
 
 
@@ -266,4 +267,4 @@ def test_a_key_that_expires_is_refused_in_the_same_step_as_its_spend_cap(group):
                                client_ip="127.0.0.1", request_id="req_exp"))
     assert refused.value.status == 401
     assert secret not in refused.value.message
-    assert live_sync.client().zcard(live.HOLDS) == 0
+    assert live_sync.client().zcard(live.holds_key(api_key.tenant_id)) == 0

@@ -14,12 +14,11 @@ import sys
 import time
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from accounts.models import ApiKey
-from billing import live, live_sync
+from billing import live, live_sync, redis_url, streams
 from billing.models import LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from tests.helpers import (
@@ -44,7 +43,8 @@ server = pytest.mark.django_db(transaction=True)
 
 
 def stream_len() -> int:
-    return redis.Redis.from_url(settings.REDIS_URL).xlen(settings.USAGE_STREAM)
+    conn = redis_url.client(settings.REDIS_URL)
+    return sum(conn.xlen(stream) for stream in streams.all_streams())
 
 
 def caught_up(tenant) -> None:
@@ -258,7 +258,8 @@ def test_a_key_stops_at_its_spend_cap_while_the_tenants_other_keys_go_on(
     # The tenant still has money: its other key is served.
     assert hello(relay, secret).status_code == 200
     conn = live_sync.client()
-    assert conn.hmget(live.key_key(capped_key.pk), "spent", "held") == [b"120", b"0"]
+    capped = live.key_key(capped_key.tenant_id, capped_key.pk)
+    assert conn.hmget(capped, "spent", "held") == [b"120", b"0"]
     eventually(lambda: len(records(api_key=capped_key)) == 3)
 
 

