@@ -70,12 +70,3 @@ def acknowledge(conn: redis.Redis, entry_ids: list[bytes]) -> None:
 def dead_letter_stream() -> str:
     return f"{settings.USAGE_STREAM}:dead"
 
-
-def dead_letter(
-    conn: redis.Redis, entry_id: bytes, event: UsageEvent, charge: int | None, *, reason: str
-) -> None:
-    """Keep an event PostgreSQL refused where reconcile and an operator see it."""
-    fields = {FIELD: event.encode(), "reason": reason[:500], "entry": entry_id}
-    if charge is not None:
-        fields[FIELD_CHARGE] = charge
-    conn.xadd(dead_letter_stream(), fields)

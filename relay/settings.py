@@ -207,7 +207,13 @@ RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20,
 USAGE_STREAM = env_str("USAGE_STREAM", "usage:events")
 USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 500, minimum=1)
 # A usage event claimed by a worker that died is handed to another after this.
-USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 60, minimum=1)
+# Short, so a killed worker delays records by seconds, not a minute; a batch
+# takes far less to write, and a second writer of one batch writes nothing
+# twice (records are keyed by request id).
+USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 10, minimum=1)
+# An event still unwritten this long after it was queued is overdue:
+# `manage.py reconcile` names it and exits 1 (docs/operator.md).
+USAGE_PENDING_BOUND_S = env_int("USAGE_PENDING_BOUND_S", 60, minimum=1)
 
 # --- Celery -----------------------------------------------------------------
 

@@ -156,7 +156,7 @@ async def metrics_view(request):
         allowed = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
     if not allowed:
         return JsonResponse({"error": "metrics need the METRICS_TOKEN bearer token"}, status=403)
-    body, content_type = metrics.exposition()
+    body, content_type = await off_loop(metrics.exposition)()
     return HttpResponse(body, content_type=content_type)
 
 
