@@ -78,8 +78,9 @@ def _decoded(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
 
 def buried(conn: redis.Redis) -> list[DeadLetter]:
     """Every dead letter, oldest first."""
-    return [_decoded(entry_id, fields) for entry_id, fields in
-            conn.xrange(streams.dead_letter_stream())]
+    return [
+        _decoded(entry_id, fields) for entry_id, fields in conn.xrange(streams.dead_letter_stream())
+    ]
 
 
 def _select(conn: redis.Redis, entry_ids: list[str] | None) -> list[DeadLetter]:

@@ -66,8 +66,9 @@ def write_batch(conn: redis.Redis, batch: Batch) -> int:
     try:
         written = len(record_usage([(e, c) for _id, e, c in batch], live_applied=True))
     except REFUSED as exc:
-        log.warning("usage batch of %s refused (%s); writing it event by event",
-                    len(batch), _reason(exc))
+        log.warning(
+            "usage batch of %s refused (%s); writing it event by event", len(batch), _reason(exc)
+        )
     else:
         metrics.USAGE_WRITTEN.inc(written)
         return written
@@ -77,8 +78,11 @@ def write_batch(conn: redis.Redis, batch: Batch) -> int:
             new = len(record_usage([(event, charge)], live_applied=True))
         except REFUSED as exc:
             reason = _reason(exc)
-            log.error("usage event %s refused (%s); moved to the dead-letter stream",
-                      event.request_id, reason)
+            log.error(
+                "usage event %s refused (%s); moved to the dead-letter stream",
+                event.request_id,
+                reason,
+            )
             dead_letters.bury(conn, entry_id, event, charge, reason=reason)
             metrics.USAGE_DEAD_LETTERED.inc()
             continue
@@ -91,4 +95,3 @@ def _reason(exc: Exception) -> str:
     # psycopg's message (exc.__cause__) names the column and the rule; its
     # first line is enough, the rest repeats the offending values.
     return str(exc.__cause__ or exc).strip().splitlines()[0]
-

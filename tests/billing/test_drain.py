@@ -152,14 +152,15 @@ def test_reconcile_names_a_dead_lettered_event_and_exits_1(own_stream, api_key):
     assert "dead_letters=1" in output
 
 
-def test_reconcile_names_an_event_pending_past_the_bound_and_exits_1(
-    own_stream, api_key, settings
-):
+def test_reconcile_names_an_event_pending_past_the_bound_and_exits_1(own_stream, api_key, settings):
     settings.USAGE_PENDING_BOUND_S = 60
     now_ms = int(time.time() * 1000)
     # Queued 5 minutes ago by Redis's clock (an entry id is its time in ms).
-    queue(own_stream, usage_event(api_key, request_id="req_stuck_00001"),
-          entry_id=f"{now_ms - 300_000}-0")
+    queue(
+        own_stream,
+        usage_event(api_key, request_id="req_stuck_00001"),
+        entry_id=f"{now_ms - 300_000}-0",
+    )
     queue(own_stream, usage_event(api_key, request_id="req_recent_0001"))
 
     output, clean = reconcile_output()
@@ -192,8 +193,11 @@ def metric(name: str) -> float:
 def test_the_metric_gives_the_age_of_the_oldest_pending_event(own_stream, api_key):
     assert metric("relay_usage_oldest_pending_seconds") == 0
     now_ms = int(time.time() * 1000)
-    queue(own_stream, usage_event(api_key, request_id="req_old_0000001"),
-          entry_id=f"{now_ms - 120_000}-0")
+    queue(
+        own_stream,
+        usage_event(api_key, request_id="req_old_0000001"),
+        entry_id=f"{now_ms - 120_000}-0",
+    )
     queue(own_stream, usage_event(api_key, request_id="req_new_0000001"))
 
     assert 115 <= metric("relay_usage_oldest_pending_seconds") <= 200
@@ -218,9 +222,7 @@ def dead_letters_command(*args: str) -> str:
     return out.getvalue()
 
 
-def test_an_operator_lists_requeues_and_the_drain_writes_a_dead_letter(
-    own_stream, api_key, tenant
-):
+def test_an_operator_lists_requeues_and_the_drain_writes_a_dead_letter(own_stream, api_key, tenant):
     # Refused once for a cause since fixed (here: buried by hand).
     event = usage_event(api_key, request_id="req_requeued_00001")
     [entry] = queue(own_stream, event)
@@ -241,7 +243,9 @@ def test_an_operator_lists_requeues_and_the_drain_writes_a_dead_letter(
 
 
 def test_an_operator_discards_only_the_dead_letters_named(own_stream, api_key):
-    queue(own_stream, poisoned(api_key, "req_poison_one_01"), poisoned(api_key, "req_poison_two_01"))
+    queue(
+        own_stream, poisoned(api_key, "req_poison_one_01"), poisoned(api_key, "req_poison_two_01")
+    )
     drain.drain(budget_s=5)
     first, second = dead_letters.buried(own_stream)
 
