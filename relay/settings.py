@@ -12,6 +12,15 @@ from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
+def _shipped(name: str) -> Path:
+    """A top-level data directory of the tree (templates/, locale/): where it
+    is in a checkout or the Docker image, or the copy a wheel carries inside
+    the relay package (pyproject.toml maps it to ``relay.shipped.<name>``)."""
+    packaged = Path(__file__).resolve().parent / "shipped" / name
+    return packaged if packaged.is_dir() else BASE_DIR / name
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else None)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -77,7 +86,7 @@ WSGI_APPLICATION = "relay.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [_shipped("templates")],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -115,7 +124,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 # Written in the repo (locale/*/LC_MESSAGES/django.po), compiled to .mo by
 # `dev.py run` / `dev.py test` and the Docker build (relay/devtools/locales.py).
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [_shipped("locale")]
 # The switcher's cookie (console/language.py); a signed-in person's choice is
 # also kept on their profile.
 LANGUAGE_COOKIE_SECURE = HTTPS

@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
-WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn_conf.py"]
+WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf"]
 WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
 # One machine, one worker: beat runs in a thread of it (relay/celery.py), where
 # compose runs it as a service of its own, for deployments with several workers.
