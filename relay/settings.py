@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
+from relay.lib.env import env_bool, env_float, env_int, env_list, env_str, web_concurrency
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -204,10 +204,10 @@ RELAY_UPSTREAM_POOL_SIZE = env_int("RELAY_UPSTREAM_POOL_SIZE", 1000, minimum=1)
 RELAY_INFLIGHT_SLOT_TTL_S = env_int("RELAY_INFLIGHT_SLOT_TTL_S", 300, minimum=1)
 # Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer address is the client.
 RELAY_TRUSTED_PROXIES = env_list("RELAY_TRUSTED_PROXIES", [])
+# The web processes on this machine (gunicorn reads the same: relay/lib/env.py).
+WEB_CONCURRENCY = web_concurrency()
 # With Redis down each web process enforces 1/N of every limit (N: the web processes).
-RELAY_FALLBACK_PROCESSES = env_int(
-    "RELAY_FALLBACK_PROCESSES", env_int("WEB_CONCURRENCY", 2, minimum=1), minimum=1
-)
+RELAY_FALLBACK_PROCESSES = env_int("RELAY_FALLBACK_PROCESSES", WEB_CONCURRENCY, minimum=1)
 # Invalid API keys one address may send per minute before its unknown keys get 429.
 RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20, minimum=1)
 
