@@ -3,6 +3,8 @@ and how long they have waited (read by reconcile and by /metrics)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import redis
 from django.conf import settings
 
@@ -11,7 +13,7 @@ from billing.usage_events import FIELD, UsageEvent
 
 def _now_ms(conn: redis.Redis) -> float:
     # Redis's clock: the one that stamped the stream's entry ids.
-    seconds, micros = conn.time()
+    seconds, micros = cast(tuple[int, int], conn.time())
     return seconds * 1000 + micros / 1000
 
 
@@ -29,7 +31,10 @@ def pending_ages_s(conn: redis.Redis, *, older_than_s: float = 0) -> list[tuple[
     if cutoff_ms < 0:
         return []
     aged = []
-    for entry_id, fields in conn.xrange(settings.USAGE_STREAM, "-", cutoff_ms):
+    entries = cast(
+        list[tuple[bytes, dict[bytes, bytes]]], conn.xrange(settings.USAGE_STREAM, "-", cutoff_ms)
+    )
+    for entry_id, fields in entries:
         queued_ms = _queued_ms(entry_id)
         event = UsageEvent.decode(fields[FIELD.encode()])
         aged.append((event.request_id, max(now_ms - queued_ms, 0) / 1000))
@@ -41,7 +46,7 @@ def oldest_pending_age_s(conn: redis.Redis) -> float:
 
     Written events are deleted from the stream when acknowledged, so its
     first entry is the oldest one still waiting."""
-    first = conn.xrange(settings.USAGE_STREAM, "-", "+", count=1)
+    first = cast(Any, conn.xrange(settings.USAGE_STREAM, "-", "+", count=1))
     if not first:
         return 0.0
     return max(_now_ms(conn) - _queued_ms(first[0][0]), 0) / 1000

@@ -11,6 +11,7 @@ operator requeues it (after fixing its cause) or discards it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -52,7 +53,7 @@ def bury(
     again) or buried, never both, so it is never buried twice.
     """
     stream = stream or settings.USAGE_STREAM
-    fields: dict[str, bytes | str | int] = {
+    fields: dict[Any, Any] = {
         FIELD: event.encode(),
         REASON: reason[:REASON_MAX_CHARS],
         ENTRY: entry_id,
@@ -78,9 +79,10 @@ def _decoded(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
 
 def buried(conn: redis.Redis) -> list[DeadLetter]:
     """Every dead letter, oldest first."""
-    return [
-        _decoded(entry_id, fields) for entry_id, fields in conn.xrange(streams.dead_letter_stream())
-    ]
+    entries = cast(
+        list[tuple[bytes, dict[bytes, bytes]]], conn.xrange(streams.dead_letter_stream())
+    )
+    return [_decoded(entry_id, fields) for entry_id, fields in entries]
 
 
 def _select(conn: redis.Redis, entry_ids: list[str] | None) -> list[DeadLetter]:
@@ -100,7 +102,7 @@ def requeue(conn: redis.Redis, entry_ids: list[str] | None = None) -> list[DeadL
     request id, so requeueing an event that was written meanwhile is harmless."""
     letters = _select(conn, entry_ids)
     for letter in letters:
-        fields: dict[str, bytes | int] = {FIELD: letter.event.encode()}
+        fields: dict[Any, Any] = {FIELD: letter.event.encode()}
         if letter.charge_nanos is not None:
             fields[FIELD_CHARGE] = letter.charge_nanos
         pipe = conn.pipeline(transaction=True)  # one MULTI: requeued once, or not at all

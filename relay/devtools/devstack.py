@@ -412,6 +412,29 @@ def manage_command(args: list[str]) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+# Style and types, held by the test command rather than by memory. Each runs
+# and reports, and pytest runs whatever they say: the tree is formatted in one
+# go by its owner, and until then `ruff format --check` fails without keeping
+# the tests from telling what they know. The command fails if any of them did.
+CHECKS = {
+    "ruff check": ["-m", "ruff", "check", "."],
+    # One line per file it would change, not the whole diff.
+    "ruff format --check": ["-m", "ruff", "format", "--check", "--output-format", "concise", "."],
+    # The typed packages are listed in pyproject.toml ([tool.mypy]).
+    "mypy": ["-m", "mypy"],
+}
+
+
+def run_checks(env: dict[str, str]) -> list[str]:
+    """Run every check of CHECKS; the names of those that failed."""
+    failed = []
+    for name, args in CHECKS.items():
+        print(f"--- {name}", flush=True)
+        if subprocess.run([PYTHON, *args], env=env, cwd=ROOT).returncode != 0:
+            failed.append(name)
+    return failed
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     ensure_node_client()
@@ -433,9 +456,13 @@ def test(pytest_args: list[str]) -> int:
                 "ALLOWED_HOSTS": "relay.example.com",
             }
             manage(production, "check", "--deploy", "--fail-level", "WARNING")
-            return subprocess.run(
+            failed = run_checks(env)
+            tested = subprocess.run(
                 [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode
+            if failed:
+                print(f"checks that failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+            return tested or (1 if failed else 0)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
 
