@@ -176,6 +176,15 @@ RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 8, minimum=1)
 RELAY_CHANNEL_CONCURRENCY = env_int("RELAY_CHANNEL_CONCURRENCY", 64, minimum=1)
 # Bodies larger than this are refused before they are parsed (bytes).
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# The connection edge (relay/server/edge.py, docs/deploy.md): how long a client
+# may take to send a request's head, then its body, and how many connections
+# one web process holds (under its file-descriptor limit, with room for the
+# upstream and database connections).
+RELAY_HEADER_TIMEOUT_S = env_float("RELAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1)
+RELAY_BODY_TIMEOUT_S = env_float("RELAY_BODY_TIMEOUT_S", 60.0, minimum=0.1)
+RELAY_MAX_CONNECTIONS_PER_PROCESS = env_int(
+    "RELAY_MAX_CONNECTIONS_PER_PROCESS", 4096, minimum=1
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
 # A hold (money reserved for a request in flight) is released by the
 # sweeper after this long: longer than any request with all its failovers.

@@ -101,9 +101,7 @@ class Watch:
 
     def late(self) -> dict[str, float]:
         """Served requests recorded later than the bound (or never: inf)."""
-        lags = {
-            rid: self.recorded.get(rid, float("inf")) - at for rid, at in self.answered.items()
-        }
+        lags = {rid: self.recorded.get(rid, float("inf")) - at for rid, at in self.answered.items()}
         return {rid: lag for rid, lag in lags.items() if lag > RECORD_WITHIN_S}
 
 
