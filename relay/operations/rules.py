@@ -51,14 +51,16 @@ def unpriced_models(models: Mapping[str, int | None]) -> list[str]:
         BasePrice.objects.filter(model__in=without_own).values_list("model", "price_per_mtok_nanos")
     )
     return [
-        model for model in models
+        model
+        for model in models
         if effective_price(models[model], base.get(model), Decimal(1)) is None
     ]
 
 
 def audit_change(*, actor, action: str, target: str, door: str, tenant=None, **detail) -> None:
-    """Record a change made through another door than the consoles' functions
-    below (the config file: ``door="config"``), in the caller's transaction,
-    with the same actions, so the audit log shows every door's changes.
+    """Record a change made through another door than ``actions``' own
+    functions (the config file: ``door="config"``), in the caller's
+    transaction, with the same actions, so the audit log shows every door's
+    changes.
     ``detail`` names what changed, never a credential or a secret."""
     AuditEvent.log(actor=actor, action=action, target=target, tenant=tenant, door=door, **detail)
