@@ -31,6 +31,11 @@ class Tenant(models.Model):
     limit_tpm = models.PositiveIntegerField(null=True, blank=True)
     limit_concurrency = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
+    # The owners are e-mailed when the balance falls below this (null: never),
+    # once per crossing: ``low_balance_notified`` is set by the notice and
+    # cleared when the balance is back at or above the threshold.
+    low_balance_threshold_nanos = models.BigIntegerField(null=True, blank=True)
+    low_balance_notified = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.slug
@@ -164,6 +169,9 @@ class ApiKey(models.Model):
     imported = models.BooleanField(default=False, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     expires = models.DateTimeField(null=True, blank=True)
+    # The expiry notices already sent, by days ahead (7, then 1; null: none):
+    # each is claimed by one conditional UPDATE, so it goes out once.
+    expiry_notice_days = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     # Per-key overrides of the group's limits; null means "the group's".
     limit_rpm = models.PositiveIntegerField(null=True, blank=True)
     limit_tpm = models.PositiveIntegerField(null=True, blank=True)

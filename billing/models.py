@@ -134,6 +134,8 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment"
         USAGE = "usage"
         REFUND = "refund"
+        # A redemption code (兑换码) a tenant's owner redeemed: billing/redemption.py.
+        REDEMPTION = "redemption"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="ledger")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -232,3 +234,97 @@ class ChannelDaily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} channel {self.channel_id}: {self.failures}/{self.attempts}"
+
+
+class RedemptionBatch(models.Model):
+    """Redemption codes (兑换码) an operator created at once: one value, one
+    expiry, and optionally the one tenant that may redeem them."""
+
+    name = models.CharField(max_length=200, blank=True, help_text="The operator's note.")
+    value_nanos = models.BigIntegerField()
+    expires = models.DateTimeField(null=True, blank=True)
+    # Only this tenant may redeem the batch's codes; any tenant when null.
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(value_nanos__gt=0), name="redemption_value_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} {self.name}".strip()
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires is not None and self.expires <= (now or timezone.now())
+
+
+class RedemptionCodeQuerySet(models.QuerySet):
+    def unused(self) -> RedemptionCodeQuerySet:
+        return self.filter(status=RedemptionCode.Status.UNUSED)
+
+
+class RedemptionCode(models.Model):
+    """One code. Only its keyed digest is stored (billing/redemption.py says
+    which key): a dump of this table redeems nothing and tests no guess."""
+
+    class Status(models.TextChoices):
+        UNUSED = "unused"
+        REDEEMED = "redeemed"
+        VOIDED = "voided"
+
+    batch = models.ForeignKey(RedemptionBatch, on_delete=models.PROTECT, related_name="codes")
+    digest = models.CharField(max_length=64, unique=True)
+    # The code's last four characters, so that people can tell codes apart.
+    hint = models.CharField(max_length=8)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNUSED)
+    redeemed_tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="redeemed_codes"
+    )
+    redeemed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    redeemed = models.DateTimeField(null=True, blank=True)
+    # The credit: one ledger entry per code, never two (the column is unique).
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="redemption_code",
+    )
+    voided = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = RedemptionCodeQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # A redeemed code names its tenant, time and credit; no other code has them.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        status="redeemed", redeemed_tenant__isnull=False,
+                        redeemed__isnull=False, ledger_entry__isnull=False,
+                    )
+                    | models.Q(
+                        ~models.Q(status="redeemed"), redeemed_tenant__isnull=True,
+                        ledger_entry__isnull=True,
+                    )
+                ),
+                name="redemption_code_redeemed_complete",
+            ),
+        ]
+        indexes = [
+            # A batch's page and its void: WHERE batch = ? (AND status = 'unused').
+            models.Index(fields=["batch", "status"], name="redemption_code_batch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"…{self.hint} ({self.status})"

@@ -18,8 +18,15 @@ LABELS: dict[str, Promise] = {
     "suspended": pgettext_lazy("state", "suspended"),
     "enabled": pgettext_lazy("state", "enabled"),
     "disabled": pgettext_lazy("state", "disabled"),
+    # A channel the relay took out of rotation, and one it never takes out.
+    "auto_disabled": pgettext_lazy("state", "auto-disabled"),
+    "pinned": pgettext_lazy("state", "pinned"),
     "served": pgettext_lazy("state", "served"),
     "failed": pgettext_lazy("state", "failed"),
+    # States of redemption codes ("expired" is above).
+    "unused": pgettext_lazy("state", "unused"),
+    "redeemed": pgettext_lazy("state", "redeemed"),
+    "voided": pgettext_lazy("state", "voided"),
     # Roles in a tenant.
     "owner": pgettext_lazy("role", "owner"),
     "member": pgettext_lazy("role", "member"),
@@ -28,6 +35,7 @@ LABELS: dict[str, Promise] = {
     "adjustment": pgettext_lazy("ledger", "adjustment"),
     "usage": pgettext_lazy("ledger", "usage"),
     "refund": pgettext_lazy("ledger", "refund"),
+    "redemption": pgettext_lazy("ledger", "redemption code"),
     # What a report's table is broken down by (its first column).
     "day": pgettext_lazy("breakdown", "day"),
     "tenant": pgettext_lazy("breakdown", "tenant"),

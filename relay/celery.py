@@ -55,6 +55,8 @@ class RelayCelery(Celery):
 app = RelayCelery("relay")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The relay app's packages with tasks of their own (relay/health, relay/notices).
+app.autodiscover_tasks(["relay.health", "relay.notices"])
 
 
 class BeatThread(bootsteps.StartStopStep):

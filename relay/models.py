@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Group
 from relay.connections.egress import validate_base_url
@@ -17,6 +18,13 @@ DEFAULT_KIND = "openai"
 
 
 class Channel(models.Model):
+    class DisabledReason(models.TextChoices):
+        # Why the relay took the channel out of rotation by itself
+        # (relay/health/); blank: it did not (enabled, or disabled by a person).
+        FAILURES = "failures", _("Repeated failures")
+        CREDENTIAL = "credential", _("Credential refused")
+        QUOTA = "quota", _("Upstream quota exhausted")
+
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=KINDS, default=DEFAULT_KIND)
     base_url = models.URLField(max_length=500, validators=[validate_base_url])
@@ -38,6 +46,28 @@ class Channel(models.Model):
     default_input_type = models.CharField(max_length=64, blank=True)
     default_task = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now)
+    # Channel health (relay/health/, docs/operator.md): a pinned channel is
+    # never taken out of rotation by the relay, only by a person.
+    pinned = models.BooleanField(default=False)
+    disabled_reason = models.CharField(
+        max_length=16, choices=DisabledReason.choices, blank=True
+    )
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # The upstream's last words before the disable (never the credential).
+    disabled_detail = models.CharField(max_length=300, blank=True)
+    # The probe's backoff: when it next tries an auto-disabled channel, and
+    # how many of its tries failed since the disable.
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    probe_failures = models.PositiveIntegerField(default=0)
+    # The last probe or test-all result, shown on the channels page.
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    last_probe_ok = models.BooleanField(null=True, blank=True)
+    last_probe_error = models.CharField(max_length=300, blank=True)
+
+    # What a person's enable or disable writes beside ``enabled``: the
+    # relay's own disable is over, so the probe leaves the channel alone.
+    HEALTH_CLEARED = {"disabled_reason": "", "disabled_at": None, "disabled_detail": "",
+                      "next_probe_at": None, "probe_failures": 0}
 
     class Meta:
         constraints = [
@@ -45,9 +75,20 @@ class Channel(models.Model):
                 condition=models.Q(weight__gte=1), name="channel_weight_positive"
             ),
         ]
+        indexes = [
+            # The probe task: auto-disabled channels whose next probe is due.
+            models.Index(
+                fields=["next_probe_at"], name="channel_probe_due",
+                condition=models.Q(enabled=False) & ~models.Q(disabled_reason=""),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def auto_disabled(self) -> bool:
+        return not self.enabled and bool(self.disabled_reason)
 
     @property
     def provider(self):

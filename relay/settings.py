@@ -7,6 +7,7 @@ to embedded servers). ``.env.example`` lists every variable with its meaning.
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from relay.lib.env import env_bool, env_float, env_int, env_list, env_str, web_concurrency
 
@@ -170,6 +171,19 @@ RELAY_UPSTREAM_CONNECT_TIMEOUT_S = env_float("RELAY_UPSTREAM_CONNECT_TIMEOUT_S",
 RELAY_UPSTREAM_READ_TIMEOUT_S = env_float("RELAY_UPSTREAM_READ_TIMEOUT_S", 60.0)
 # How many channels one request may try before it answers 502/503.
 RELAY_MAX_ATTEMPTS = env_int("RELAY_MAX_ATTEMPTS", 3, minimum=1)
+
+# Channel health (relay/health/, docs/operator.md "Channel health"): this many
+# failures of a channel (timeouts, connection errors, 5xx) within the window,
+# with no success between them, take it out of rotation; a refused credential
+# or an exhausted quota does at once. Counted per process and flushed to
+# Redis every RELAY_HEALTH_FLUSH_S, off the request path.
+RELAY_HEALTH_FAILURES = env_int("RELAY_HEALTH_FAILURES", 5, minimum=1)
+RELAY_HEALTH_WINDOW_S = env_float("RELAY_HEALTH_WINDOW_S", 60.0, minimum=1.0)
+RELAY_HEALTH_FLUSH_S = env_float("RELAY_HEALTH_FLUSH_S", 1.0, minimum=0.05)
+# The probe of an auto-disabled channel: first after the base delay, then
+# doubling after each failed probe, up to the maximum.
+RELAY_HEALTH_PROBE_BASE_S = env_float("RELAY_HEALTH_PROBE_BASE_S", 60.0, minimum=1.0)
+RELAY_HEALTH_PROBE_MAX_S = env_float("RELAY_HEALTH_PROBE_MAX_S", 3600.0, minimum=1.0)
 # The batch engine (relay/pipeline/batch.py): upstream calls one request has
 # in flight at once, and calls one process has in flight to one channel.
 RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 8, minimum=1)
@@ -219,6 +233,11 @@ WEB_CONCURRENCY = web_concurrency()
 RELAY_FALLBACK_PROCESSES = env_int("RELAY_FALLBACK_PROCESSES", WEB_CONCURRENCY, minimum=1)
 # Invalid API keys one address may send per minute before its unknown keys get 429.
 RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20, minimum=1)
+# Redemption codes that did not work, per person and per address, before further
+# attempts are refused for the rest of the window (console/redemption.py).
+REDEMPTION_ATTEMPTS_PER_USER = env_int("REDEMPTION_ATTEMPTS_PER_USER", 10, minimum=1)
+REDEMPTION_ATTEMPTS_PER_ADDRESS = env_int("REDEMPTION_ATTEMPTS_PER_ADDRESS", 30, minimum=1)
+REDEMPTION_THROTTLE_WINDOW_S = env_int("REDEMPTION_THROTTLE_WINDOW_S", 900, minimum=1)
 
 # Where usage events wait for a worker (a Redis stream), and how many a
 # worker writes in one transaction.
@@ -232,6 +251,33 @@ USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 10, minimum=1)
 # An event still unwritten this long after it was queued is overdue:
 # `manage.py reconcile` names it and exits 1 (docs/operator.md).
 USAGE_PENDING_BOUND_S = env_int("USAGE_PENDING_BOUND_S", 60, minimum=1)
+
+# --- Notifications ----------------------------------------------------------
+
+# E-mail through Django's mail settings (relay/notices/, docs/operator.md
+# "Notifications"). The console backend prints mails on a laptop.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "relay@localhost")
+# Who hears of channels taken out of rotation and put back: these addresses,
+# or, when empty, every active staff user with an e-mail address.
+RELAY_NOTIFY_EMAILS = env_list("RELAY_NOTIFY_EMAILS", [])
+# The same events POSTed as JSON to this URL, signed with HMAC-SHA256 under
+# the secret (X-Relay-Signature); a URL without a secret is refused.
+RELAY_NOTIFY_WEBHOOK_URL = env_str("RELAY_NOTIFY_WEBHOOK_URL", "")
+RELAY_NOTIFY_WEBHOOK_SECRET = env_str("RELAY_NOTIFY_WEBHOOK_SECRET", "")
+if RELAY_NOTIFY_WEBHOOK_URL and not RELAY_NOTIFY_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("RELAY_NOTIFY_WEBHOOK_URL needs RELAY_NOTIFY_WEBHOOK_SECRET.")
+# Days before a key expires that its tenant's owners are told, once each.
+RELAY_KEY_EXPIRY_NOTICE_DAYS = sorted(
+    {env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_FIRST", 7, minimum=1),
+     env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_LAST", 1, minimum=1)}, reverse=True
+)
 
 # --- Celery -----------------------------------------------------------------
 
@@ -273,6 +319,29 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.apply_pending_ledger",
         "schedule": 10.0,
         "options": {"expires": 60},
+    },
+    # Channel health (relay/health/tasks.py): tripped channels out of
+    # rotation, and the due probes of those taken out.
+    "apply-channel-trips": {
+        "task": "relay.health.tasks.apply_trips",
+        "schedule": env_float("RELAY_HEALTH_APPLY_INTERVAL_S", 2.0, minimum=0.1),
+        "options": {"expires": 10},
+    },
+    "probe-disabled-channels": {
+        "task": "relay.health.tasks.probe_due",
+        "schedule": env_float("RELAY_HEALTH_PROBE_INTERVAL_S", 15.0, minimum=0.1),
+        "options": {"expires": 60},
+    },
+    # Tenants' notices (relay/notices/tasks.py).
+    "low-balance-notices": {
+        "task": "relay.notices.tasks.low_balances",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
+    "key-expiry-notices": {
+        "task": "relay.notices.tasks.expiring_keys",
+        "schedule": 600.0,
+        "options": {"expires": 1200},
     },
 }
 

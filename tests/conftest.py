@@ -68,6 +68,8 @@ def server_env(django_db_setup, django_db_blocker) -> dict[str, str]:
         "USAGE_DRAIN_INTERVAL_S": "0.2",
         "USAGE_CLAIM_IDLE_S": "2",
         "RELAY_UPSTREAM_READ_TIMEOUT_S": "2",
+        # The worker's notices (relay/notices/) stay in its memory.
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
 

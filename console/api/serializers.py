@@ -327,6 +327,11 @@ class ChannelOutput(serializers.ModelSerializer):
     has_credential = serializers.SerializerMethodField()
     groups = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     models = ChannelModelIO(many=True, read_only=True)
+    disabled_reason = serializers.CharField(
+        read_only=True,
+        help_text="Why the relay took it out of rotation: failures, credential or quota; "
+        "blank when it did not.",
+    )
 
     class Meta:
         model = Channel
@@ -334,6 +339,10 @@ class ChannelOutput(serializers.ModelSerializer):
             "id", "name", "kind", "base_url", "has_credential", "priority", "weight", "enabled",
             "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
             "default_task", "groups", "models", "created",
+            # Channel health (docs/operator.md): why and when the relay took
+            # it out of rotation, its next probe, the last probe's result.
+            "pinned", "disabled_reason", "disabled_at", "disabled_detail", "next_probe_at",
+            "last_probe_at", "last_probe_ok", "last_probe_error",
         ]
         read_only_fields = fields
 
@@ -373,6 +382,21 @@ class _ChannelFieldsInput(serializers.Serializer):
         if len(set(names)) != len(names):
             raise serializers.ValidationError("A model is listed twice.")
         return rows
+
+
+class ChannelPinInput(serializers.Serializer):
+    pinned = f.Boolean(help_text="True: the relay never takes this channel out of rotation.")
+
+
+class TestAllInput(serializers.Serializer):
+    only_auto_disabled = f.Boolean(
+        required=False, default=False,
+        help_text="Probe only the channels the relay took out (put back those that pass).",
+    )
+
+
+class TestAllOutput(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="Channels to be probed, results on each.")
 
 
 class ChannelCreateInput(_ChannelFieldsInput):

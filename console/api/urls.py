@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import JSONRenderer
 
 from console.api.base import NotFoundApi
-from console.api.views import channels, groups, keys, reports, tenant_self, tenants
+from console.api.views import channels, codes, groups, keys, reports, tenant_self, tenants
 
 api_patterns = [
     # Tenants and their money
@@ -41,15 +41,24 @@ api_patterns = [
     # Channels
     path("channels/", channels.ChannelListApi.as_view()),
     path("channels/create/", channels.ChannelCreateApi.as_view()),
+    path("channels/test-all/", channels.ChannelTestAllApi.as_view()),
     path("channels/<int:channel_id>/", channels.ChannelDetailApi.as_view()),
     path("channels/<int:channel_id>/update/", channels.ChannelUpdateApi.as_view()),
     path("channels/<int:channel_id>/test/", channels.ChannelTestApi.as_view()),
+    # Redemption codes
+    path("codes/", codes.BatchListApi.as_view()),
+    path("codes/create/", codes.BatchCreateApi.as_view()),
+    path("codes/<int:batch_id>/codes/", codes.BatchCodesApi.as_view()),
+    path("codes/<int:batch_id>/void/", codes.BatchVoidApi.as_view()),
+    path("codes/<int:batch_id>/codes/<int:code_id>/void/", codes.CodeVoidApi.as_view()),
+    path("channels/<int:channel_id>/pin/", channels.ChannelPinApi.as_view()),
     # Reports and the audit log
     path("reports/", reports.ReportApi.as_view()),
     path("audit/", reports.AuditLogApi.as_view()),
     # A tenant's own members
     path("tenant/keys/", tenant_self.TenantKeysApi.as_view()),
     path("tenant/usage/", tenant_self.TenantUsageApi.as_view()),
+    path("tenant/redeem/", codes.TenantRedeemApi.as_view()),
 ]
 
 class SchemaApi(SpectacularAPIView):

@@ -19,6 +19,8 @@ from console.labels import label
 from console.operator.forms import ChannelForm, ChannelModelFormSet, ChannelTestForm
 from console.operator.views import CreateOrEditMixin, OperatorViewMixin, form_error
 from relay.health import probe as channel_probe
+from relay.health import state as channel_health
+from relay.health import tasks as health_tasks
 from relay.models import Channel
 from relay.operations import actions
 
@@ -128,6 +130,35 @@ class ChannelToggleView(OperatorViewMixin, View):
         if request.POST.get("next") == "list":
             return redirect("operator:channels")
         return redirect("operator:channel", pk=channel.pk)
+
+
+class ChannelPinView(OperatorViewMixin, View):
+    """POST ``pinned=1`` (never taken out of rotation by the relay) or ``pinned=0``."""
+
+    def post(self, request, pk):
+        channel = get_object_or_404(Channel, pk=pk)
+        pinned = request.POST.get("pinned") == "1"
+        if channel_health.set_pinned(actor=request.user, channel=channel, pinned=pinned):
+            if pinned:
+                text = _("Channel %(name)s pinned: the relay will not take it out of rotation.")
+            else:
+                text = _("Channel %(name)s unpinned.")
+            messages.success(request, text % {"name": channel.name})
+        if request.POST.get("next") == "list":
+            return redirect("operator:channels")
+        return redirect("operator:channel", pk=channel.pk)
+
+
+class ChannelTestAllView(OperatorViewMixin, View):
+    """POST: probe every channel in the background (relay/health/watch.py)."""
+
+    def post(self, request):
+        health_tasks.test_all.delay()
+        messages.success(request, _(
+            "Testing all %(count)s channels with a real embeddings call each. Reload this page "
+            "in a minute: each channel shows its result under Health."
+        ) % {"count": Channel.objects.count()})
+        return redirect("operator:channels")
 
 
 class ChannelTestView(OperatorViewMixin, TemplateView):

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from console.operator import channels as operator_channels
+from console.operator import codes as operator_codes
 from console.operator import pricing as operator_pricing
 from console.operator import reports as operator_reports
 from console.operator import tenants as operator_tenants
@@ -54,6 +55,10 @@ urlpatterns = [
     # Channels
     path("channels/", operator_channels.ChannelListView.as_view(), name="channels"),
     path("channels/new/", operator_channels.ChannelEditView.as_view(), name="channel_create"),
+    path(
+        "channels/test-all/", operator_channels.ChannelTestAllView.as_view(),
+        name="channels_test_all",
+    ),
     path("channels/<int:pk>/", operator_channels.ChannelEditView.as_view(), name="channel"),
     path(
         "channels/<int:pk>/toggle/", operator_channels.ChannelToggleView.as_view(),
@@ -63,6 +68,14 @@ urlpatterns = [
         "channels/<int:pk>/test/", operator_channels.ChannelTestView.as_view(),
         name="channel_test",
     ),
+    # Redemption codes
+    path("codes/", operator_codes.CodeBatchListView.as_view(), name="codes"),
+    path("codes/<int:pk>/", operator_codes.CodeBatchView.as_view(), name="code_batch"),
+    path("codes/<int:pk>/void/", operator_codes.CodeBatchVoidView.as_view(),
+         name="code_batch_void"),
+    path("codes/<int:pk>/<int:code_pk>/void/", operator_codes.CodeVoidView.as_view(),
+         name="code_void"),
+    path("channels/<int:pk>/pin/", operator_channels.ChannelPinView.as_view(), name="channel_pin"),
     # Reports and the audit log
     path("reports/", operator_reports.ReportView.as_view(), name="reports"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),

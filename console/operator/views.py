@@ -21,6 +21,7 @@ from billing.models import Balance
 from console.operator.forms import AuditFilterForm
 from console.scoping import StaffViewMixin
 from relay.models import Channel
+from relay.operations import redemption
 from relay.operations.actions import ACTIONS
 
 
@@ -97,7 +98,7 @@ class AuditLogView(OperatorViewMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["filter_form"] = self.filter_form
-        context["actions"] = ACTIONS
+        context["actions"] = ACTIONS + redemption.ACTIONS
         query = self.request.GET.copy()
         query.pop("page", None)
         context["query"] = query.urlencode()

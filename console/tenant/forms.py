@@ -205,3 +205,10 @@ class UsageFilterForm(forms.Form):
         if since and until and since > until:
             raise forms.ValidationError(_("The start date is after the end date."))
         return cleaned
+
+
+class RedeemForm(forms.Form):
+    code = forms.CharField(
+        max_length=64, label=_("Redemption code"),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )

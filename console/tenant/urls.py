@@ -4,6 +4,8 @@ from django.urls import path
 
 from console.tenant import keys as keys_views
 from console.tenant import members as members_views
+from console.tenant import redeem as redeem_views
+from console.tenant import notifications as notifications_views
 from console.tenant import views as tenant_views
 
 app_name = "console"
@@ -23,4 +25,7 @@ urlpatterns = [
     path("members/<int:member_id>/remove/", members_views.MemberRemoveView.as_view(),
          name="member_remove"),
     path("audit/", tenant_views.AuditView.as_view(), name="audit"),
+    path("redeem/", redeem_views.RedeemView.as_view(), name="redeem"),
+    path("notifications/", notifications_views.NotificationsView.as_view(),
+         name="notifications"),
 ]

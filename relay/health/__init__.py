@@ -1,5 +1,8 @@
-"""Whether a channel answers: a real embeddings call through one channel, in
-its own provider's dialect (``probe``), for the operator's test button.
+"""Channel health: whether a channel answers (``probe``: a real embeddings
+call in its own provider's dialect, for the test button, "test all" and the
+periodic probe), channels taken out of rotation and put back (``state``,
+``watch``, ``tasks``), and the operator's pin.
 
-May import ``relay.pipeline``'s upstream call and everything below it.
+May import ``relay.notices``, ``relay.pipeline``'s upstream call and
+counting, and everything below them.
 """

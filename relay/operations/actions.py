@@ -49,7 +49,11 @@ ACTIONS = (
     "tenant.created", "tenant.updated", "tenant.suspended", "tenant.reactivated",
     "balance.topped_up", "balance.adjusted", "group.created", "group.updated",
     "price.set", "price.deleted", "channel.created", "channel.updated",
-    "channel.enabled", "channel.disabled", "keys.issued", "key.revoked", "key.updated",
+    "channel.enabled", "channel.disabled", "keys.issued", "key.revoked",
+    # Written by the config file (relay/config/rows.py).
+    "key.updated",
+    # Written by channel health (relay/health/state.py).
+    "channel.auto_disabled", "channel.auto_enabled", "channel.pinned", "channel.unpinned",
 )
 
 
@@ -419,6 +423,8 @@ def save_channel(
             changed = sorted(values)
         else:
             changed = _assign(channel, values)
+            if "enabled" in changed:  # a person's choice ends the relay's own disable
+                _assign(channel, Channel.HEALTH_CLEARED)
         if credential:
             if created or credential != channel.credential:
                 changed.append("credential")
@@ -458,8 +464,9 @@ def save_channel(
 
 def set_channel_enabled(*, actor, channel: Channel, enabled: bool) -> bool:
     with transaction.atomic():
+        # A person's choice ends the relay's own disable (relay/health/).
         updated = Channel.objects.filter(pk=channel.pk).exclude(enabled=enabled).update(
-            enabled=enabled
+            enabled=enabled, **Channel.HEALTH_CLEARED
         )
         channel.enabled = enabled
         if updated:

@@ -36,7 +36,7 @@ from relay.contract import vectors as wire
 from relay.contract.errors import InvalidRequest, RelayError, UpstreamFailed
 from relay.contract.validation import EmbeddingRequest
 from relay.lib import metrics
-from relay.pipeline import cache, shards, upstream
+from relay.pipeline import cache, channel_health, shards, upstream
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
@@ -184,12 +184,16 @@ async def _call(
             embedded = await upstream.embed(channel, shard)
     except upstream.ChannelFailed as failure:
         work.trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
+        channel_health.tally().failed(
+            channel.channel_id, failure.cause, failure.detail or failure.reason
+        )
         await _serve_elsewhere(work, batch, tried | {channel.channel_id})
         return
     finally:
         metrics.UPSTREAM_SECONDS.labels(channel=channel.name).observe(
             time.perf_counter() - called
         )
+    channel_health.tally().served(channel.channel_id)
     found = embedded.vectors
     if fitted.truncate_to is not None:
         if found.shape[1] < fitted.truncate_to:

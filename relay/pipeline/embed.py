@@ -33,7 +33,7 @@ from relay.contract.errors import (
 )
 from relay.contract.validation import EmbeddingRequest
 from relay.lib import metrics
-from relay.pipeline import answer_budget, auth, batch, gate, shards, upstream
+from relay.pipeline import answer_budget, auth, batch, channel_health, gate, shards, upstream
 from relay.pipeline.outcome import Outcome
 from relay.pipeline.streaming import Streamed
 from relay.pipeline.trace import Trace
@@ -164,11 +164,15 @@ async def forward(
                 reply = await reply.whole()
         except upstream.ChannelFailed as failure:
             trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
+            channel_health.tally().failed(
+                channel.channel_id, failure.cause, failure.detail or failure.reason
+            )
             continue
         finally:
             elapsed = time.perf_counter() - called
             trace.upstream_s += elapsed
             metrics.UPSTREAM_SECONDS.labels(channel=channel.name).observe(elapsed)
+        channel_health.tally().served(channel.channel_id)
         return reply, channel
     raise UpstreamFailed(
         f"The upstream provider failed to serve `{route.model}` after {len(tried)} "

@@ -24,6 +24,7 @@ from django.conf import settings
 
 from relay.connections import egress, pools
 from relay.contract.errors import InvalidRequest
+from relay.pipeline import causes
 from relay.providers import PROVIDERS
 from relay.providers.base import (
     ChannelMisconfigured,
@@ -44,12 +45,24 @@ CLIENT_FAULT_STATUSES = {400, 413, 422}
 class ChannelFailed(Exception):
     """Transient or channel-specific: another channel may well succeed."""
 
-    def __init__(self, reason: str, *, status: int | None = None, kind: str = "error") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        kind: str = "error",
+        cause: str | None = causes.FAILURES,
+        detail: str = "",
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         # A short, bounded label for metrics: timeout, connection, or the status.
         self.kind = kind
+        # What channel health counts it as (relay/pipeline/causes.py), and
+        # the upstream's own words for the channels page (no credential).
+        self.cause = cause
+        self.detail = detail
 
 
 def error_message(body: bytes, *, limit: int = 1000) -> str | None:
@@ -194,7 +207,10 @@ def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
     except ChannelMisconfigured as exc:
         # A credential the provider cannot use (a malformed key pair, say):
         # the channel's fault, worded by the provider without the secret.
-        raise ChannelFailed(f"cannot build the call: {exc}", kind="misconfigured") from exc
+        raise ChannelFailed(
+            f"cannot build the call: {exc}", kind="misconfigured", cause=causes.CREDENTIAL,
+            detail=str(exc),
+        ) from exc
     try:
         egress.check_literal_host(outgoing.url)
     except egress.DestinationRefused as exc:
@@ -206,14 +222,22 @@ def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
 def refusal(channel: ChannelRoute, status: int, body: bytes) -> Exception:
     """What a failed call raises: the client's error, or the channel's."""
     blames_channel = getattr(PROVIDERS[channel.kind], "blames_channel", None)
-    if status in CLIENT_FAULT_STATUSES and not (blames_channel and blames_channel(status, body)):
+    blamed = bool(blames_channel and blames_channel(status, body))
+    if status in CLIENT_FAULT_STATUSES and not blamed:
         # The provider's own words help the client fix the request; the
         # channel's credential is never part of a 4xx body about the input.
         message = error_message(body) or "The upstream provider rejected the request."
         return InvalidRequest(message)
     # 401/403/404 mean this channel is misconfigured (key, deployment, model),
     # 429 and 5xx that it is busy or broken: all are worth another channel.
-    return ChannelFailed(f"upstream status {status}", status=status, kind=str(status))
+    said = error_message(body, limit=200) or ""
+    if channel.credential:  # an upstream may echo what it was sent
+        said = said.replace(channel.credential, "***")
+    return ChannelFailed(
+        f"upstream status {status}", status=status, kind=str(status),
+        cause=causes.of_status(status, body, blamed_on_channel=blamed),
+        detail=f"{status} {said}".strip(),
+    )
 
 
 def _small(response: aiohttp.ClientResponse) -> bool:

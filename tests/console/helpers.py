@@ -21,6 +21,7 @@ from accounts.models import ApiKey, AuditEvent, Membership, Tenant
 from billing.models import UsageRecord
 from billing.usage import roll_up
 from console.labels import LABELS
+from relay.health import state as health_state
 from relay.models import KINDS, Channel
 from relay.operations import actions
 from tests.console.tenant.helpers import record
@@ -89,12 +90,24 @@ def build_world(user_model) -> World:
         models={SMALL: "embed-small-deployment-2024"}, groups=[standard],
     )
     actions.set_channel_enabled(actor=operator, channel=backup, enabled=False)
+    # One the relay took out of rotation (channel health), and one pinned.
+    exhausted = actions.save_channel(
+        actor=operator, channel=None,
+        fields={"name": "jina-out-of-credit", "kind": "jina",
+                "base_url": "https://api.jina-compatible-upstream.example.com/v1",
+                "priority": 2, "weight": 1, "enabled": True},
+        credential="jina-world-0003", models={SMALL: ""}, groups=[standard],
+    )
+    health_state.auto_disable(channel_id=exhausted.pk, reason="quota",
+                              detail="402 Insufficient balance. Please top up your API key.")
+    health_state.set_pinned(actor=operator, channel=channel, pinned=True)
 
     tenant = actions.create_tenant(
         actor=operator, slug="initech",
         name="Initech Intelligent Document Processing Holdings Ltd",
         groups=[standard, vip], limit_rpm=1200, limit_tpm=None, limit_concurrency=50,
     )
+    Tenant.objects.filter(pk=tenant.pk).update(low_balance_threshold_nanos=5 * 10**9)
     suspended = actions.create_tenant(actor=operator, slug="globex", name="Globex",
                                       groups=[standard])
     actions.set_tenant_status(actor=operator, tenant=suspended, status="suspended")
@@ -124,6 +137,17 @@ def build_world(user_model) -> World:
     AuditEvent.log(actor=owner, tenant=tenant, action="key.issued",
                    target=f"{key.name} ({key.masked})", group=standard.name)
 
+    # Redemption codes: a batch for the tenant, one code redeemed by its owner.
+    from billing import redemption as code_store
+    from relay.operations import redemption as code_actions
+
+    made = code_actions.create_batch(
+        actor=operator, count=5, value_nanos=50 * BILLION, tenant=tenant,
+        expires=now + dt.timedelta(days=30), name="Spring promotion 2025",
+    )
+    code_store.redeem(text=made.codes[0], tenant=tenant, user=owner)
+    code_actions.void_code(actor=operator, code=made.batch.codes.unused().first())
+
     # A month of usage, up to noon yesterday (UTC), with its daily rollups.
     midnight = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     noon = midnight - dt.timedelta(hours=12)
@@ -148,7 +172,7 @@ def build_world(user_model) -> World:
 
 def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str, str]]:
     """Every GET page of both consoles (the sign-in page too), ids filled in."""
-    from billing.models import BasePrice
+    from billing.models import BasePrice, RedemptionBatch
 
     tenant, key = world.tenant, world.key
     membership = Membership.objects.get(tenant=tenant, user=member)
@@ -164,6 +188,8 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("console:member_role", kwargs={"member_id": membership.pk}),
         reverse("console:member_remove", kwargs={"member_id": membership.pk}),
         reverse("console:audit"),
+        reverse("console:redeem"),
+        reverse("console:notifications"),
     ]
     price = BasePrice.objects.get(model=price_model)
     operator = [
@@ -184,6 +210,8 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("operator:channel", args=[world.channel.pk]),
         reverse("operator:reports"),
         reverse("operator:audit"),
+        reverse("operator:codes"),
+        reverse("operator:code_batch", args=[RedemptionBatch.objects.get().pk]),
     ]
     assert price.pk  # the prices page lists it
     return ([("nobody", reverse("login"))] + [("owner", url) for url in console]
@@ -193,7 +221,7 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
 def data_words(world: World) -> set[str]:
     """Every word the pages show as data: names, slugs, models, keys, emails..."""
     from accounts.models import Group
-    from billing.models import LedgerEntry
+    from billing.models import LedgerEntry, RedemptionBatch, RedemptionCode
 
     texts: list[str] = []
     for user in (world.operator, world.owner, world.member):
@@ -203,13 +231,15 @@ def data_words(world: World) -> set[str]:
     for group in Group.objects.all():
         texts += [group.name, group.description]
     for channel in Channel.objects.prefetch_related("models"):
-        texts += [channel.name, channel.base_url]
+        texts += [channel.name, channel.base_url, channel.disabled_detail]
         texts += [m.upstream_model for m in channel.models.all()]
     for key in ApiKey.objects.select_related("tenant"):
         texts += [key.name, key.masked, key.prefix, f"{key.tenant.slug}/{key.name}"]
     for row in UsageRecord.objects.all():
         texts += [row.request_id, row.model, row.served_model, row.end_user]
     texts += [entry.reason for entry in LedgerEntry.objects.all()]
+    texts += [f"…{code.hint}" for code in RedemptionCode.objects.all()]
+    texts += list(RedemptionBatch.objects.values_list("name", flat=True))
     # Providers' names (Azure OpenAI...); a kind that needs a word has one in LABELS.
     texts += [name for kind, name in KINDS if kind not in LABELS]
     for event in AuditEvent.objects.all():

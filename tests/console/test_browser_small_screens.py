@@ -1,6 +1,6 @@
 """Every page of both consoles on a 390 px wide phone (Playwright driving
 Debian's Chromium), in English and in Chinese, over a realistic month of data
-(and the answers to issuing a key and testing a channel):
+(and the answers to issuing a key, testing a channel and making redemption codes):
 the page never scrolls sideways (wide tables scroll inside their own box).
 Screenshots go to test-artifacts/browser/small-screens/.
 """
@@ -90,10 +90,22 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                 if width > WIDTH:
                     too_wide.append((language, "channel test", width,
                                      operator.evaluate(OVERFLOWING, WIDTH)))
+                # The page that shows a new batch's redemption codes (a POST's answer).
+                operator.goto(f"{base}/operator/codes/")
+                operator.fill("#id_count", "12")
+                operator.fill("#id_value", "9.99")
+                operator.locator("#new-batch button[type=submit]").click()
+                expect(operator.locator("#codes")).to_be_visible()
+                width = operator.evaluate("document.documentElement.scrollWidth")
+                measured += 1
+                browser.shot(operator, f"{language[:2]}-operator-codes-created")
+                if width > WIDTH:
+                    too_wide.append((language, "codes created", width,
+                                     operator.evaluate(OVERFLOWING, WIDTH)))
                 for page in pages.values():
                     page.context.close()
         finally:
             chromium.close()
-    assert measured == 2 * (len(world.pages) + 2)
+    assert measured == 2 * (len(world.pages) + 3)
     assert not too_wide, too_wide
     assert not browser.problems, browser.problems

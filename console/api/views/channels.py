@@ -10,6 +10,8 @@ from console.api import serializers as s
 from console.api.base import Pagination, StaffApi
 from console.api.views.tenants import groups_named
 from relay.health import probe as channel_probe
+from relay.health import state as channel_health
+from relay.health import tasks as health_tasks
 from relay.models import Channel
 from relay.operations import actions
 
@@ -81,3 +83,32 @@ class ChannelTestApi(StaffApi):
         data = self.body(s.ChannelTestInput)
         result = channel_probe.probe(channel=channel, model=data.get("model"))
         return Response(s.ChannelTestOutput(result).data)
+
+
+@extend_schema(tags=[TAG], request=s.ChannelPinInput, responses=s.ChannelOutput)
+class ChannelPinApi(StaffApi):
+    """Pin (``pinned: true``: never taken out of rotation by the relay) or unpin."""
+
+    def post(self, request, channel_id: int):
+        channel = self.get_or_404(Channel.objects.all(), channel_id)
+        data = self.body(s.ChannelPinInput)
+        channel_health.set_pinned(actor=request.user, channel=channel, pinned=data["pinned"])
+        return Response(s.ChannelOutput(channels().get(pk=channel.pk)).data)
+
+
+@extend_schema(tags=[TAG], request=s.TestAllInput, responses={202: s.TestAllOutput})
+class ChannelTestAllApi(StaffApi):
+    """Probe every channel with a real embeddings call, in the background; each
+    result is written on its channel (``last_probe_*``), and a channel the
+    relay took out that passes is put back."""
+
+    def post(self, request):
+        only = self.body(s.TestAllInput)["only_auto_disabled"]
+        health_tasks.test_all.delay(only_auto_disabled=only)
+        queued = Channel.objects.all()
+        if only:
+            queued = queued.filter(enabled=False).exclude(disabled_reason="")
+        return Response(
+            s.TestAllOutput({"queued": queued.count()}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

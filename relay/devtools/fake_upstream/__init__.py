@@ -21,6 +21,7 @@ The OpenAI dialect (openai.py), at the root:
     /x/fail_if=X/v1/...     fails with 503 a call with an input containing X
     /x/slow_if=X/v1/...     answers 0.2 s later a call with an input containing X
     /x/reverse/v1/...       lists the vectors last first (each with its index)
+    /x/quota/v1/...         the account is out of quota (429 insufficient_quota)
     /openai/deployments/{deployment}/embeddings      Azure's path
 
 The other dialects, each under its kind, so that a channel's ``base_url`` is
@@ -38,7 +39,8 @@ The other dialects, each under its kind, so that a channel's ``base_url`` is
 Each checks the provider's authentication, enforces its per-call caps with
 the provider's own error status and body, honours its dimension parameter
 and reports usage its way. Their options: ``latency=MS``, ``status=N`` (fail
-with N, in the dialect's error shape), ``key=K`` (require this credential;
+with N, in the dialect's error shape), ``quota`` (the account is out of
+money or quota, as that provider says it), ``key=K`` (require this credential;
 for Bedrock ``ACCESS_KEY_ID:SECRET``, else the test pair in bedrock.py),
 ``usage=none`` or ``usage=N``, and ``items=N`` / ``tokens=N`` to lower the
 per-call caps so that a test can prove a batch was split.

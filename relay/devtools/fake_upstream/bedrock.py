@@ -53,6 +53,12 @@ def error(status: int, message: str, kind: str | None = None) -> web.Response:
     return respond({"message": message}, status, {"x-amzn-ErrorType": f"{kind}:http://internal"})
 
 
+def out_of_quota() -> web.Response:
+    """An AWS account whose Bedrock access is cut for billing."""
+    return error(403, "Access denied: the billing of this AWS account is not active for the "
+                 "model.", "AccessDeniedException")
+
+
 def refusal(call: Call) -> web.Response | None:
     """Bedrock's answer to a call whose signature does not verify, or None."""
     request = call.request

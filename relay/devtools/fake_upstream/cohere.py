@@ -25,6 +25,12 @@ def error(status: int, message: str) -> web.Response:
     return respond({"message": message}, status)
 
 
+def out_of_quota() -> web.Response:
+    """A Cohere trial key past its monthly calls."""
+    return error(429, "You are using a Trial key, which is limited to 1000 API calls / month. "
+                 "You can continue to use the Trial key for free or upgrade to a Production key.")
+
+
 def answer(call: Call) -> web.Response:
     sent = call.credential()
     if call.key_refused(sent):

@@ -29,6 +29,12 @@ def error(status: int, message: str, reason: str | None = None) -> web.Response:
     return respond({"error": body}, status)
 
 
+def out_of_quota() -> web.Response:
+    """Gemini's free tier past its quota: 429 RESOURCE_EXHAUSTED with billing words."""
+    return error(429, "You exceeded your current quota, please check your plan and billing "
+                 "details.")
+
+
 def answer(call: Call) -> web.Response:
     model, _, method = call.request.match_info["target"].partition(":")
     if method != "batchEmbedContents":

@@ -26,6 +26,11 @@ def error(status: int, message: str) -> web.Response:
     return respond({"detail": message}, status)
 
 
+def out_of_quota() -> web.Response:
+    """Jina's key with no tokens left: 402."""
+    return error(402, "Insufficient balance. Please top up your API key.")
+
+
 def answer(call: Call) -> web.Response:
     if call.key_refused(call.credential()):
         return error(401, "Invalid API key")

@@ -26,6 +26,11 @@ def error(status: int, message: str) -> web.Response:
                     "param": None, "code": "3210"}, status)
 
 
+def out_of_quota() -> web.Response:
+    """Mistral past its workspace's billing limit."""
+    return error(402, "Payment required: your workspace has reached its billing limit.")
+
+
 def answer(call: Call) -> web.Response:
     if call.key_refused(call.credential()):
         return error(401, "Unauthorized")

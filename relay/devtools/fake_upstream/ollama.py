@@ -20,6 +20,11 @@ def error(status: int, message: str) -> web.Response:
     return respond({"error": message}, status)
 
 
+def out_of_quota() -> web.Response:
+    """A self-hosted server has no account; a relay in front of one says this."""
+    return error(402, "insufficient balance")
+
+
 def answer(call: Call) -> web.Response:
     if "key" in call.options and call.key_refused(call.credential()):
         return error(401, "unauthorized")

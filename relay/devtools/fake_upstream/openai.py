@@ -23,6 +23,9 @@ def answer(body: bytes, options: dict, stats: dict, request: web.Request) -> web
     if "status" in options:
         status = int(options["status"])
         return error(status, f"fake upstream failure {status}", "server_error")
+    if "quota" in options:  # OpenAI's account out of credit (Azure's words are the same)
+        return error(429, "You exceeded your current quota, please check your plan and billing "
+                     "details.", "insufficient_quota")
     required_key = options.get("key")
     sent = stats["last_authorization"].removeprefix("Bearer ")
     if required_key and sent != required_key or not sent:

@@ -101,6 +101,8 @@ class FakeUpstream:
                 if "status" in options:
                     status = int(options["status"])
                     return dialect.error(status, f"fake upstream failure {status}")
+                if "quota" in options:
+                    return dialect.out_of_quota()
                 call = Call(request, body, options, stats)
                 try:
                     return dialect.answer(call)

@@ -25,6 +25,12 @@ def error(status: int, message: str) -> web.Response:
     return respond({"detail": message}, status)
 
 
+def out_of_quota() -> web.Response:
+    """Voyage without a payment method past its free tokens."""
+    return error(429, "You have not yet added your payment method in the billing page and will "
+                 "have reduced rate limits.")
+
+
 def answer(call: Call) -> web.Response:
     if call.key_refused(call.credential()):
         return error(401, "Provided API key is invalid.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.urls import URLPattern, reverse
 
 from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
-from billing.models import BasePrice
+from billing import redemption
+from billing.models import BasePrice, RedemptionBatch
 from console.operator.urls import urlpatterns as operator_routes
 from relay.models import Channel
 from tests.helpers import SMALL, make_channel
@@ -26,7 +27,12 @@ def operator_urls(client) -> list[str]:
     key = ApiKey.objects.filter(tenant=tenant).first() or ApiKey.issue(
         tenant=tenant, group=group, name="walk"
     )[0]
-    ids = {"tenant": tenant.pk, "group": group.pk, "channel": channel.pk, "price": price.pk}
+    # Made through the store, not the audited action: some callers expect no audit events.
+    batch = RedemptionBatch.objects.order_by("pk").first() or redemption.make_batch(
+        count=1, value_nanos=1
+    ).batch
+    ids = {"tenant": tenant.pk, "group": group.pk, "channel": channel.pk, "price": price.pk,
+           "code": batch.pk}
     urls = []
     for route in operator_routes:
         assert isinstance(route, URLPattern)
@@ -35,5 +41,7 @@ def operator_urls(client) -> list[str]:
             kwargs["pk"] = next(v for k, v in ids.items() if route.name.startswith(k))
         if "key_pk" in route.pattern.converters:
             kwargs["key_pk"] = key.pk
+        if "code_pk" in route.pattern.converters:
+            kwargs["code_pk"] = batch.codes.first().pk
         urls.append(reverse(f"operator:{route.name}", kwargs=kwargs))
     return urls

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 # --- Who may see any of it -------------------------------------------------------------
 
-POST_ONLY = ("/status/", "/toggle/", "/revoke/", "/delete/")
+POST_ONLY = ("/status/", "/toggle/", "/revoke/", "/delete/", "/void/", "/pin/", "/test-all/")
 
 
 def test_every_operator_page_opens_for_staff(staff_client, tenant, channel):

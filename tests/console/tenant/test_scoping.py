@@ -17,7 +17,9 @@ from tests.console.tenant.helpers import signed_in
 
 pytestmark = pytest.mark.django_db
 
-OWNER_ONLY = {"key_revoke", "members", "member_role", "member_remove", "audit"}
+OWNER_ONLY = {
+    "key_revoke", "members", "member_role", "member_remove", "audit", "redeem", "notifications",
+}
 
 
 def object_routes():
