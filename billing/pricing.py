@@ -35,6 +35,21 @@ def apply_ratio(base_price_nanos: int, ratio: Decimal) -> int:
     return int((Decimal(base_price_nanos) * ratio).to_integral_value(rounding=ROUND_HALF_UP))
 
 
+def effective_price(own_nanos: int | None, base_nanos: int | None, ratio: Decimal) -> int | None:
+    """What a group's keys pay per million tokens of a model: the group's own
+    price for it, else the base price times the group's ratio, else None: the
+    model is not served (serving it would give it away).
+
+    The one statement of the rule: the request path (relay.catalog.routes),
+    the consoles and the config file (relay.operations) all read prices here.
+    """
+    if own_nanos is not None:
+        return own_nanos
+    if base_nanos is not None:
+        return apply_ratio(base_nanos, ratio)
+    return None
+
+
 def to_nanos(amount: str | Decimal | int) -> int:
     """``"0.02"`` (currency units) to nano-units; refuses sub-nano precision."""
     value = Decimal(str(amount)) * NANOS_PER_UNIT

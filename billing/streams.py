@@ -85,15 +85,13 @@ def acknowledge(conn: redis.Redis, stream: str, entry_ids: list[bytes]) -> None:
         pipe.execute()
 
 
-def dead_letter_stream() -> str:
-    return f"{settings.USAGE_STREAM}:dead"
+def dead_letter_stream(stream: str) -> str:
+    """Where one usage stream's refused events are kept: under its hash tag,
+    so that burying one (copy, acknowledge, delete) is one MULTI on one shard."""
+    return f"{stream}:dead"
 
 
-def dead_letter(
-    conn: redis.Redis, entry_id: bytes, event: UsageEvent, charge: int | None, *, reason: str
-) -> None:
-    """Keep an event PostgreSQL refused where reconcile and an operator see it."""
-    fields = {FIELD: event.encode(), "reason": reason[:500], "entry": entry_id}
-    if charge is not None:
-        fields[FIELD_CHARGE] = charge
-    conn.xadd(dead_letter_stream(), fields)
+def source_stream(dead_stream: str) -> str:
+    """The usage stream whose dead letters ``dead_stream`` keeps."""
+    return dead_stream.removesuffix(":dead")
+

@@ -4,6 +4,12 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
+import relay
+
+# Where a wheel carries its catalogs (pyproject.toml): compiled when it was
+# built, so the installer's file times say nothing about which is newer.
+SHIPPED = Path(relay.__file__).resolve().parent / "shipped"
+
 
 class ConsoleConfig(AppConfig):
     name = "console"
@@ -22,7 +28,12 @@ def catalogs_compiled(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     for locale_dir in map(Path, settings.LOCALE_PATHS):
         for po in sorted(locale_dir.glob("*/LC_MESSAGES/*.po")):
             mo = po.with_suffix(".mo")
-            if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            stale = (
+                mo.exists()
+                and not po.resolve().is_relative_to(SHIPPED)
+                and mo.stat().st_mtime < po.stat().st_mtime
+            )
+            if not mo.exists() or stale:
                 problems.append(
                     checks.Warning(
                         f"{mo} is missing or older than {po.name}: that language shows in English.",

@@ -10,9 +10,18 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from billing import redis_url
-from relay.lib.env import env_bool, env_float, env_int, env_list, env_str
+from relay.lib.env import env_bool, env_float, env_int, env_list, env_str, web_concurrency
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _shipped(name: str) -> Path:
+    """A top-level data directory of the tree (templates/, locale/): where it
+    is in a checkout or the Docker image, or the copy a wheel carries inside
+    the relay package (pyproject.toml maps it to ``relay.shipped.<name>``)."""
+    packaged = Path(__file__).resolve().parent / "shipped" / name
+    return packaged if packaged.is_dir() else BASE_DIR / name
+
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else None)
@@ -79,7 +88,7 @@ WSGI_APPLICATION = "relay.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [_shipped("templates")],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -130,7 +139,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 # Written in the repo (locale/*/LC_MESSAGES/django.po), compiled to .mo by
 # `dev.py run` / `dev.py test` and the Docker build (relay/devtools/locales.py).
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [_shipped("locale")]
 # The switcher's cookie (console/language.py); a signed-in person's choice is
 # also kept on their profile.
 LANGUAGE_COOKIE_SECURE = HTTPS
@@ -195,6 +204,15 @@ RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 8, minimum=1)
 RELAY_CHANNEL_CONCURRENCY = env_int("RELAY_CHANNEL_CONCURRENCY", 64, minimum=1)
 # Bodies larger than this are refused before they are parsed (bytes).
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# The connection edge (relay/server/edge.py, docs/deploy.md): how long a client
+# may take to send a request's head, then its body, and how many connections
+# one web process holds (under its file-descriptor limit, with room for the
+# upstream and database connections).
+RELAY_HEADER_TIMEOUT_S = env_float("RELAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1)
+RELAY_BODY_TIMEOUT_S = env_float("RELAY_BODY_TIMEOUT_S", 60.0, minimum=0.1)
+RELAY_MAX_CONNECTIONS_PER_PROCESS = env_int(
+    "RELAY_MAX_CONNECTIONS_PER_PROCESS", 4096, minimum=1
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
 # A hold (money reserved for a request in flight) is released by the
 # sweeper after this long: longer than any request with all its failovers.
@@ -230,10 +248,10 @@ RELAY_REDIS_WAIT_REPLICAS = env_int("RELAY_REDIS_WAIT_REPLICAS", 0, minimum=0)
 RELAY_REDIS_WAIT_TIMEOUT_MS = env_int("RELAY_REDIS_WAIT_TIMEOUT_MS", 100, minimum=1)
 # Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer address is the client.
 RELAY_TRUSTED_PROXIES = env_list("RELAY_TRUSTED_PROXIES", [])
+# The web processes on this machine (gunicorn reads the same: relay/lib/env.py).
+WEB_CONCURRENCY = web_concurrency()
 # With Redis down each web process enforces 1/N of every limit (N: the web processes).
-RELAY_FALLBACK_PROCESSES = env_int(
-    "RELAY_FALLBACK_PROCESSES", env_int("WEB_CONCURRENCY", 2, minimum=1), minimum=1
-)
+RELAY_FALLBACK_PROCESSES = env_int("RELAY_FALLBACK_PROCESSES", WEB_CONCURRENCY, minimum=1)
 # Invalid API keys one address may send per minute before its unknown keys get 429.
 RELAY_INVALID_KEY_LIMIT_PER_MIN = env_int("RELAY_INVALID_KEY_LIMIT_PER_MIN", 20, minimum=1)
 # Redemption codes that did not work, per person and per address, before further
@@ -251,7 +269,13 @@ USAGE_STREAM = env_str("USAGE_STREAM", "usage:events")
 USAGE_STREAM_SHARDS = env_int("USAGE_STREAM_SHARDS", 16, minimum=1)
 USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 500, minimum=1)
 # A usage event claimed by a worker that died is handed to another after this.
-USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 60, minimum=1)
+# Short, so a killed worker delays records by seconds, not a minute; a batch
+# takes far less to write, and a second writer of one batch writes nothing
+# twice (records are keyed by request id).
+USAGE_CLAIM_IDLE_S = env_int("USAGE_CLAIM_IDLE_S", 10, minimum=1)
+# An event still unwritten this long after it was queued is overdue:
+# `manage.py reconcile` names it and exits 1 (docs/operator.md).
+USAGE_PENDING_BOUND_S = env_int("USAGE_PENDING_BOUND_S", 60, minimum=1)
 
 # --- Notifications ----------------------------------------------------------
 

@@ -4,8 +4,8 @@ from django.urls import path
 
 from console.tenant import keys as keys_views
 from console.tenant import members as members_views
-from console.tenant import redeem as redeem_views
 from console.tenant import notifications as notifications_views
+from console.tenant import redeem as redeem_views
 from console.tenant import views as tenant_views
 
 app_name = "console"

@@ -8,7 +8,7 @@ import logging
 import orjson
 from adrf.views import APIView
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpResponse, JsonResponse
 
 from relay.catalog.routes import group_routes
@@ -19,6 +19,7 @@ from relay.contract.errors import (
     NotFound,
     RelayError,
     ServerError,
+    ServiceUnavailable,
     error_response,
 )
 from relay.lib import addresses, metrics
@@ -44,6 +45,12 @@ def relay_error(exc: Exception, path: str) -> tuple[RelayError, str]:
     """
     if isinstance(exc, RelayError):
         return exc, exc.code or exc.type
+    if isinstance(exc, OperationalError | InterfaceError):
+        # PostgreSQL down or restarting (a key not in this process's cache
+        # cannot be checked): the client may retry, as with Redis down.
+        log.warning("database unavailable on %s: %s", path, exc)
+        error = ServiceUnavailable("The relay cannot reach its database; retry shortly.")
+        return error, "database_unavailable"
     log.exception("unhandled error on %s", path)
     error = ServerError("The relay had an internal error while processing your request.")
     return error, "server_error"
@@ -156,7 +163,7 @@ async def metrics_view(request):
         allowed = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
     if not allowed:
         return JsonResponse({"error": "metrics need the METRICS_TOKEN bearer token"}, status=403)
-    body, content_type = metrics.exposition()
+    body, content_type = await off_loop(metrics.exposition)()
     return HttpResponse(body, content_type=content_type)
 
 

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from accounts.models import Group
 from billing.models import BasePrice
-from billing.pricing import apply_ratio
+from billing.pricing import apply_ratio, effective_price
 from relay.lib.db import off_loop
 from relay.lib.ttlcache import TTLCache
 from relay.models import Channel
@@ -93,9 +93,9 @@ def load_group_routes(group_id: int) -> GroupRoutes | None:
             )
     models: dict[str, ModelRoute] = {}
     for group_model in group.models.all():
-        price = group_model.price_per_mtok_nanos
-        if price is None and group_model.model in base_prices:
-            price = apply_ratio(base_prices[group_model.model], group.price_ratio)
+        price = effective_price(
+            group_model.price_per_mtok_nanos, base_prices.get(group_model.model), group.price_ratio
+        )
         if price is None:
             # Serving a model nobody priced would give it away: leave it closed.
             log.warning(

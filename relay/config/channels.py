@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from relay.config import read, rows
 from relay.config.read import ConfigError
 from relay.models import DEFAULT_KIND, Channel
+from relay.operations import actions
 from relay.providers import PROVIDERS
 
 FIELDS = {
@@ -109,6 +110,12 @@ def _base_url(value: object, *, where: str) -> str:
         raise ConfigError(f"{where}: must start with http:// or https://")
     if not host or any(char.isspace() for char in url):
         raise ConfigError(f"{where}: not a valid URL (no host, or spaces)")
+    try:
+        # The consoles' guard (relay/operations): a cloud metadata address, or
+        # a private one not in RELAY_UPSTREAM_ALLOWED_NETWORKS, is refused here too.
+        actions.check_base_url(url)
+    except actions.ActionRefused as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
     return url
 
 

@@ -10,6 +10,7 @@ from accounts.models import Group
 from billing.models import BasePrice
 from relay.config import read, rows
 from relay.config.read import ConfigError
+from relay.operations import actions
 
 FIELDS = {
     "description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency", "cache",
@@ -110,11 +111,9 @@ def apply(spec: GroupSpec) -> str:
 
 def _check_priced(spec: GroupSpec) -> None:
     """A model with no price is never served (relay.catalog.routes): refuse to list one."""
-    unpriced = [model for model in spec.models if model not in spec.prices]
-    priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
-    for model in unpriced:
-        if model not in priced:
-            raise ConfigError(
-                f"groups.{spec.name}.models: {model} has no price; "
-                "add it to base_prices or to this group's prices"
-            )
+    own = {model: spec.prices.get(model) for model in spec.models}
+    for model in actions.unpriced_models(own):
+        raise ConfigError(
+            f"groups.{spec.name}.models: {model} has no price; "
+            "add it to base_prices or to this group's prices"
+        )

@@ -11,6 +11,7 @@ from accounts import keys as secrets
 from accounts.models import ApiKey, Group, Tenant
 from relay.config import read, rows
 from relay.config.read import ConfigError
+from relay.operations import actions
 
 FIELDS = {
     "tenant",
@@ -170,6 +171,10 @@ def _create_key(spec: KeySpec, *, tenant: Tenant, values: dict[str, Any]) -> str
         key.revoke()
         # A secret nobody can use is not worth showing.
         line = f"created key {label} (revoked)"
+    actions.audit_change(
+        actor=None, action="keys.issued", target=label, door="config", tenant=tenant,
+        count=1, imported=spec.secret is not None, status=key.status,
+    )
     return line
 
 

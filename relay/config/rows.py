@@ -9,6 +9,7 @@ from django.db import models
 
 from accounts.models import Group
 from relay.config.read import ConfigError
+from relay.operations import actions
 
 # Model attributes reported under the name the file uses for them.
 _LABELS = {
@@ -79,9 +80,28 @@ def groups_named(names: tuple[str, ...], *, where: str) -> list[Group]:
     return [found[name] for name in names]
 
 
+# The audit log's actions (relay.operations.actions.ACTIONS) for the file's objects.
+_AUDITED = {
+    "base price": ("price.set", "price.set"),
+    "group": ("group.created", "group.updated"),
+    "channel": ("channel.created", "channel.updated"),
+    "tenant": ("tenant.created", "tenant.updated"),
+    "key": ("keys.issued", "key.updated"),
+}
+
+
 def report(kind: str, name: str, *, created: bool, changed: list[str]) -> str:
+    """The report line of one object, and its audit event when it was created
+    or changed: the config file is a door like the consoles (actor: none)."""
+    labels = [_LABELS.get(c, c) for c in changed]
+    if created or changed:
+        audited = _AUDITED[kind][0 if created else 1]
+        # Names of what changed only: a credential or secret is never a value here.
+        actions.audit_change(
+            actor=None, action=audited, target=name, door="config", changed=labels
+        )
     if created:
         return f"created {kind} {name}"
     if changed:
-        return f"updated {kind} {name} ({', '.join(_LABELS.get(c, c) for c in changed)})"
+        return f"updated {kind} {name} ({', '.join(labels)})"
     return f"unchanged {kind} {name}"

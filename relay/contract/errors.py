@@ -111,6 +111,14 @@ class RequestTooLarge(RelayError):
     type = "invalid_request_error"
 
 
+class RequestTimeout(RelayError):
+    """The client took too long to send its request (relay/server/edge.py)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RateLimited(RelayError):
     status = 429
     code = "rate_limit_exceeded"

@@ -236,6 +236,15 @@ def read_options(data: dict, model: str) -> tuple[str | None, int | None, str | 
             param="user",
             code="invalid_type",
         )
+    if user is not None and "\x00" in user:
+        # Refused rather than cleaned: the record's end user must be the one
+        # the client sent (reports are filtered by it), and PostgreSQL cannot
+        # store a NUL in text (issue 17: such an event stranded a drain).
+        raise InvalidRequest(
+            "Invalid value for 'user': the string must not contain NUL (\\u0000) characters.",
+            param="user",
+            code="invalid_value",
+        )
     return encoding_format, dimensions, user
 
 

@@ -69,7 +69,8 @@ def answer(
                      % (b"," if index else b"", index))
         if as_base64:
             # Straight from the array's memory: no bytes copy of the row first.
-            parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')
+            # (numpy's stubs do not declare the buffer protocol b2a_base64 reads.)
+            parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')  # type: ignore[arg-type]
         else:
             parts += (orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY), b"}")
     parts.append(b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'

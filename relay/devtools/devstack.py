@@ -44,7 +44,7 @@ from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
-WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "relay/server/gunicorn_conf.py"]
+WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf"]
 WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
 # One machine, one worker: beat runs in a thread of it (relay/celery.py), where
 # compose runs it as a service of its own, for deployments with several workers.
@@ -429,6 +429,29 @@ TOPOLOGY_TESTS = [
 TOPOLOGIES = ("cluster", "sentinel")
 
 
+# Style and types, held by the test command rather than by memory. Each runs
+# and reports, and pytest runs whatever they say: the tree is formatted in one
+# go by its owner, and until then `ruff format --check` fails without keeping
+# the tests from telling what they know. The command fails if any of them did.
+CHECKS = {
+    "ruff check": ["-m", "ruff", "check", "."],
+    # One line per file it would change, not the whole diff.
+    "ruff format --check": ["-m", "ruff", "format", "--check", "--output-format", "concise", "."],
+    # The typed packages are listed in pyproject.toml ([tool.mypy]).
+    "mypy": ["-m", "mypy"],
+}
+
+
+def run_checks(env: dict[str, str]) -> list[str]:
+    """Run every check of CHECKS; the names of those that failed."""
+    failed = []
+    for name, args in CHECKS.items():
+        print(f"--- {name}", flush=True)
+        if subprocess.run([PYTHON, *args], env=env, cwd=ROOT).returncode != 0:
+            failed.append(name)
+    return failed
+
+
 def test(pytest_args: list[str]) -> int:
     ensure_debian_package(CHROMIUM, "chromium", "the browser tests")
     ensure_node_client()
@@ -442,12 +465,14 @@ def test(pytest_args: list[str]) -> int:
     code = _test_run([])
     for topology in TOPOLOGIES:
         print(f"--- the limits, money and usage tests on a Redis {topology} ---", flush=True)
-        run_code = _test_run([*TOPOLOGY_TESTS, "-m", "not standalone_only"], topology=topology)
+        run_code = _test_run(
+            [*TOPOLOGY_TESTS, "-m", "not standalone_only"], topology=topology, checks=False
+        )
         code = code or run_code
     return code
 
 
-def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
+def _test_run(pytest_args: list[str], *, topology: str = "", checks: bool = True) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-test-"))
     try:
         with services(state_dir, redis_topology=topology) as env:
@@ -461,9 +486,13 @@ def _test_run(pytest_args: list[str], *, topology: str = "") -> int:
                 "ALLOWED_HOSTS": "relay.example.com",
             }
             manage(production, "check", "--deploy", "--fail-level", "WARNING")
-            return subprocess.run(
+            failed = run_checks(env) if checks else []  # the tree is the same each pass
+            tested = subprocess.run(
                 [PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=ROOT
             ).returncode
+            if failed:
+                print(f"checks that failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+            return tested or (1 if failed else 0)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -58,10 +58,9 @@ def client_address(remote: str, forwarded_for: str) -> str:
     RELAY_TRUSTED_PROXIES, the first untrusted hop of X-Forwarded-For counting
     from the right. Hops further left were written by the client and prove
     nothing: taking the left-most would let anyone pick their address."""
-    trusted = settings.RELAY_TRUSTED_PROXIES
-    if not trusted:
+    if not settings.RELAY_TRUSTED_PROXIES:
         return remote
-    trusted = tuple(trusted)
+    trusted = tuple(settings.RELAY_TRUSTED_PROXIES)
     if not within(remote, trusted):
         return remote
     hops = [hop.strip() for hop in forwarded_for.split(",")]

@@ -80,3 +80,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# gunicorn's workers when WEB_CONCURRENCY is unset: one per core the process
+# may run on, at most 4 (past that, run more machines: docs/deploy.md).
+MAX_DEFAULT_WEB_CONCURRENCY = 4
+
+
+def web_concurrency() -> int:
+    """How many web processes serve the relay on this machine: WEB_CONCURRENCY,
+    else one per usable core up to MAX_DEFAULT_WEB_CONCURRENCY. The one reading
+    of it: gunicorn's worker count (relay/server/gunicorn_conf.py) and the
+    share of every limit each process enforces while Redis is down
+    (RELAY_FALLBACK_PROCESSES) come from here, so they cannot disagree."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # a container's cpuset, not the host's cores
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return env_int("WEB_CONCURRENCY", min(cores, MAX_DEFAULT_WEB_CONCURRENCY), minimum=1)

@@ -53,14 +53,27 @@ ANSWER_BUDGET_WAITS = Counter(
 )
 USAGE_QUEUED = Counter("relay_usage_events_queued_total", "Usage events handed to the workers.")
 # Written by the workers (billing may not import relay, so they live there).
-from billing.metrics import USAGE_LAG, USAGE_WRITTEN  # noqa: E402, F401
+from billing.metrics import (  # noqa: E402, F401
+    USAGE_DEAD_LETTERED,
+    USAGE_LAG,
+    USAGE_WRITTEN,
+    UsageBacklogCollector,
+)
+
+# Read from Redis at each scrape, once for all processes (not per process).
+_BACKLOG = CollectorRegistry()
+_BACKLOG.register(UsageBacklogCollector())
 
 
 def exposition() -> tuple[bytes, str]:
+    """The metrics as Prometheus text. Blocks on Redis for the usage backlog
+    (two commands): call it off the event loop."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
+        body = generate_latest(registry)
+    else:
+        from prometheus_client import REGISTRY
 
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(REGISTRY)
+    return body + generate_latest(_BACKLOG), CONTENT_TYPE_LATEST

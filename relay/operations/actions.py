@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
@@ -21,10 +20,15 @@ from accounts import keys as key_secrets
 from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
-from billing.pricing import apply_ratio
+from billing.pricing import effective_price
 from relay.catalog import invalidation  # noqa: F401 (its signals announce each change)
-from relay.connections import egress
 from relay.models import Channel
+from relay.operations.rules import (  # noqa: F401 (re-exported: the doors' one import)
+    ActionRefused,
+    audit_change,
+    check_base_url,
+    unpriced_models,
+)
 
 # The columns behind PositiveIntegerField and BigIntegerField.
 MAX_INT = 2**31 - 1
@@ -47,23 +51,11 @@ ACTIONS = (
     "balance.topped_up", "balance.adjusted", "group.created", "group.updated",
     "price.set", "price.deleted", "channel.created", "channel.updated",
     "channel.enabled", "channel.disabled", "keys.issued", "key.revoked",
+    # Written by the config file (relay/config/rows.py).
+    "key.updated",
     # Written by channel health (relay/health/state.py).
     "channel.auto_disabled", "channel.auto_enabled", "channel.pinned", "channel.unpinned",
 )
-
-
-class ActionRefused(Exception):
-    """The change would break a rule; the message says which, for people.
-
-    Messages are translated when raised: the operator console reads them in
-    its person's language, the operator API always in English (its requests
-    run in English: console/language.py).
-    """
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 @contextmanager
@@ -273,9 +265,7 @@ def revoke_key(*, actor, key: ApiKey) -> bool:
 
 def _check_priced(models: Mapping[str, int | None]) -> None:
     """A model with no price is never served (relay.catalog.routes): refuse to list one."""
-    unpriced = [model for model, price in models.items() if price is None]
-    priced = set(BasePrice.objects.filter(model__in=unpriced).values_list("model", flat=True))
-    missing = [model for model in unpriced if model not in priced]
+    missing = unpriced_models(models)
     if missing:
         raise ActionRefused(
             _("%(models)s: no price; give a price here or add a base price first.")
@@ -394,12 +384,9 @@ def effective_prices(group: Group, base: dict[str, int] | None = None) -> dict[s
     base = base_prices() if base is None else base
     prices: dict[str, int | None] = {}
     for row in group.models.all():
-        if row.price_per_mtok_nanos is not None:
-            prices[row.model] = row.price_per_mtok_nanos
-        elif row.model in base:
-            prices[row.model] = apply_ratio(base[row.model], group.price_ratio)
-        else:
-            prices[row.model] = None
+        prices[row.model] = effective_price(
+            row.price_per_mtok_nanos, base.get(row.model), group.price_ratio
+        )
     return prices
 
 
@@ -422,10 +409,7 @@ def save_channel(
     may cut to `dimensions`."""
     values = {name: fields[name] for name in CHANNEL_FIELDS if name in fields}
     if "base_url" in values:
-        try:
-            egress.validate_base_url(values["base_url"])
-        except ValidationError as exc:
-            raise ActionRefused(" ".join(exc.messages), field="base_url") from None
+        check_base_url(values["base_url"])
     was_enabled = channel.enabled if channel is not None else None
     taken = _("A channel with this name exists already.")
     with _unique_name(taken, field="name"), transaction.atomic():

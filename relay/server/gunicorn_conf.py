@@ -12,18 +12,26 @@ re-opens them under its own pid (prometheus_client notices the fork).
 """
 
 import gc
-import multiprocessing
 import os
 
+from django.core.exceptions import ImproperlyConfigured
 from gunicorn.glogging import Logger
+
+from relay.lib.env import env_int, web_concurrency
 
 # uvicorn's worker, sharing connections evenly between the workers
 # (relay/server/accept_balance.py).
 worker_class = "relay.server.web_worker.BalancedUvicornWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count(), 4)))
+try:
+    # Read as the settings read it, so the Redis-down share of each limit
+    # (RELAY_FALLBACK_PROCESSES) is 1/workers of it.
+    workers = web_concurrency()
+    # Long enough for the slowest upstream read plus failover attempts.
+    timeout = env_int("GUNICORN_TIMEOUT", 180, minimum=1)
+except ImproperlyConfigured as exc:
+    # A clear line and exit 1, not gunicorn's traceback of its config file.
+    raise SystemExit(f"gunicorn: {exc}") from None
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-# Long enough for the slowest upstream read plus failover attempts.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "180"))
 graceful_timeout = 30
 keepalive = 75
 # A connection backlog deep enough for 1,000 clients arriving at once.

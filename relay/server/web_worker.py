@@ -46,6 +46,8 @@ class BalancedServer(Server):
 
 
 class BalancedUvicornWorker(UvicornWorker):
+    # Bounded reads and a connection cap at the edge (relay/server/edge.py).
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "http": "relay.server.edge:EdgeProtocol"}
     # Set by the master's pre_fork hook; None when the board had no room.
     board_slot: int | None = None
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.pricing import apply_ratio, cost_nanos, from_nanos, to_nanos
+from billing.pricing import apply_ratio, cost_nanos, effective_price, from_nanos, to_nanos
 
 SMALL_PRICE_NANOS = 20_000_000  # text-embedding-3-small, $0.02 per million tokens
 
@@ -107,3 +107,24 @@ def test_a_cost_is_never_more_than_half_a_nano_off(tokens, price):
 )
 def test_more_tokens_never_cost_less(tokens, more, price):
     assert cost_nanos(tokens, price) <= cost_nanos(tokens + more, price)
+
+
+# --- the one price rule: own price, else base price x ratio, else not served ----------------
+
+
+def test_a_groups_own_price_wins_over_the_base_price_and_ratio():
+    assert effective_price(16_000_000, SMALL_PRICE_NANOS, Decimal("2")) == 16_000_000
+
+
+def test_an_own_price_of_zero_is_a_price_not_an_absence():
+    assert effective_price(0, SMALL_PRICE_NANOS, Decimal("1")) == 0
+
+
+def test_without_an_own_price_the_base_price_times_the_ratio_rounded_half_up():
+    assert effective_price(None, SMALL_PRICE_NANOS, Decimal("1.5")) == 30_000_000
+    assert effective_price(None, 3, Decimal("0.5")) == 2
+
+
+def test_with_neither_the_model_is_not_served():
+    assert effective_price(None, None, Decimal("1")) is None
+

@@ -303,7 +303,7 @@ def test_an_event_for_a_deleted_key_does_not_stop_other_usage_being_recorded(
         # Re-claimed after 2 s, the batch is retried several times within this.
         [record] = wait_until(lambda: records(request_id="req_after_orphan_0001"), timeout_s=8)
         assert record.api_key_id == api_key.pk
-        [(_id, fields)] = conn.xrange(f"{settings.USAGE_STREAM}:dead")
+        [(_id, fields)] = conn.xrange(streams.dead_letter_stream(stream))
         assert UsageEvent.decode(fields[FIELD.encode()]).request_id == "req_for_deleted_key_1"
     finally:
         # Take the orphan out, so the worker can finish before the flush.

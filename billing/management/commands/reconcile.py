@@ -8,7 +8,9 @@ from billing.reconcile import reconcile
 class Command(BaseCommand):
     help = (
         "For every tenant: balance = sum of ledger, usage debits = usage record costs, "
-        "live balance = PostgreSQL less queued debits, no stale holds. Prints the drift."
+        "live balance = PostgreSQL less queued debits, no stale holds; no usage event "
+        "dead-lettered or unwritten past USAGE_PENDING_BOUND_S. Prints the drift and "
+        "names each such event."
     )
 
     def handle(self, *args, **options) -> None:
@@ -32,5 +34,13 @@ class Command(BaseCommand):
             f"tenants={len(report.tenants)} queued_events={report.queued_events} "
             f"drift={total_drift} stale_holds={stale} dead_letters={report.dead_letters}"
         )
+        for letter in report.dead:
+            self.stdout.write(
+                f"dead-lettered: {letter.event.request_id} tenant_id={letter.event.tenant_id} "
+                f"charged_nanos={letter.charged_live_nanos} entry={letter.entry_id} "
+                f"reason={letter.reason}"
+            )
+        for request_id, age_s in report.overdue:
+            self.stdout.write(f"overdue: {request_id} unwritten for {age_s:.0f}s")
         if not report.healthy:
             raise CommandError("the books do not balance (see the drift above)")

@@ -12,7 +12,7 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from accounts import keys
-from accounts.models import ApiKey, Group, GroupModel, Tenant
+from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
 from billing.models import BasePrice
 from relay.models import Channel, ChannelModel
 from tests.helpers import ROOT
@@ -346,6 +346,10 @@ def _ftp_base_url(config):
     config["channels"]["local-bge"]["base_url"] = "ftp://127.0.0.1/v1"
 
 
+def _metadata_base_url(config):
+    config["channels"]["local-bge"]["base_url"] = "http://169.254.169.254/v1"
+
+
 def _zero_weight(config):
     config["channels"]["local-bge"]["weight"] = 0
 
@@ -372,6 +376,8 @@ def _unknown_tenant(config):
         (_model_without_any_price, "groups.vip.models: text-embedding-ada-002 has no price"),
         (_sub_nano_price, "base_prices.text-embedding-3-large: .* more precise than 9 decimal"),
         (_ftp_base_url, "channels.local-bge.base_url: must start with http:// or https://"),
+        (_metadata_base_url, "channels.local-bge.base_url: upstream address 169.254.169.254 "
+                             "is not allowed.* cloud metadata addresses are never allowed"),
         (_zero_weight, "channels.local-bge.weight: expected a whole number from 1"),
         (_naive_expiry, r"keys\[1\] \(acme/batch\)\.expires: needs a timezone"),
         (_unknown_tenant, r"keys\[0\] \(globex/ci\)\.tenant: unknown tenant 'globex'"),
@@ -449,3 +455,43 @@ def test_the_example_in_the_docs_applies_twice(apply, monkeypatch):
     assert ChannelModel.objects.get(channel__name="azure-east").upstream_model == (
         "embed-large-deployment"
     )
+
+
+# --- the config file is an audited door, like the consoles ----------------------------------
+
+
+def config_events() -> list[tuple[str, str]]:
+    return sorted(
+        AuditEvent.objects.filter(detail__door="config").values_list("action", "target")
+    )
+
+
+@pytest.mark.django_db
+def test_each_object_the_file_creates_or_changes_is_audited_as_the_config_doors_change(apply):
+    apply(EXAMPLE)
+
+    assert config_events() == sorted([
+        ("price.set", "text-embedding-3-small"), ("price.set", "text-embedding-3-large"),
+        ("group.created", "default"), ("group.created", "vip"),
+        ("channel.created", "openai-main"), ("channel.created", "local-bge"),
+        ("tenant.created", "acme"),
+        ("keys.issued", "acme/ci"), ("keys.issued", "acme/batch"),
+    ])
+    assert all(event.actor is None for event in AuditEvent.objects.all())
+    # Names of what changed, never a credential or a secret.
+    details = str(list(AuditEvent.objects.values_list("detail", flat=True)))
+    for secret in (UPSTREAM_KEY, IMPORTED_SECRET, "sk-local"):
+        assert secret not in details
+
+    apply(EXAMPLE)  # nothing changes: nothing is audited
+    assert len(config_events()) == 9
+
+    config = example()
+    config["channels"]["local-bge"]["priority"] = 5
+    config["channels"]["local-bge"]["api_key"] = "sk-local-rotated"
+    apply(config)
+    [updated] = AuditEvent.objects.filter(action="channel.updated", detail__door="config")
+    assert updated.target == "local-bge"
+    assert sorted(updated.detail["changed"]) == ["credential", "priority"]
+    assert "sk-local-rotated" not in str(updated.detail)
+

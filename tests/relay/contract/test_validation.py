@@ -301,6 +301,18 @@ def test_a_user_that_is_not_a_string_is_refused():
     assert refusal(lambda: read_options(SMALL, user=42))["param"] == "user"
 
 
+@pytest.mark.parametrize("user", ["a\x00b", "\x00", "end-user\x00"])
+def test_a_user_with_a_nul_character_is_refused_as_postgresql_cannot_store_it(user):
+    error = refusal(lambda: read_options(SMALL, user=user))
+    assert error["param"] == "user"
+    assert error["code"] == "invalid_value"
+    assert "NUL" in error["message"]
+
+
+def test_a_user_with_any_other_unicode_is_accepted():
+    assert read_options(SMALL, user="用户-7 \u200b\t")[2] == "用户-7 \u200b\t"
+
+
 def test_a_whole_request_is_read_into_one_object():
     data = {"model": SMALL, "input": ["hello world", "a"], "encoding_format": "base64",
             "dimensions": 256, "user": "end-user-7"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tomllib
 
 import pytest
 import redis
@@ -149,3 +151,35 @@ def test_a_second_launcher_uses_the_embedded_redis_that_is_running(tmp_path):
         assert redis.Redis.from_url(url).get("written-by") == b"manage"
     assert not (data_dir / "server.port").exists()
     assert devstack._running_redis(data_dir) is None
+
+
+# --- the checks the test command runs before pytest -------------------------------------------
+
+
+def test_the_test_command_checks_style_formatting_and_types():
+    commands = [" ".join(args) for args in devstack.CHECKS.values()]
+    assert "-m ruff check ." in commands
+    assert any(c.startswith("-m ruff format --check") for c in commands)
+    assert "-m mypy" in commands
+
+
+def test_a_failing_check_is_named_and_the_next_checks_still_run(monkeypatch, capsys):
+    monkeypatch.setattr(devstack, "CHECKS", {
+        "fails": ["-c", "raise SystemExit(3)"],
+        "passes": ["-c", "print('ran')"],
+    })
+
+    failed = devstack.run_checks(dict(os.environ))
+
+    assert failed == ["fails"]
+    assert "--- passes" in capsys.readouterr().out
+
+
+def test_the_typed_packages_exist_and_the_type_checker_is_a_dev_dependency():
+    pyproject = tomllib.loads((devstack.ROOT / "pyproject.toml").read_text())
+    typed = pyproject["tool"]["mypy"]
+    for name in typed["modules"] + typed["packages"]:
+        path = devstack.ROOT.joinpath(*name.split("."))
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
+    dev = " ".join(pyproject["project"]["optional-dependencies"]["dev"])
+    assert "mypy" in dev and "django-stubs" in dev

@@ -87,7 +87,15 @@ def test_outside_a_balanced_worker_nobody_is_asked_to_reconnect(monkeypatch):
 @pytest.fixture
 def gunicorn(server_env, tmp_path):
     port = free_port()
-    env = {**server_env, "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env = {
+        **server_env,
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        # These tests hold connections that send nothing while they count
+        # them; the edge would close those after its 10 s head deadline
+        # (relay/server/edge.py, tested in test_edge.py).
+        "RELAY_HEADER_TIMEOUT_S": "600",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env,
