@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from billing.models import Balance, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import UsageEvent
 from relay.connections import pools
+from relay.devtools.devstack import WEB_COMMAND
 from relay.models import Channel, ChannelModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +84,28 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@contextlib.contextmanager
+def relay_nodes(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
+    """``count`` relays, each its own gunicorn master with two workers, as on
+    separate machines sharing one Redis and one PostgreSQL; their base URLs."""
+    nodes, urls = [], []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
+                cwd=ROOT, env={"WEB_CONCURRENCY": "2", **env, "PORT": str(port)},
+                stdout=subprocess.DEVNULL,
+            )
+            nodes.append(process)
+            wait_for_port(port, process)
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls
+    finally:
+        for process in nodes:
+            stop(process)
 
 
 def wait_until(condition, timeout_s: float = 15, interval_s: float = 0.05):

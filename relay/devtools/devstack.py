@@ -41,6 +41,7 @@ from pathlib import Path
 
 from relay.devtools import redis_topologies
 from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+from relay.devtools.suite import TOPOLOGIES, TOPOLOGY_TESTS, run_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
@@ -410,46 +411,6 @@ def manage_command(args: list[str]) -> int:
             return subprocess.run([PYTHON, "manage.py", *args], env=env, cwd=ROOT).returncode
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-# The limits, money and usage tests: a whole ``dev.py test`` runs them again
-# on a Redis Cluster and behind Sentinel (REDIS_TOPOLOGY picks one topology
-# for a run of your own). Tests marked standalone_only need one server.
-TOPOLOGY_TESTS = [
-    "tests/relay/limits",
-    "tests/relay/connections/test_lua_client.py",
-    "tests/relay/pipeline/test_gate.py",
-    "tests/relay/pipeline/test_money.py",
-    "tests/billing/test_live_balance.py",
-    "tests/billing/test_usage.py",
-    "tests/relay/pipeline/test_several_nodes.py",
-    "tests/relay/pipeline/test_round_trips.py",
-    "tests/relay/catalog/test_invalidation.py",
-]
-TOPOLOGIES = ("cluster", "sentinel")
-
-
-# Style and types, held by the test command rather than by memory. Each runs
-# and reports, and pytest runs whatever they say: the tree is formatted in one
-# go by its owner, and until then `ruff format --check` fails without keeping
-# the tests from telling what they know. The command fails if any of them did.
-CHECKS = {
-    "ruff check": ["-m", "ruff", "check", "."],
-    # One line per file it would change, not the whole diff.
-    "ruff format --check": ["-m", "ruff", "format", "--check", "--output-format", "concise", "."],
-    # The typed packages are listed in pyproject.toml ([tool.mypy]).
-    "mypy": ["-m", "mypy"],
-}
-
-
-def run_checks(env: dict[str, str]) -> list[str]:
-    """Run every check of CHECKS; the names of those that failed."""
-    failed = []
-    for name, args in CHECKS.items():
-        print(f"--- {name}", flush=True)
-        if subprocess.run([PYTHON, *args], env=env, cwd=ROOT).returncode != 0:
-            failed.append(name)
-    return failed
 
 
 def test(pytest_args: list[str]) -> int:

@@ -4,24 +4,17 @@ revoked key or a disabled channel refused on both within seconds."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
-from relay.devtools.devstack import WEB_COMMAND
 from relay.operations import actions
 from tests.helpers import (
     HELLO,
-    ROOT,
     SMALL,
-    free_port,
     funded_key,
     make_channel,
-    stop,
-    wait_for_port,
+    relay_nodes,
     wait_until,
 )
 
@@ -32,23 +25,8 @@ CACHE_TTL_S = 60  # far longer than the test waits: only the message can explain
 
 @pytest.fixture(scope="module")
 def two_nodes(server_env):
-    nodes, urls = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            env = {**server_env, "WEB_CONCURRENCY": "2",
-                   "RELAY_CONFIG_CACHE_TTL_S": str(CACHE_TTL_S)}
-            process = subprocess.Popen(
-                [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            )
-            nodes.append(process)
-            wait_for_port(port, process)
-            urls.append(f"http://127.0.0.1:{port}")
+    with relay_nodes({**server_env, "RELAY_CONFIG_CACHE_TTL_S": str(CACHE_TTL_S)}) as urls:
         yield urls
-    finally:
-        for process in nodes:
-            stop(process)
 
 
 def statuses(urls: list[str], secret: str, per_node: int = 6) -> set[int]:

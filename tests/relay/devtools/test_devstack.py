@@ -13,7 +13,7 @@ import redis
 from django.core.management import call_command
 
 from accounts.models import Group, GroupModel, Tenant
-from relay.devtools import devstack
+from relay.devtools import devstack, suite
 from relay.models import Channel
 
 BASE = "http://127.0.0.1:8123"
@@ -157,19 +157,19 @@ def test_a_second_launcher_uses_the_embedded_redis_that_is_running(tmp_path):
 
 
 def test_the_test_command_checks_style_formatting_and_types():
-    commands = [" ".join(args) for args in devstack.CHECKS.values()]
+    commands = [" ".join(args) for args in suite.CHECKS.values()]
     assert "-m ruff check ." in commands
     assert any(c.startswith("-m ruff format --check") for c in commands)
     assert "-m mypy" in commands
 
 
 def test_a_failing_check_is_named_and_the_next_checks_still_run(monkeypatch, capsys):
-    monkeypatch.setattr(devstack, "CHECKS", {
+    monkeypatch.setattr(suite, "CHECKS", {
         "fails": ["-c", "raise SystemExit(3)"],
         "passes": ["-c", "print('ran')"],
     })
 
-    failed = devstack.run_checks(dict(os.environ))
+    failed = suite.run_checks(dict(os.environ))
 
     assert failed == ["fails"]
     assert "--- passes" in capsys.readouterr().out

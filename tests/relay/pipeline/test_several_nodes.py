@@ -6,8 +6,6 @@ standalone server, a cluster and Sentinel)."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,18 +13,14 @@ import pytest
 from django.core.management import call_command
 
 from billing.models import LedgerEntry, UsageRecord
-from relay.devtools.devstack import WEB_COMMAND
 from tests.helpers import (
     HELLO,
     HELLO_COST,
-    ROOT,
     SMALL,
     balance_row,
-    free_port,
     funded_key,
     make_channel,
-    stop,
-    wait_for_port,
+    relay_nodes,
     wait_until,
 )
 
@@ -36,22 +30,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(scope="module")
 def two_nodes(server_env):
     """Two relays, each its own gunicorn master, as on two machines."""
-    nodes, urls = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            env = {**server_env, "WEB_CONCURRENCY": "2", "PORT": str(port)}
-            process = subprocess.Popen(
-                [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            )
-            nodes.append(process)
-            wait_for_port(port, process)
-            urls.append(f"http://127.0.0.1:{port}")
+    with relay_nodes(server_env) as urls:
         yield urls
-    finally:
-        for process in nodes:
-            stop(process)
 
 
 def send_across(urls: list[str], secret: str, count: int) -> list[httpx.Response]:
