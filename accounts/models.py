@@ -95,8 +95,9 @@ class Group(models.Model):
     # group's keys sent before, to the same upstream model with the same
     # dimensions and options, is answered from it, at this ratio of the price.
     cache_enabled = models.BooleanField(default=False)
-    cache_scope = models.CharField(max_length=16, choices=CacheScope.choices,
-                                   default=CacheScope.TENANT)
+    cache_scope = models.CharField(
+        max_length=16, choices=CacheScope.choices, default=CacheScope.TENANT
+    )
     cache_price_ratio = models.DecimalField(
         max_digits=7,
         decimal_places=6,
@@ -238,7 +239,10 @@ class AuditEvent(models.Model):
     """A sensitive change: who did what to which object, and when."""
 
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     # The tenant the change concerns, if any (tenant owners see their own).
@@ -264,5 +268,8 @@ class AuditEvent(models.Model):
     def log(cls, *, actor, action: str, target: str, tenant=None, **detail) -> AuditEvent:
         return cls.objects.create(
             actor=actor if getattr(actor, "is_authenticated", False) else None,
-            tenant=tenant, action=action, target=target, detail=detail,
+            tenant=tenant,
+            action=action,
+            target=target,
+            detail=detail,
         )

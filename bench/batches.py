@@ -43,8 +43,9 @@ def body(inputs: list[str], model: str = MODEL) -> bytes:
     return orjson.dumps(fields)
 
 
-def measure(name: str, url: str, key: str, bodies: list[bytes], *,
-            groups: dict[str, list[int]]) -> dict:
+def measure(
+    name: str, url: str, key: str, bodies: list[bytes], *, groups: dict[str, list[int]]
+) -> dict:
     """Send each body once, in turn; wall times and the relay's CPU."""
     meter = Meter(groups)
     meter.start()
@@ -59,8 +60,13 @@ def measure(name: str, url: str, key: str, bodies: list[bytes], *,
     cpu_s = sum(figures["cpu_s"].get(group, 0.0) for group in ("web", "worker"))
     p50 = statistics.median(walls)
     return {
-        "target": "relay", "upstream": f"{UPSTREAM_MS}ms", "body": name, "connections": 1,
-        "requests": len(bodies), "errors": errors, "p50_ms": round(p50, 1),
+        "target": "relay",
+        "upstream": f"{UPSTREAM_MS}ms",
+        "body": name,
+        "connections": 1,
+        "requests": len(bodies),
+        "errors": errors,
+        "p50_ms": round(p50, 1),
         "round_trips": round(p50 / UPSTREAM_MS, 2),
         "cpu_ms_per_request": round(1000 * cpu_s / len(bodies), 2),
     }
@@ -68,8 +74,9 @@ def measure(name: str, url: str, key: str, bodies: list[bytes], *,
 
 def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list[dict]:
     uncached, cached = keys["split96"], keys["split96-cached"]
-    rows = [measure("batch2048-96", url, uncached, [body(texts("plain"))] * REQUESTS,
-                    groups=groups)]
+    rows = [
+        measure("batch2048-96", url, uncached, [body(texts("plain"))] * REQUESTS, groups=groups)
+    ]
     whole = body(texts("whole"))
     post(url, whole, f"Bearer {cached}", timeout_s=120)  # fills the cache
     time.sleep(1)  # the cache's writes follow the answer
@@ -78,20 +85,34 @@ def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list
     post(url, body(warm), f"Bearer {cached}", timeout_s=120)
     time.sleep(1)
     halves = [
-        body([text for pair in zip(warm, texts(f"new {n}", ITEMS // 2), strict=True)
-              for text in pair])
+        body(
+            [
+                text
+                for pair in zip(warm, texts(f"new {n}", ITEMS // 2), strict=True)
+                for text in pair
+            ]
+        )
         for n in range(REQUESTS)
     ]
     rows.append(measure("batch2048-half", url, cached, halves, groups=groups))
-    rows.append(measure("batch2048-cohere", url, keys["cohere"],
-                        [body(texts("floats"), COHERE_MODEL)] * REQUESTS, groups=groups))
+    rows.append(
+        measure(
+            "batch2048-cohere",
+            url,
+            keys["cohere"],
+            [body(texts("floats"), COHERE_MODEL)] * REQUESTS,
+            groups=groups,
+        )
+    )
     return rows
 
 
 def describe(row: dict) -> str:
-    return (f"relay    {row['upstream']:>6} {row['body']:<17} c=1  p50 {row['p50_ms']:.1f} ms "
-            f"= {row['round_trips']:.1f} upstream round trips  cpu {row['cpu_ms_per_request']:.1f}"
-            f" ms/req  errors {row['errors']}/{row['requests']}")
+    return (
+        f"relay    {row['upstream']:>6} {row['body']:<17} c=1  p50 {row['p50_ms']:.1f} ms "
+        f"= {row['round_trips']:.1f} upstream round trips  cpu {row['cpu_ms_per_request']:.1f}"
+        f" ms/req  errors {row['errors']}/{row['requests']}"
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -103,20 +124,26 @@ def verdicts(rows: list[dict]) -> list[dict]:
     verdicts = []
     split = found.get("batch2048-96")
     if split:
-        verdicts.append({
-            "target": f"2,048 inputs to a 96-item provider at {UPSTREAM_MS} ms: under "
-                      f"{ROUND_TRIPS_TARGET} upstream round trips of wall time",
-            "verdict": _verdict(split["round_trips"] < ROUND_TRIPS_TARGET and not split["errors"]),
-            "measured": f"{split['round_trips']:.1f} ({split['p50_ms']:.0f} ms p50)",
-        })
+        verdicts.append(
+            {
+                "target": f"2,048 inputs to a 96-item provider at {UPSTREAM_MS} ms: under "
+                f"{ROUND_TRIPS_TARGET} upstream round trips of wall time",
+                "verdict": _verdict(
+                    split["round_trips"] < ROUND_TRIPS_TARGET and not split["errors"]
+                ),
+                "measured": f"{split['round_trips']:.1f} ({split['p50_ms']:.0f} ms p50)",
+            }
+        )
     cached = found.get("batch2048-cached")
     if cached:
-        verdicts.append({
-            "target": f"the same batch fully cached: relay CPU under {CACHED_CPU_TARGET_MS:.0f} "
-                      "ms a request",
-            "verdict": _verdict(
-                cached["cpu_ms_per_request"] < CACHED_CPU_TARGET_MS and not cached["errors"]
-            ),
-            "measured": f"{cached['cpu_ms_per_request']:.1f} ms",
-        })
+        verdicts.append(
+            {
+                "target": "the same batch fully cached: relay CPU under "
+                f"{CACHED_CPU_TARGET_MS:.0f} ms a request",
+                "verdict": _verdict(
+                    cached["cpu_ms_per_request"] < CACHED_CPU_TARGET_MS and not cached["errors"]
+                ),
+                "measured": f"{cached['cpu_ms_per_request']:.1f} ms",
+            }
+        )
     return verdicts

@@ -69,9 +69,12 @@ def inside() -> None:
         tenant = Tenant.objects.create(slug=f"drain-{run}-{n}", name=f"drain {n}")
         ledger.top_up(tenant=tenant, amount_nanos=10**15, reason="bench")
         keys.append(ApiKey.issue(tenant=tenant, group=group, name="bench")[0])
-    print(f"drain rate: {tenant_count} tenants, {per_worker} events per process, "
-          f"batches of {settings.USAGE_BATCH_SIZE}, {settings.USAGE_STREAM_SHARDS} streams, "
-          f"Redis {redis_url.parse(settings.REDIS_URL).kind}", flush=True)
+    print(
+        f"drain rate: {tenant_count} tenants, {per_worker} events per process, "
+        f"batches of {settings.USAGE_BATCH_SIZE}, {settings.USAGE_STREAM_SHARDS} streams, "
+        f"Redis {redis_url.parse(settings.REDIS_URL).kind}",
+        flush=True,
+    )
     for workers in worker_counts:
         total = per_worker * workers
         conn.delete(GO)
@@ -80,12 +83,22 @@ def inside() -> None:
         for n in range(total):
             key = keys[n % len(keys)]
             event = UsageEvent(
-                request_id=f"req_drain_{run}_{workers}_{n}", tenant_id=key.tenant_id,
-                api_key_id=key.pk, group_id=group.pk, channel_id=None,
-                model="text-embedding-3-small", served_model="text-embedding-3-small",
-                input_count=1, counted_tokens=9, tokens=9, token_source="upstream",  # noqa: S106 (not a secret)
-                price_per_mtok_nanos=20_000_000, latency_ms=12, status="served",
-                end_user="", created_ms=now_ms,
+                request_id=f"req_drain_{run}_{workers}_{n}",
+                tenant_id=key.tenant_id,
+                api_key_id=key.pk,
+                group_id=group.pk,
+                channel_id=None,
+                model="text-embedding-3-small",
+                served_model="text-embedding-3-small",
+                input_count=1,
+                counted_tokens=9,
+                tokens=9,
+                token_source="upstream",  # noqa: S106 (not a secret)
+                price_per_mtok_nanos=20_000_000,
+                latency_ms=12,
+                status="served",
+                end_user="",
+                created_ms=now_ms,
             )
             pipe.xadd(streams.stream_for(key.tenant_id), {FIELD: event.encode(), "c": 180})
             if n % 5000 == 4999:
@@ -93,8 +106,12 @@ def inside() -> None:
         pipe.execute()
         before = UsageRecord.objects.count()
         children = [
-            subprocess.Popen([sys.executable, "-c", CHILD.format(go=GO)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD.format(go=GO)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(workers)
         ]
         time.sleep(3)  # every child has set Django up and waits for the go
@@ -104,9 +121,12 @@ def inside() -> None:
         elapsed = time.perf_counter() - started
         written = UsageRecord.objects.count() - before
         rate = written / elapsed
-        print(f"  {workers} process(es): {written} records in {elapsed:.2f} s = "
-              f"{rate:,.0f} records/s, {rate / workers:,.0f} per process "
-              f"(each wrote {', '.join(o.strip() for o in outputs)})", flush=True)
+        print(
+            f"  {workers} process(es): {written} records in {elapsed:.2f} s = "
+            f"{rate:,.0f} records/s, {rate / workers:,.0f} per process "
+            f"(each wrote {', '.join(o.strip() for o in outputs)})",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -119,8 +139,9 @@ def main() -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-bench-drain-"))
     with devstack.services(state_dir) as env:
         devstack.manage(env, "migrate", "--no-input", "-v", "0")
-        return subprocess.run([sys.executable, "-m", "bench.drain", "--inside"], env=env,
-                              cwd=ROOT).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "bench.drain", "--inside"], env=env, cwd=ROOT
+        ).returncode
 
 
 if __name__ == "__main__":

@@ -44,8 +44,13 @@ class Meter:
       programs counts in part. This is the memory these processes take.
     """
 
-    def __init__(self, groups: dict[str, list[int]], *, memory_of: tuple[str, ...] = (),
-                 interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        groups: dict[str, list[int]],
+        *,
+        memory_of: tuple[str, ...] = (),
+        interval_s: float = 0.5,
+    ) -> None:
         self.groups = groups
         self.memory_of = memory_of
         self.interval_s = interval_s
@@ -107,16 +112,29 @@ class Meter:
             )
             for group, per_process in ended.items()
         }
-        busy = (machine.user + machine.nice + machine.system + machine.irq + machine.softirq
-                + machine.steal) - (self._machine.user + self._machine.nice
-                                    + self._machine.system + self._machine.irq
-                                    + self._machine.softirq + self._machine.steal)
+        busy = (
+            machine.user
+            + machine.nice
+            + machine.system
+            + machine.irq
+            + machine.softirq
+            + machine.steal
+        ) - (
+            self._machine.user
+            + self._machine.nice
+            + self._machine.system
+            + self._machine.irq
+            + self._machine.softirq
+            + self._machine.steal
+        )
         # wrk runs are waited-for children of this process.
         load_generator = (children.children_user + children.children_system) - (
             self._children.children_user + self._children.children_system
         )
-        ours = sum(cpu.values()) + load_generator + (
-            children.user + children.system - self._children.user - self._children.system
+        ours = (
+            sum(cpu.values())
+            + load_generator
+            + (children.user + children.system - self._children.user - self._children.system)
         )
         return {
             "wall_s": round(wall, 3),
@@ -131,8 +149,9 @@ class Meter:
         }
 
 
-def quiet(pids: list[int], *, max_wait_s: float = 20,
-          threshold_cores: float = 0.1) -> tuple[float, bool]:
+def quiet(
+    pids: list[int], *, max_wait_s: float = 20, threshold_cores: float = 0.1
+) -> tuple[float, bool]:
     """Wait until these process trees use less than ``threshold_cores`` (a
     peer still working through requests its client abandoned would otherwise
     run into the next measurement); how long it took, and whether they did."""

@@ -31,7 +31,8 @@ def available_versions(python: Path, package: str) -> list[str]:
     """The versions the configured registry offers, as ``pip index`` lists them."""
     listed = subprocess.run(
         [str(python), "-m", "pip", "index", "versions", package, "--disable-pip-version-check"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     match = re.search(r"Available versions: (.+)", listed.stdout)
     if listed.returncode != 0 or not match:
@@ -54,16 +55,27 @@ def main() -> int:
             f"litellm=={LITELLM_VERSION} is not on the package registry (it offers "
             f"{', '.join(versions[:8])}, ...); `make bench` will skip LiteLLM."
         )
-    print(f"installing litellm[proxy]=={LITELLM_VERSION} into {VENV.relative_to(ROOT)} ...",
-          flush=True)
+    print(
+        f"installing litellm[proxy]=={LITELLM_VERSION} into {VENV.relative_to(ROOT)} ...",
+        flush=True,
+    )
     subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         f"litellm[proxy]=={LITELLM_VERSION}"],
+        [
+            str(PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            f"litellm[proxy]=={LITELLM_VERSION}",
+        ],
         check=True,
     )
     installed = subprocess.run(
         [str(PYTHON), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     if installed != LITELLM_VERSION or installed in NEVER:
         raise SystemExit(f"expected litellm {LITELLM_VERSION}, found {installed}")

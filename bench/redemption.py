@@ -87,8 +87,9 @@ def measure(*, batches: int = 5, redemptions: int = 200, racers: int = 50) -> di
         RedemptionCode.objects.filter(batch_id__in=batch_ids).delete()
         RedemptionBatch.objects.filter(pk__in=batch_ids).delete()
         AuditEvent.objects.filter(tenant=tenant).delete()
-        AuditEvent.objects.filter(action="codes.created",
-                                  target__in=[f"batch {pk}" for pk in batch_ids]).delete()
+        AuditEvent.objects.filter(
+            action="codes.created", target__in=[f"batch {pk}" for pk in batch_ids]
+        ).delete()
         LedgerEntry.objects.filter(tenant=tenant).delete()
         Balance.objects.filter(tenant=tenant).delete()
         live_sync.client().delete(live.tenant_key(tenant.pk))
@@ -103,8 +104,10 @@ def main() -> None:
     print(f"make a batch of 1,000 codes (median of 5): {_ms(figures['batch_of_1000_s'])}")
     print(f"redeem one code, p50:                      {_ms(figures['redeem_p50_s'])}")
     print(f"redeem one code, p95:                      {_ms(figures['redeem_p95_s'])}")
-    print(f"50 sessions on one code, wall time:        {_ms(figures['race_of_50_s'])} "
-          f"({figures['race_credits']:.0f} credit)")
+    print(
+        f"50 sessions on one code, wall time:        {_ms(figures['race_of_50_s'])} "
+        f"({figures['race_credits']:.0f} credit)"
+    )
 
 
 if __name__ == "__main__":

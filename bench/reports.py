@@ -40,21 +40,35 @@ def main() -> None:
                 channel = rng.choice((1, 2))
                 n = rng.randint(20, 60)
                 requests += n
-                rows.append(DailyUsage(day=date, tenant_id=key.tenant_id, api_key=key, model=model,
-                                       channel_id=channel, requests=n, failed=n // 50,
-                                       tokens=n * 300, cost_nanos=n * 6000))
+                rows.append(
+                    DailyUsage(
+                        day=date,
+                        tenant_id=key.tenant_id,
+                        api_key=key,
+                        model=model,
+                        channel_id=channel,
+                        requests=n,
+                        failed=n // 50,
+                        tokens=n * 300,
+                        cost_nanos=n * 6000,
+                    )
+                )
     try:
         started = time.perf_counter()
         DailyUsage.objects.bulk_create(rows, batch_size=20_000)
-        print(f"{len(rows):,} rollup rows for {requests:,} requests "
-              f"written in {time.perf_counter() - started:.1f} s")
+        print(
+            f"{len(rows):,} rollup rows for {requests:,} requests "
+            f"written in {time.perf_counter() - started:.1f} s"
+        )
         for days in (30, 365):
             start = today - dt.timedelta(days=days - 1)
             started = time.perf_counter()
             report = reports.build(start=start, end=today)
             took = time.perf_counter() - started
-            print(f"report over {days:>3} days: {took * 1000:7.1f} ms "
-                  f"({report.total.requests:,} requests, {len(report.by_tenant)} tenants)")
+            print(
+                f"report over {days:>3} days: {took * 1000:7.1f} ms "
+                f"({report.total.requests:,} requests, {len(report.by_tenant)} tenants)"
+            )
     finally:
         DailyUsage.objects.filter(tenant__in=tenants).delete()
         ApiKey.objects.filter(tenant__in=tenants).delete()

@@ -46,9 +46,15 @@ from pathlib import Path
 import orjson
 
 from bench import batches, report, wrk
+from bench.cells import (
+    LITELLM_NOT_RUN,
+    UPSTREAMS,
+    body_for,
+    check_answer,
+    matrix,
+)
 from bench.meter import Meter, quiet
 from bench.targets import (
-    MODEL,
     Children,
     LiteLLM,
     Route,
@@ -58,92 +64,14 @@ from bench.targets import (
     relay,
     start_fake_upstream,
 )
-from relay.devtools.devstack import ensure_debian_package
+from relay.devtools.prerequisites import ensure_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
-UPSTREAMS = {"20ms": 20, "200ms": 200}
-SENTENCES = [
-    "The food was delicious and the waiter was friendly.",
-    "A quick brown fox jumps over the lazy dog.",
-    "Embeddings map text to vectors that capture meaning.",
-    "The meeting has been moved to Thursday afternoon.",
-    "Please keep the receipt for your records.",
-    "Rain is expected later this evening in the north.",
-    "She plays the cello in the city orchestra.",
-    "Our servers are located in three regions.",
-    "The invoice total includes tax and shipping.",
-    "He forgot his umbrella on the train again.",
-    "This library parses JSON without copying buffers.",
-    "The museum opens at nine on weekdays.",
-    "Customer support replied within an hour.",
-    "The garden needs watering twice a week.",
-    "A new version of the app is available.",
-    "Turn left at the second traffic light.",
-]
-BODIES = {
-    "one": {"model": MODEL, "input": SENTENCES[0]},
-    "batch16": {"model": MODEL, "input": SENTENCES},
-    "batch16-base64": {"model": MODEL, "input": SENTENCES, "encoding_format": "base64"},
-}
-CONCURRENCY = (1, 16, 64, 256, 1000)
-# LiteLLM spends ~0.3 s of CPU on each 16-input float request and keeps
-# working on requests whose client left: 256 or 1,000 of them in flight take
-# minutes to drain after every run, which would stretch the benchmark far past
-# 15 minutes for a figure that is ~0 rps anyway.
-LITELLM_NOT_RUN = {("batch16", 256), ("batch16", 1000)}
 # How long a target may take to finish what a run left in flight before the
 # next run starts (LiteLLM is restarted if it takes longer).
 SETTLE_MAX_S = 45
-
-
-# The cell of the latency target: its margin (3 ms) is about what the relay's
-# p50 moves between two runs of the same code here (docs/benchmarks.md, "Run
-# to run"), so it is measured in rounds, each target in turn, and judged on
-# the median (bench/report.py).
-LATENCY_CELL = ("20ms", "one", 16)
-
-
-def matrix(quick: bool) -> list[tuple[str, str, int, int]]:
-    """(upstream, body, connections, round) cells, in the order they run."""
-    if quick:
-        cells = [("20ms", body, c) for body in BODIES for c in (16, 64)]
-    else:
-        cells = [("20ms", body, c) for body in BODIES for c in CONCURRENCY] + [
-            ("200ms", "one", c) for c in (256, 1000)
-        ]
-    bodies = os.environ.get("BENCH_BODIES")
-    concurrency = os.environ.get("BENCH_CONCURRENCY")
-    rounds = max(1, int(os.environ.get("BENCH_LATENCY_ROUNDS", "3")))
-    return [
-        (upstream, body, c, n)
-        for upstream, body, c in cells
-        if (not bodies or body in bodies.split(","))
-        and (not concurrency or str(c) in concurrency.split(","))
-        for n in range(1, (rounds if (upstream, body, c) == LATENCY_CELL else 1) + 1)
-    ]
-
-
-def body_for(name: str, route: Route) -> bytes:
-    return orjson.dumps({**BODIES[name], "model": route.model})
-
-
-def check_answer(name: str, status: int, answer: bytes) -> str | None:
-    """Why one answer is not a correct embeddings response, or None."""
-    if status != 200:
-        return f"status {status}: {answer[:300]!r}"
-    data = orjson.loads(answer)
-    items = data.get("data") or []
-    expected = 1 if name == "one" else len(SENTENCES)
-    if len(items) != expected:
-        return f"{len(items)} embeddings where {expected} were asked for"
-    wanted = str if name.endswith("base64") else list
-    if not all(isinstance(item.get("embedding"), wanted) for item in items):
-        return f"embeddings are not {wanted.__name__}s"
-    if not (data.get("usage") or {}).get("prompt_tokens"):
-        return "no usage.prompt_tokens"
-    return None
 
 
 def raise_open_files_limit() -> int:
@@ -181,15 +109,31 @@ CLUSTER_CELL = ("20ms", "one", 64, 1)
 
 
 def run_cell(
-    target: Target, upstream: str, body_name: str, connections: int, round_: int, *,
-    groups: dict[str, list[int]], memory_of: dict[str, tuple[str, ...]],
-    workdir: Path, warmup_s: int, duration_s: int, relay_handle, peer: LiteLLM | None,
+    target: Target,
+    upstream: str,
+    body_name: str,
+    connections: int,
+    round_: int,
+    *,
+    groups: dict[str, list[int]],
+    memory_of: dict[str, tuple[str, ...]],
+    workdir: Path,
+    warmup_s: int,
+    duration_s: int,
+    relay_handle,
+    peer: LiteLLM | None,
 ) -> dict:
     route = target.routes[upstream]
-    script = wrk.render_script(workdir, body=body_for(body_name, route),
-                               authorization=route.authorization)
-    result: dict = {"target": target.name, "upstream": upstream, "body": body_name,
-                    "connections": connections, "round": round_}
+    script = wrk.render_script(
+        workdir, body=body_for(body_name, route), authorization=route.authorization
+    )
+    result: dict = {
+        "target": target.name,
+        "upstream": upstream,
+        "body": body_name,
+        "connections": connections,
+        "round": round_,
+    }
     if warmup_s:
         wrk.run(route.url, script, connections=connections, duration_s=warmup_s)
         result["after_warmup"] = settle(target, groups, peer)
@@ -231,18 +175,28 @@ def keep_logs(log_dir: Path, lines: int = 200) -> None:
     kept.mkdir(parents=True, exist_ok=True)
     for log in sorted(log_dir.glob("*.log")):
         text = log.read_text(errors="replace").splitlines()
-        noteworthy = [line for line in text
-                      if any(word in line for word in ("WARNING", "ERROR", "Traceback"))]
-        (kept / log.name).write_text("\n".join(
-            [f"# {len(noteworthy)} warning/error lines (first {lines}):", *noteworthy[:lines],
-             f"# last {lines} lines of {len(text)}:", *text[-lines:], ""]
-        ))
+        noteworthy = [
+            line for line in text if any(word in line for word in ("WARNING", "ERROR", "Traceback"))
+        ]
+        (kept / log.name).write_text(
+            "\n".join(
+                [
+                    f"# {len(noteworthy)} warning/error lines (first {lines}):",
+                    *noteworthy[:lines],
+                    f"# last {lines} lines of {len(text)}:",
+                    *text[-lines:],
+                    "",
+                ]
+            )
+        )
 
 
 def describe(result: dict) -> str:
-    line = (f"{result['target']:<8} {result['upstream']:>6} {report.body_label(result):<15} "
-            f"c={result['connections']:<5} {result['rps']:>8.1f} rps  p50 {result['p50_ms']:.2f} "
-            f"p99 {result['p99_ms']:.1f} ms  errors {result['error_count']}")
+    line = (
+        f"{result['target']:<8} {result['upstream']:>6} {report.body_label(result):<15} "
+        f"c={result['connections']:<5} {result['rps']:>8.1f} rps  p50 {result['p50_ms']:.2f} "
+        f"p99 {result['p99_ms']:.1f} ms  errors {result['error_count']}"
+    )
     if "cpu_ms_per_request" in result:
         line += f"  cpu {result['cpu_ms_per_request']:.2f} ms/req"
     if "cpu_ms_deps" in result:
@@ -250,8 +204,7 @@ def describe(result: dict) -> str:
     if "peak_rss_mb" in result:
         line += f"  rss {result['peak_rss_mb']:.0f} MB (pss {result['peak_pss_mb']:.0f})"
     if "usage_records" in result:
-        line += (f"  usage records {result['usage_records']} "
-                 f"(+{result['usage_records_added']})")
+        line += f"  usage records {result['usage_records']} (+{result['usage_records_added']})"
     if any(result.get(step, {}).get("restarted") for step in ("after_warmup", "after_run")):
         line += "  (restarted: still busy with abandoned requests)"
     return line
@@ -270,8 +223,11 @@ def main() -> int:
     open_files = raise_open_files_limit()
     cells = matrix(quick)
     started = datetime.datetime.now(datetime.UTC)
-    print(f"bench: {len(cells)} cells x up to 3 targets, warm-up {warmup_s} s, measured "
-          f"{duration_s} s each; open files {open_files}", flush=True)
+    print(
+        f"bench: {len(cells)} cells x up to 3 targets, warm-up {warmup_s} s, measured "
+        f"{duration_s} s each; open files {open_files}",
+        flush=True,
+    )
 
     litellm_skipped = None if "litellm" in wanted else "not in BENCH_TARGETS"
     litellm_skipped = litellm_skipped or litellm_missing()
@@ -290,56 +246,82 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             stack.callback(children.close)
             phases = sorted({cell[0] for cell in cells}, key=UPSTREAMS.get)
-            bases = {label: start_fake_upstream(children, latency_ms=UPSTREAMS[label])
-                     for label in phases}
-            print("fake upstreams: " + ", ".join(f"{k} {v}" for k, v in bases.items()),
-                  flush=True)
+            bases = {
+                label: start_fake_upstream(children, latency_ms=UPSTREAMS[label])
+                for label in phases
+            }
+            print("fake upstreams: " + ", ".join(f"{k} {v}" for k, v in bases.items()), flush=True)
             targets: list[Target] = []
             groups: dict[str, list[int]] = {
                 "upstream": [process.pid for _name, process in children.started],
             }
             memory_of: dict[str, tuple[str, ...]] = {}
             if "direct" in wanted:
-                targets.append(Target(
-                    name="direct", groups=("upstream",),
-                    routes={label: Route(f"{base}/embeddings", "Bearer sk-direct")
-                            for label, base in bases.items()},
-                ))
+                targets.append(
+                    Target(
+                        name="direct",
+                        groups=("upstream",),
+                        routes={
+                            label: Route(f"{base}/embeddings", "Bearer sk-direct")
+                            for label, base in bases.items()
+                        },
+                    )
+                )
             relay_handle = None
             if "relay" in wanted:
                 # The batch rows' channels: on the 20 ms fake.
                 root = bases["20ms"].removesuffix("/v1") if "20ms" in bases else None
-                relay_handle = stack.enter_context(
-                    relay(children, state_dir, bases, batches=root)
-                )
-                groups |= {"web": [relay_handle.web_pid], "worker": [relay_handle.worker_pid],
-                           "deps": relay_handle.dep_pids}
+                relay_handle = stack.enter_context(relay(children, state_dir, bases, batches=root))
+                groups |= {
+                    "web": [relay_handle.web_pid],
+                    "worker": [relay_handle.worker_pid],
+                    "deps": relay_handle.dep_pids,
+                }
                 memory_of["relay"] = ("web", "worker")
-                targets.append(Target(
-                    name="relay", groups=("web", "worker"),
-                    routes={label: Route(relay_handle.url, f"Bearer {relay_handle.keys[label]}")
-                            for label in bases},
-                ))
-                print(f"relay: {relay_handle.url} (usage records so far: "
-                      f"{relay_handle.usage_records()})", flush=True)
+                targets.append(
+                    Target(
+                        name="relay",
+                        groups=("web", "worker"),
+                        routes={
+                            label: Route(relay_handle.url, f"Bearer {relay_handle.keys[label]}")
+                            for label in bases
+                        },
+                    )
+                )
+                print(
+                    f"relay: {relay_handle.url} (usage records so far: "
+                    f"{relay_handle.usage_records()})",
+                    flush=True,
+                )
             cluster_handle = None
             if "relay-cluster" in wanted:
                 # The same relay with its Redis state on a Redis Cluster (three
                 # primaries, three replicas, settles waiting for a replica).
                 cluster_handle = stack.enter_context(
-                    relay(children, workdir / "state-cluster", bases, topology="cluster",
-                          name="relay-cluster")
+                    relay(
+                        children,
+                        workdir / "state-cluster",
+                        bases,
+                        topology="cluster",
+                        name="relay-cluster",
+                    )
                 )
-                groups |= {"web-cluster": [cluster_handle.web_pid],
-                           "worker-cluster": [cluster_handle.worker_pid],
-                           "deps-cluster": cluster_handle.dep_pids}
+                groups |= {
+                    "web-cluster": [cluster_handle.web_pid],
+                    "worker-cluster": [cluster_handle.worker_pid],
+                    "deps-cluster": cluster_handle.dep_pids,
+                }
                 memory_of["relay-cluster"] = ("web-cluster", "worker-cluster")
-                targets.append(Target(
-                    name="relay-cluster", groups=("web-cluster", "worker-cluster"),
-                    routes={label: Route(cluster_handle.url,
-                                         f"Bearer {cluster_handle.keys[label]}")
-                            for label in bases},
-                ))
+                targets.append(
+                    Target(
+                        name="relay-cluster",
+                        groups=("web-cluster", "worker-cluster"),
+                        routes={
+                            label: Route(cluster_handle.url, f"Bearer {cluster_handle.keys[label]}")
+                            for label in bases
+                        },
+                    )
+                )
                 print(f"relay-cluster: {cluster_handle.url}", flush=True)
             handles = {"relay": relay_handle, "relay-cluster": cluster_handle}
             peer = None
@@ -363,27 +345,47 @@ def main() -> int:
                     route = target.routes[upstream]
                     key = (target.name, upstream, body_name)
                     if key not in checked:
-                        status, answer = post(route.url, body_for(body_name, route),
-                                              route.authorization)
+                        status, answer = post(
+                            route.url, body_for(body_name, route), route.authorization
+                        )
                         checked[key] = check_answer(body_name, status, answer)
                     skipped = f"wrong answer: {checked[key]}" if checked[key] else None
                     if target.name == "litellm" and (body_name, connections) in LITELLM_NOT_RUN:
                         skipped = "not run (~0.3 s CPU per request; see LITELLM_NOT_RUN)"
-                    if target.name == "relay-cluster" and (upstream, body_name, connections,
-                                                           round_) != CLUSTER_CELL:
+                    if (
+                        target.name == "relay-cluster"
+                        and (upstream, body_name, connections, round_) != CLUSTER_CELL
+                    ):
                         continue  # the cluster's one row: beside the standalone one
 
                     if skipped:
-                        results.append({"target": target.name, "upstream": upstream,
-                                        "body": body_name, "connections": connections,
-                                        "round": round_, "skipped": skipped})
-                        print(f"{target.name} {upstream} {body_name} c={connections}: "
-                              f"{skipped}", flush=True)
+                        results.append(
+                            {
+                                "target": target.name,
+                                "upstream": upstream,
+                                "body": body_name,
+                                "connections": connections,
+                                "round": round_,
+                                "skipped": skipped,
+                            }
+                        )
+                        print(
+                            f"{target.name} {upstream} {body_name} c={connections}: {skipped}",
+                            flush=True,
+                        )
                         continue
                     result = run_cell(
-                        target, upstream, body_name, connections, round_, groups=groups,
-                        memory_of=memory_of, workdir=workdir, warmup_s=warmup_s,
-                        duration_s=duration_s, relay_handle=handles.get(target.name),
+                        target,
+                        upstream,
+                        body_name,
+                        connections,
+                        round_,
+                        groups=groups,
+                        memory_of=memory_of,
+                        workdir=workdir,
+                        warmup_s=warmup_s,
+                        duration_s=duration_s,
+                        relay_handle=handles.get(target.name),
                         peer=peer,
                     )
                     results.append(result)
@@ -391,11 +393,12 @@ def main() -> int:
                     if result["target"] in handles and result["usage_records_added"] < (
                         result["requests"] - result["error_count"]
                     ):
-                        print("  WARNING: fewer usage records than answered requests",
-                              flush=True)
-            if relay_handle is not None and "split96" in relay_handle.keys and os.environ.get(
-                "BENCH_BATCHES", "1"
-            ) != "0":
+                        print("  WARNING: fewer usage records than answered requests", flush=True)
+            if (
+                relay_handle is not None
+                and "split96" in relay_handle.keys
+                and os.environ.get("BENCH_BATCHES", "1") != "0"
+            ):
                 for row in batches.run(relay_handle.url, relay_handle.keys, groups=groups):
                     batch_rows.append(row)
                     print(batches.describe(row), flush=True)
@@ -408,38 +411,61 @@ def main() -> int:
         ratio_rows = report.ratios(results)
         verdicts = report.verdicts(results, litellm_skipped) + batches.verdicts(batch_rows)
         print("\n" + report.table(results))
-        print("\nCPU s/1k: CPU seconds per 1,000 requests (= ms per request) of the target's "
-              "own processes\n(relay: gunicorn master+workers and the Celery worker, including "
-              "writing the usage records;\ndirect: the fake upstream; litellm: its processes). "
-              "pg/redis: the relay's PostgreSQL and Redis,\nnot included in CPU s/1k. RSS: "
-              "peak resident memory summed over the processes (relay: web + worker);\nPSS: the "
-              "same with shared pages counted once. other: cores busy with processes outside\n"
-              "this benchmark during the run (a shared machine).")
+        print(
+            "\nCPU s/1k: CPU seconds per 1,000 requests (= ms per request) of the target's "
+            "own processes\n(relay: gunicorn master+workers and the Celery worker, including "
+            "writing the usage records;\ndirect: the fake upstream; litellm: its processes). "
+            "pg/redis: the relay's PostgreSQL and Redis,\nnot included in CPU s/1k. RSS: "
+            "peak resident memory summed over the processes (relay: web + worker);\nPSS: the "
+            "same with shared pages counted once. other: cores busy with processes outside\n"
+            "this benchmark during the run (a shared machine)."
+        )
         print("\n" + report.ratios_table(ratio_rows))
         if batch_rows:
-            print("\nThe batch engine (c=1, one request at a time):\n" + "\n".join(
-                batches.describe(row) for row in batch_rows))
+            print(
+                "\nThe batch engine (c=1, one request at a time):\n"
+                + "\n".join(batches.describe(row) for row in batch_rows)
+            )
         print("\nTargets:\n" + report.verdicts_table(verdicts))
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_bytes(orjson.dumps({
-            "started": started.isoformat(timespec="seconds"),
-            "finished": finished.isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, "-m", "bench.run"]),
-            "environment": {k: os.environ[k] for k in os.environ if k.startswith("BENCH_")},
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version(), "load_avg": os.getloadavg()},
-            "settings": {"duration_s": duration_s, "warmup_s": warmup_s, "quick": quick,
-                         "wrk_timeout_s": wrk.TIMEOUT_S, "open_files": open_files,
-                         "upstream_processes": 2, "web_workers": 2, "celery_concurrency": 1},
-            "litellm": {"version": litellm_version(), "skipped": litellm_skipped},
-            "results": results,
-            "batches": batch_rows,
-            "ratios": ratio_rows,
-            "targets": verdicts,
-            "failed": failed,
-        }, option=orjson.OPT_INDENT_2))
-        print(f"\nraw results: {RESULTS.relative_to(ROOT)}; took "
-              f"{(finished - started).total_seconds() / 60:.1f} min", flush=True)
+        RESULTS.write_bytes(
+            orjson.dumps(
+                {
+                    "started": started.isoformat(timespec="seconds"),
+                    "finished": finished.isoformat(timespec="seconds"),
+                    "command": " ".join([Path(sys.executable).name, "-m", "bench.run"]),
+                    "environment": {k: os.environ[k] for k in os.environ if k.startswith("BENCH_")},
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "platform": platform.platform(),
+                        "python": platform.python_version(),
+                        "load_avg": os.getloadavg(),
+                    },
+                    "settings": {
+                        "duration_s": duration_s,
+                        "warmup_s": warmup_s,
+                        "quick": quick,
+                        "wrk_timeout_s": wrk.TIMEOUT_S,
+                        "open_files": open_files,
+                        "upstream_processes": 2,
+                        "web_workers": 2,
+                        "celery_concurrency": 1,
+                    },
+                    "litellm": {"version": litellm_version(), "skipped": litellm_skipped},
+                    "results": results,
+                    "batches": batch_rows,
+                    "ratios": ratio_rows,
+                    "targets": verdicts,
+                    "failed": failed,
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+        print(
+            f"\nraw results: {RESULTS.relative_to(ROOT)}; took "
+            f"{(finished - started).total_seconds() / 60:.1f} min",
+            flush=True,
+        )
         keep_logs(log_dir)
         if failed:
             atexit.unregister(shutil.rmtree)  # keep the full logs

@@ -110,17 +110,24 @@ def post(url: str, body: bytes, authorization: str, timeout_s: float = 30) -> tu
         raise ValueError(f"the benchmark only talks to 127.0.0.1, not {url}")
     connection = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=timeout_s)
     try:
-        connection.request("POST", parts.path, body=body, headers={
-            "Content-Type": "application/json", "Authorization": authorization,
-        })
+        connection.request(
+            "POST",
+            parts.path,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": authorization,
+            },
+        )
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
 
 
-def wait_answers(url: str, body: bytes, authorization: str, *, timeout_s: float,
-                 children: Children) -> None:
+def wait_answers(
+    url: str, body: bytes, authorization: str, *, timeout_s: float, children: Children
+) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
@@ -161,13 +168,27 @@ def start_fake_upstream(children: Children, *, latency_ms: int, processes: int =
     port = free_port()
     children.start(
         f"fake-upstream-{latency_ms}ms",
-        [PYTHON, "-m", "relay.devtools.fake_upstream", "--port", str(port),
-         "--processes", str(processes), "--latency-ms", str(latency_ms)],
+        [
+            PYTHON,
+            "-m",
+            "relay.devtools.fake_upstream",
+            "--port",
+            str(port),
+            "--processes",
+            str(processes),
+            "--latency-ms",
+            str(latency_ms),
+        ],
         env=dict(os.environ),
     )
     base = f"http://127.0.0.1:{port}/v1"
-    wait_answers(f"{base}/embeddings", b'{"model":"%s","input":"ready?"}' % MODEL.encode(),
-                 "Bearer sk-direct", timeout_s=30, children=children)
+    wait_answers(
+        f"{base}/embeddings",
+        b'{"model":"%s","input":"ready?"}' % MODEL.encode(),
+        "Bearer sk-direct",
+        timeout_s=30,
+        children=children,
+    )
     return base
 
 
@@ -224,8 +245,13 @@ class Relay:
 
 @contextlib.contextmanager
 def relay(
-    children: Children, state_dir: Path, upstreams: dict[str, str], *, batches: str | None = None,
-    topology: str = "", name: str = "relay",
+    children: Children,
+    state_dir: Path,
+    upstreams: dict[str, str],
+    *,
+    batches: str | None = None,
+    topology: str = "",
+    name: str = "relay",
 ) -> Iterator[Relay]:
     """The relay and its own stack; ``topology`` "cluster" or "sentinel" puts
     its Redis state there (relay/devtools/redis_topologies.py)."""
@@ -234,17 +260,33 @@ def relay(
 
 
 def _relay(
-    children: Children, state_dir: Path, upstreams: dict[str, str], env: dict, *,
-    batches: str | None, name: str,
+    children: Children,
+    state_dir: Path,
+    upstreams: dict[str, str],
+    env: dict,
+    *,
+    batches: str | None,
+    name: str,
 ) -> Iterator[Relay]:
     env = {**env, "WEB_CONCURRENCY": "2"}
     manage(env, "migrate", "--no-input", "-v", "0")
     seeded = subprocess.run(
-        [PYTHON, "manage.py", "seed_bench",
-         *(arg for label, base in upstreams.items() for arg in ("--upstream",
-                                                                 f"{label}={base}")),
-         *(("--batches", batches) if batches else ())],
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+        [
+            PYTHON,
+            "manage.py",
+            "seed_bench",
+            *(
+                arg
+                for label, base in upstreams.items()
+                for arg in ("--upstream", f"{label}={base}")
+            ),
+            *(("--batches", batches) if batches else ()),
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     keys = {
         parts[1]: parts[2]
@@ -253,13 +295,24 @@ def _relay(
     }
     port = free_port()
     web = children.start(
-        f"{name}-web", [PYTHON, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], env=env,
+        f"{name}-web",
+        [PYTHON, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
+        env=env,
     )
     worker = children.start(
         f"{name}-worker",
-        [PYTHON, "-m", *WORKER_COMMAND, WORKER_BEAT, "--loglevel", "WARNING",
-         "--concurrency", WORKER_CONCURRENCY,
-         "--schedule", str(state_dir / "celerybeat-schedule")],
+        [
+            PYTHON,
+            "-m",
+            *WORKER_COMMAND,
+            WORKER_BEAT,
+            "--loglevel",
+            "WARNING",
+            "--concurrency",
+            WORKER_CONCURRENCY,
+            "--schedule",
+            str(state_dir / "celerybeat-schedule"),
+        ],
         env=env,
     )
     wait_ready(f"http://127.0.0.1:{port}/readyz")
@@ -326,13 +379,20 @@ class LiteLLM:
 
         self.children = children
         self.workdir = workdir
-        self.names = {label: MODEL if index == 0 else f"{MODEL}-{label}"
-                      for index, label in enumerate(upstreams)}
+        self.names = {
+            label: MODEL if index == 0 else f"{MODEL}-{label}"
+            for index, label in enumerate(upstreams)
+        }
         config = {
             "model_list": [
-                {"model_name": self.names[label],
-                 "litellm_params": {"model": f"openai/{MODEL}", "api_base": base,
-                                    "api_key": "sk-fake-upstream-credential"}}
+                {
+                    "model_name": self.names[label],
+                    "litellm_params": {
+                        "model": f"openai/{MODEL}",
+                        "api_base": base,
+                        "api_key": "sk-fake-upstream-credential",
+                    },
+                }
                 for label, base in upstreams.items()
             ],
             "litellm_settings": {"telemetry": False},
@@ -345,30 +405,45 @@ class LiteLLM:
         self.authorization = f"Bearer {LITELLM_MASTER_KEY}"
         self.target = Target(
             name="litellm",
-            routes={label: Route(self.url, self.authorization, name)
-                    for label, name in self.names.items()},
+            routes={
+                label: Route(self.url, self.authorization, name)
+                for label, name in self.names.items()
+            },
             groups=("litellm",),
         )
         self.process: subprocess.Popen | None = None
         self.start()
 
     def _env(self) -> dict[str, str]:
-        env = {name: value for name, value in os.environ.items()
-               if not name.startswith(("DATABASE_URL", "REDIS_", "DJANGO_", "VIRTUAL_ENV"))}
-        env.update({
-            "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
-            "LITELLM_TELEMETRY": "False",
-            "LITELLM_LOG": "ERROR",
-            # The model price list, otherwise fetched from GitHub at start.
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "HF_HUB_OFFLINE": "1",
-            # Anything that tries to leave the machine goes to a closed local
-            # port and fails at once; the fake upstream is on 127.0.0.1.
-            **{name: "http://127.0.0.1:9" for name in
-               ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")},
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        })
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("DATABASE_URL", "REDIS_", "DJANGO_", "VIRTUAL_ENV"))
+        }
+        env.update(
+            {
+                "LITELLM_MASTER_KEY": LITELLM_MASTER_KEY,
+                "LITELLM_TELEMETRY": "False",
+                "LITELLM_LOG": "ERROR",
+                # The model price list, otherwise fetched from GitHub at start.
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "HF_HUB_OFFLINE": "1",
+                # Anything that tries to leave the machine goes to a closed local
+                # port and fails at once; the fake upstream is on 127.0.0.1.
+                **{
+                    name: "http://127.0.0.1:9"
+                    for name in (
+                        "HTTP_PROXY",
+                        "HTTPS_PROXY",
+                        "http_proxy",
+                        "https_proxy",
+                        "ALL_PROXY",
+                    )
+                },
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
         return env
 
     @property
@@ -379,14 +454,23 @@ class LiteLLM:
     def start(self) -> None:
         self.process = self.children.start(
             "litellm",
-            [str(LITELLM), "--config", str(self.config), "--host", "127.0.0.1",
-             "--port", str(self.port), "--num_workers", "2"],
-            env=self._env(), cwd=self.workdir,
+            [
+                str(LITELLM),
+                "--config",
+                str(self.config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--num_workers",
+                "2",
+            ],
+            env=self._env(),
+            cwd=self.workdir,
         )
         for name in self.names.values():
             body = b'{"model":"%s","input":"ready?"}' % name.encode()
-            wait_answers(self.url, body, self.authorization, timeout_s=180,
-                         children=self.children)
+            wait_answers(self.url, body, self.authorization, timeout_s=180, children=self.children)
 
     def restart(self) -> None:
         if self.process is not None:

@@ -68,14 +68,23 @@ def run(url: str, script: Path, *, connections: int, duration_s: int) -> WrkResu
     threads = min(2, connections)  # wrk needs at least one connection per thread
     completed = subprocess.run(
         [
-            executable() or "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s",
-            "--timeout", f"{TIMEOUT_S}s", "-s", str(script), url,
+            executable() or "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--timeout",
+            f"{TIMEOUT_S}s",
+            "-s",
+            str(script),
+            url,
         ],
-        capture_output=True, text=True, timeout=duration_s + TIMEOUT_S + 60,
+        capture_output=True,
+        text=True,
+        timeout=duration_s + TIMEOUT_S + 60,
     )
     for line in completed.stdout.splitlines():
         if line.startswith(MARKER):
-            raw = json.loads(line[len(MARKER):])
+            raw = json.loads(line[len(MARKER) :])
             break
     else:
         raise RuntimeError(

@@ -74,7 +74,10 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         # Through the ledger, so the balance row and the live balance move too.
         entry = ledger.post(
-            tenant=obj.tenant, kind=obj.kind, amount_nanos=obj.amount_nanos,
-            reason=obj.reason, created_by=request.user,
+            tenant=obj.tenant,
+            kind=obj.kind,
+            amount_nanos=obj.amount_nanos,
+            reason=obj.reason,
+            created_by=request.user,
         )
         obj.pk = entry.pk

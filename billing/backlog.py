@@ -32,9 +32,7 @@ def pending_ages_s(conn: redis.Redis, *, older_than_s: float = 0) -> list[tuple[
         return []
     aged = []
     for stream in streams.all_streams():
-        entries = cast(
-            list[tuple[bytes, dict[bytes, bytes]]], conn.xrange(stream, "-", cutoff_ms)
-        )
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], conn.xrange(stream, "-", cutoff_ms))
         for entry_id, fields in entries:
             queued_ms = _queued_ms(entry_id)
             event = UsageEvent.decode(fields[FIELD.encode()])

@@ -75,8 +75,11 @@ def top_up(*, tenant: Tenant | int, amount_nanos: int, reason: str = "", created
     if amount_nanos <= 0:
         raise ValueError("a top-up must be positive")
     return post(
-        tenant=tenant, kind=LedgerEntry.Kind.TOPUP, amount_nanos=amount_nanos,
-        reason=reason, created_by=created_by,
+        tenant=tenant,
+        kind=LedgerEntry.Kind.TOPUP,
+        amount_nanos=amount_nanos,
+        reason=reason,
+        created_by=created_by,
     )
 
 
@@ -85,8 +88,11 @@ def adjust(*, tenant: Tenant | int, amount_nanos: int, reason: str, created_by=N
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
     return post(
-        tenant=tenant, kind=LedgerEntry.Kind.ADJUSTMENT, amount_nanos=amount_nanos,
-        reason=reason, created_by=created_by,
+        tenant=tenant,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        amount_nanos=amount_nanos,
+        reason=reason,
+        created_by=created_by,
     )
 
 
@@ -94,8 +100,11 @@ def refund(*, tenant: Tenant | int, amount_nanos: int, reason: str, created_by=N
     if amount_nanos <= 0:
         raise ValueError("a refund must be positive")
     return post(
-        tenant=tenant, kind=LedgerEntry.Kind.REFUND, amount_nanos=amount_nanos,
-        reason=reason, created_by=created_by,
+        tenant=tenant,
+        kind=LedgerEntry.Kind.REFUND,
+        amount_nanos=amount_nanos,
+        reason=reason,
+        created_by=created_by,
     )
 
 

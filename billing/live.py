@@ -142,11 +142,14 @@ end
 
 # A hold alone (tests and tools place holds with it). KEYS and ARGV as K
 # and A of hold_check; returns hold_check's code.
-HOLD = FUNCTIONS + """
+HOLD = (
+    FUNCTIONS
+    + """
 local result = hold_check(KEYS, ARGV)
 if result == 1 then hold_place(KEYS, ARGV) end
 return result
 """
+)
 
 # Load a tenant's live balance from PostgreSQL, unless another process did.
 # KEYS: tenant hash. ARGV: balance, then the applied markers of ledger

@@ -55,9 +55,7 @@ def load_tenant(tenant_id: int, conn: redis.Redis | None = None) -> None:
         if loaded:
             # The loaded balance includes them: say so in PostgreSQL too, or
             # reconcile would count them as still missing from the live one.
-            LedgerEntry.objects.filter(pk__in=[pk for pk, _ in unapplied]).update(
-                live_applied=True
-            )
+            LedgerEntry.objects.filter(pk__in=[pk for pk, _ in unapplied]).update(live_applied=True)
 
 
 def load_key(tenant_id: int, api_key_id: int, conn: redis.Redis | None = None) -> None:

@@ -299,7 +299,10 @@ class RedemptionCode(models.Model):
     redeemed = models.DateTimeField(null=True, blank=True)
     # The credit: one ledger entry per code, never two (the column is unique).
     ledger_entry = models.OneToOneField(
-        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT,
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="redemption_code",
     )
     voided = models.DateTimeField(null=True, blank=True)
@@ -315,11 +318,14 @@ class RedemptionCode(models.Model):
             models.CheckConstraint(
                 condition=(
                     models.Q(
-                        status="redeemed", redeemed_tenant__isnull=False,
-                        redeemed__isnull=False, ledger_entry__isnull=False,
+                        status="redeemed",
+                        redeemed_tenant__isnull=False,
+                        redeemed__isnull=False,
+                        ledger_entry__isnull=False,
                     )
                     | models.Q(
-                        ~models.Q(status="redeemed"), redeemed_tenant__isnull=True,
+                        ~models.Q(status="redeemed"),
+                        redeemed_tenant__isnull=True,
                         ledger_entry__isnull=True,
                     )
                 ),

@@ -94,8 +94,9 @@ def create_month(month: dt.date) -> bool:
             [lower, upper],
         )
         if cursor.rowcount:
-            log.warning("moved %s usage records of %s out of the default partition",
-                        cursor.rowcount, month)
+            log.warning(
+                "moved %s usage records of %s out of the default partition", cursor.rowcount, month
+            )
         cursor.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {name} "
             f"FOR VALUES FROM ('{lower}') TO ('{upper}')"

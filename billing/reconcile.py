@@ -49,11 +49,7 @@ class Report:
 
     @property
     def healthy(self) -> bool:
-        return (
-            not self.dead
-            and not self.overdue
-            and all(check.healthy for check in self.tenants)
-        )
+        return not self.dead and not self.overdue and all(check.healthy for check in self.tenants)
 
 
 def _sums(model, value: str, **filters) -> dict[int, int]:

@@ -80,12 +80,20 @@ class MadeBatch:
 
 
 def make_batch(
-    *, count: int, value_nanos: int, expires=None, tenant: Tenant | None = None,
-    name: str = "", created_by=None,
+    *,
+    count: int,
+    value_nanos: int,
+    expires=None,
+    tenant: Tenant | None = None,
+    name: str = "",
+    created_by=None,
 ) -> MadeBatch:
     """Store ``count`` new codes of one batch; call inside the caller's transaction."""
     batch = RedemptionBatch.objects.create(
-        name=name, value_nanos=value_nanos, expires=expires, tenant=tenant,
+        name=name,
+        value_nanos=value_nanos,
+        expires=expires,
+        tenant=tenant,
         created_by=created_by,
     )
     codes = [new_code() for _ in range(count)]
@@ -103,8 +111,10 @@ def void(codes: Iterable[RedemptionCode] | None = None, *, batch=None, by=None) 
     and the code is then no longer unused, so a code is never both.
     """
     query = RedemptionCode.objects.unused()
-    query = query.filter(batch=batch) if batch is not None else query.filter(
-        pk__in=[code.pk for code in codes or ()]
+    query = (
+        query.filter(batch=batch)
+        if batch is not None
+        else query.filter(pk__in=[code.pk for code in codes or ()])
     )
     return query.update(status=RedemptionCode.Status.VOIDED, voided=timezone.now(), voided_by=by)
 
@@ -119,8 +129,10 @@ def redeem(*, text: str, tenant: Tenant, user) -> RedemptionCode:
     raw = normalize(text)
     if raw is None:
         raise RedemptionRefused(
-            _("That is not a redemption code: it has 20 letters and digits, "
-              "like ABCDE-FGHJK-MNPQR-STVWX."),
+            _(
+                "That is not a redemption code: it has 20 letters and digits, "
+                "like ABCDE-FGHJK-MNPQR-STVWX."
+            ),
             reason="malformed",
         )
     with transaction.atomic():
@@ -133,31 +145,47 @@ def redeem(*, text: str, tenant: Tenant, user) -> RedemptionCode:
         _check(code, tenant)
         now = timezone.now()
         entry = ledger.post(
-            tenant=tenant, kind=LedgerEntry.Kind.REDEMPTION, amount_nanos=code.batch.value_nanos,
-            reason=f"…{code.hint} (#{code.batch_id})", created_by=user,
+            tenant=tenant,
+            kind=LedgerEntry.Kind.REDEMPTION,
+            amount_nanos=code.batch.value_nanos,
+            reason=f"…{code.hint} (#{code.batch_id})",
+            created_by=user,
         )
         code.status = RedemptionCode.Status.REDEEMED
         code.redeemed_tenant, code.redeemed_by, code.redeemed = tenant, user, now
         code.ledger_entry = entry
-        code.save(update_fields=[
-            "status", "redeemed_tenant", "redeemed_by", "redeemed", "ledger_entry",
-        ])
+        code.save(
+            update_fields=[
+                "status",
+                "redeemed_tenant",
+                "redeemed_by",
+                "redeemed",
+                "ledger_entry",
+            ]
+        )
         AuditEvent.log(
-            actor=user, action="code.redeemed", target=f"…{code.hint}", tenant=tenant,
-            batch=code.batch_id, amount_nanos=code.batch.value_nanos, ledger_entry=entry.pk,
+            actor=user,
+            action="code.redeemed",
+            target=f"…{code.hint}",
+            tenant=tenant,
+            batch=code.batch_id,
+            amount_nanos=code.batch.value_nanos,
+            ledger_entry=entry.pk,
         )
     return code
 
 
 def _check(code: RedemptionCode | None, tenant: Tenant) -> None:
     if code is None:
-        raise RedemptionRefused(_("No such redemption code. Check what you typed."),
-                                reason="unknown")
+        raise RedemptionRefused(
+            _("No such redemption code. Check what you typed."), reason="unknown"
+        )
     if code.status == RedemptionCode.Status.REDEEMED:
         raise RedemptionRefused(_("This code has been redeemed already."), reason="redeemed")
     if code.status == RedemptionCode.Status.VOIDED:
-        raise RedemptionRefused(_("This code was voided by the provider and credits nothing."),
-                                reason="voided")
+        raise RedemptionRefused(
+            _("This code was voided by the provider and credits nothing."), reason="voided"
+        )
     if code.batch.is_expired():
         raise RedemptionRefused(_("This code expired and credits nothing."), reason="expired")
     if code.batch.tenant_id is not None and code.batch.tenant_id != tenant.pk:

@@ -88,10 +88,14 @@ def parse(url: str) -> Target:
     if kind == CLUSTER and db:
         raise ImproperlyConfigured("A Redis Cluster has database 0 only")
     return Target(
-        kind, url, nodes,
+        kind,
+        url,
+        nodes,
         username=urllib.parse.unquote(username) or None,
         password=urllib.parse.unquote(password) or None,
-        db=db, tls=base == "rediss", service=service,
+        db=db,
+        tls=base == "rediss",
+        service=service,
         sentinel_password=params.pop("sentinel_password", None),
         options=params,
     )
@@ -113,13 +117,17 @@ def client(url: str, **options) -> redis.Redis | redis.RedisCluster:
     if target.kind == CLUSTER:
         return redis.RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-            username=target.username, password=target.password, ssl=target.tls,
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
             **options,
         )
     sentinel = Sentinel(
         list(target.nodes),
         sentinel_kwargs=_sentinel_kwargs(target, options),
-        username=target.username, password=target.password, ssl=target.tls,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
         **options,
     )
     return sentinel.master_for(target.service, db=target.db)
@@ -133,13 +141,17 @@ def async_client(url: str, **options) -> aioredis.Redis | aioredis.RedisCluster:
     if target.kind == CLUSTER:
         return aioredis.RedisCluster(
             startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
-            username=target.username, password=target.password, ssl=target.tls,
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
             **options,
         )
     sentinel = AsyncSentinel(
         list(target.nodes),
         sentinel_kwargs=_sentinel_kwargs(target, options),
-        username=target.username, password=target.password, ssl=target.tls,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
         **options,
     )
     return sentinel.master_for(target.service, db=target.db)
@@ -147,8 +159,9 @@ def async_client(url: str, **options) -> aioredis.Redis | aioredis.RedisCluster:
 
 def _sentinel_kwargs(target: Target, options: dict) -> dict:
     # Sentinels have their own password (or none) and never TLS here.
-    kwargs = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout")
-              if key in options}
+    kwargs = {
+        key: options[key] for key in ("socket_timeout", "socket_connect_timeout") if key in options
+    }
     if target.sentinel_password:
         kwargs["password"] = target.sentinel_password
     return kwargs

@@ -193,10 +193,9 @@ def attempts_by_channel_since(since: dt.date) -> dict[int, ChannelAttempts]:
     """Every upstream attempt per channel from ``since`` (a UTC day) on,
     including those that failed over to another channel."""
     rows = (
-        ChannelDaily.objects.using(replica.reports_db()).filter(day__gte=since)
+        ChannelDaily.objects.using(replica.reports_db())
+        .filter(day__gte=since)
         .values("channel_id")
         .annotate(attempts=Sum("attempts"), failures=Sum("failures"))
     )
-    return {
-        row["channel_id"]: ChannelAttempts(row["attempts"], row["failures"]) for row in rows
-    }
+    return {row["channel_id"]: ChannelAttempts(row["attempts"], row["failures"]) for row in rows}

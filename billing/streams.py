@@ -62,9 +62,10 @@ def claim_batch(
     )
     entries = list(claimed[1])
     if len(entries) < count:
-        for _stream, fresh in conn.xreadgroup(
-            CONSUMER_GROUP, consumer, {stream: ">"}, count=count - len(entries)
-        ) or []:
+        for _stream, fresh in (
+            conn.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count - len(entries))
+            or []
+        ):
             entries.extend(fresh)
     return [
         (entry_id, UsageEvent.decode(fields[FIELD.encode()]), _charge(fields))
@@ -94,4 +95,3 @@ def dead_letter_stream(stream: str) -> str:
 def source_stream(dead_stream: str) -> str:
     """The usage stream whose dead letters ``dead_stream`` keeps."""
     return dead_stream.removesuffix(":dead")
-

@@ -73,12 +73,13 @@ def _fit_to_balance(tenant_id: int, records: list[UsageRecord]) -> None:
     this only bites if an operator's debit reached PostgreSQL before the live
     balance saw it; the shortfall is logged, not silently dropped."""
     available = Balance.objects.filter(tenant_id=tenant_id).values_list("balance_nanos", flat=True)
-    available = (available.first() or 0)
+    available = available.first() or 0
     owed = sum(r.cost_nanos for r in records)
     if owed <= available:
         return
-    log.error("tenant %s owes %s nanos but holds %s: shortfall not billed",
-              tenant_id, owed, available)
+    log.error(
+        "tenant %s owes %s nanos but holds %s: shortfall not billed", tenant_id, owed, available
+    )
     excess = owed - available
     for record in reversed(records):
         cut = min(excess, record.cost_nanos)
@@ -109,7 +110,8 @@ def record_usage(
                 created = [_created(event) for event, _charge in unique.values()]
                 existing = set(
                     UsageRecord.objects.filter(
-                        request_id__in=list(unique), created__gte=min(created),
+                        request_id__in=list(unique),
+                        created__gte=min(created),
                         created__lte=max(created),
                     ).values_list("request_id", flat=True)
                 )
@@ -176,8 +178,9 @@ def roll_up(records: list[UsageRecord]) -> None:
     transaction: a record is counted exactly when it is written."""
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for r in records:
-        row = totals[(r.created.astimezone(dt.UTC).date(), r.tenant_id, r.api_key_id, r.model,
-                      r.channel_id)]
+        row = totals[
+            (r.created.astimezone(dt.UTC).date(), r.tenant_id, r.api_key_id, r.model, r.channel_id)
+        ]
         row[0] += 1
         row[1] += r.status != UsageRecord.Status.SERVED
         row[2] += r.tokens if r.status == UsageRecord.Status.SERVED else 0

@@ -57,8 +57,9 @@ def fold(series: list[Series], colors: dict[str, str]) -> list[Series]:
     kept = [s for s in series if s.name in colors and s.name != OTHER]
     rest = [s for s in series if s.name not in colors or s.name == OTHER]
     if rest:
-        kept.append(Series(OTHER, [sum(column) for column in zip(*(s.values for s in rest),
-                                                                  strict=True)]))
+        kept.append(
+            Series(OTHER, [sum(column) for column in zip(*(s.values for s in rest), strict=True)])
+        )
     return kept
 
 
@@ -94,10 +95,11 @@ def stacked_bars(
     for step in range(5):
         tick = top * step // 4
         y = base - tick * plot_h // top
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" '
-                     f'stroke="#e3e6eb"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" fill="#6b7385">'
-                     f"{escape(format_value(tick))}</text>")
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" stroke="#e3e6eb"/>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" fill="#6b7385">'
+            f"{escape(format_value(tick))}</text>"
+        )
     every = -(-len(labels) // 10)  # at most ten labels under the axis
     for i, label in enumerate(labels):
         x = LEFT + i * slot + (slot - bar_w) // 2
@@ -115,7 +117,9 @@ def stacked_bars(
                 f"{escape(shown_name(s.name))}: {escape(format_value(value))}</title></rect>"
             )
         if i % every == 0:
-            parts.append(f'<text x="{x + bar_w // 2}" y="{HEIGHT - 8}" text-anchor="middle" '
-                         f'fill="#6b7385">{escape(label)}</text>')
+            parts.append(
+                f'<text x="{x + bar_w // 2}" y="{HEIGHT - 8}" text-anchor="middle" '
+                f'fill="#6b7385">{escape(label)}</text>'
+            )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 (every text above is escaped)

@@ -67,8 +67,12 @@ def redeem_throttled(*, text: str, tenant: Tenant, user, address: str) -> Redemp
     conn = live_sync.client()
     try:
         wait_s = conn.eval(
-            TAKE, 2, *keys, settings.REDEMPTION_ATTEMPTS_PER_USER,
-            settings.REDEMPTION_ATTEMPTS_PER_ADDRESS, settings.REDEMPTION_THROTTLE_WINDOW_S,
+            TAKE,
+            2,
+            *keys,
+            settings.REDEMPTION_ATTEMPTS_PER_USER,
+            settings.REDEMPTION_ATTEMPTS_PER_ADDRESS,
+            settings.REDEMPTION_THROTTLE_WINDOW_S,
         )
     except redis.RedisError as exc:
         log.warning("redemption throttle not reachable (%s); redemption refused", exc)
@@ -83,7 +87,8 @@ def redeem_throttled(*, text: str, tenant: Tenant, user, address: str) -> Redemp
                 "Too many codes that did not work. Try again in %(minutes)d minute.",
                 "Too many codes that did not work. Try again in %(minutes)d minutes.",
                 minutes,
-            ) % {"minutes": minutes},
+            )
+            % {"minutes": minutes},
             reason="throttled",
         )
     code = redeem(text=text, tenant=tenant, user=user)

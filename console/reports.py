@@ -20,6 +20,5 @@ def with_channel_names(rows: list[reports.UsageRow]) -> list[reports.UsageRow]:
     ids = [row.key for row in rows if row.key is not None]
     names = dict(Channel.objects.filter(pk__in=ids).values_list("pk", "name"))
     return [
-        dataclasses.replace(row, label=names[row.key]) if row.key in names else row
-        for row in rows
+        dataclasses.replace(row, label=names[row.key]) if row.key in names else row for row in rows
     ]

@@ -15,8 +15,16 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ["name", "kind", "base_url", "credential", "groups", "priority", "weight",
-                  "enabled"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "credential",
+            "groups",
+            "priority",
+            "weight",
+            "enabled",
+        ]
 
     def clean_credential(self) -> str:
         value = self.cleaned_data.get("credential")

@@ -138,7 +138,8 @@ class Watchdog:
                     log.critical(
                         "task %s[%s] ran past its hard time limit; ending this worker process "
                         "(its thread cannot be interrupted) so that a fresh one takes over",
-                        name, task_id,
+                        name,
+                        task_id,
                     )
                     logging.shutdown()
                     os._exit(1)

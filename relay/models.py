@@ -49,9 +49,7 @@ class Channel(models.Model):
     # Channel health (relay/health/, docs/operator.md): a pinned channel is
     # never taken out of rotation by the relay, only by a person.
     pinned = models.BooleanField(default=False)
-    disabled_reason = models.CharField(
-        max_length=16, choices=DisabledReason.choices, blank=True
-    )
+    disabled_reason = models.CharField(max_length=16, choices=DisabledReason.choices, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     # The upstream's last words before the disable (never the credential).
     disabled_detail = models.CharField(max_length=300, blank=True)
@@ -66,8 +64,13 @@ class Channel(models.Model):
 
     # What a person's enable or disable writes beside ``enabled``: the
     # relay's own disable is over, so the probe leaves the channel alone.
-    HEALTH_CLEARED = {"disabled_reason": "", "disabled_at": None, "disabled_detail": "",
-                      "next_probe_at": None, "probe_failures": 0}
+    HEALTH_CLEARED = {
+        "disabled_reason": "",
+        "disabled_at": None,
+        "disabled_detail": "",
+        "next_probe_at": None,
+        "probe_failures": 0,
+    }
 
     class Meta:
         constraints = [
@@ -78,7 +81,8 @@ class Channel(models.Model):
         indexes = [
             # The probe task: auto-disabled channels whose next probe is due.
             models.Index(
-                fields=["next_probe_at"], name="channel_probe_due",
+                fields=["next_probe_at"],
+                name="channel_probe_due",
                 condition=models.Q(enabled=False) & ~models.Q(disabled_reason=""),
             ),
         ]

@@ -210,9 +210,7 @@ RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum
 # upstream and database connections).
 RELAY_HEADER_TIMEOUT_S = env_float("RELAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1)
 RELAY_BODY_TIMEOUT_S = env_float("RELAY_BODY_TIMEOUT_S", 60.0, minimum=0.1)
-RELAY_MAX_CONNECTIONS_PER_PROCESS = env_int(
-    "RELAY_MAX_CONNECTIONS_PER_PROCESS", 4096, minimum=1
-)
+RELAY_MAX_CONNECTIONS_PER_PROCESS = env_int("RELAY_MAX_CONNECTIONS_PER_PROCESS", 4096, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
 # A hold (money reserved for a request in flight) is released by the
 # sweeper after this long: longer than any request with all its failovers.
@@ -300,8 +298,11 @@ if RELAY_NOTIFY_WEBHOOK_URL and not RELAY_NOTIFY_WEBHOOK_SECRET:
     raise ImproperlyConfigured("RELAY_NOTIFY_WEBHOOK_URL needs RELAY_NOTIFY_WEBHOOK_SECRET.")
 # Days before a key expires that its tenant's owners are told, once each.
 RELAY_KEY_EXPIRY_NOTICE_DAYS = sorted(
-    {env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_FIRST", 7, minimum=1),
-     env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_LAST", 1, minimum=1)}, reverse=True
+    {
+        env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_FIRST", 7, minimum=1),
+        env_int("RELAY_KEY_EXPIRY_NOTICE_DAYS_LAST", 1, minimum=1),
+    },
+    reverse=True,
 )
 
 # --- Celery -----------------------------------------------------------------

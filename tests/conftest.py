@@ -79,8 +79,15 @@ def relay_server(server_env):
     port = free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "relay.asgi:application",
-            "--port", str(port), "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "relay.asgi:application",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
         cwd=ROOT,
         env=server_env,

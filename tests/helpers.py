@@ -96,7 +96,8 @@ def relay_nodes(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
             port = free_port()
             process = subprocess.Popen(
                 [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-                cwd=ROOT, env={"WEB_CONCURRENCY": "2", **env, "PORT": str(port)},
+                cwd=ROOT,
+                env={"WEB_CONCURRENCY": "2", **env, "PORT": str(port)},
                 stdout=subprocess.DEVNULL,
             )
             nodes.append(process)
@@ -143,9 +144,19 @@ class CeleryWorker:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
-                "--concurrency", "1", "--loglevel", "WARNING",
-                "--schedule", f"/tmp/celerybeat-test-{os.getpid()}",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "relay",
+                "worker",
+                "--beat-thread",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                f"/tmp/celerybeat-test-{os.getpid()}",
             ],
             cwd=ROOT,
             env=self.env,
@@ -179,9 +190,16 @@ def uses_live_relay(test):
 # --- rows and requests --------------------------------------------------------------
 
 
-def make_channel(group: Group, base_url: str, *, name: str = "main", priority: int = 0,
-                 weight: int = 1, models: dict[str, str] | None = None,
-                 credential: str = "sk-upstream-credential-0001") -> Channel:
+def make_channel(
+    group: Group,
+    base_url: str,
+    *,
+    name: str = "main",
+    priority: int = 0,
+    weight: int = 1,
+    models: dict[str, str] | None = None,
+    credential: str = "sk-upstream-credential-0001",
+) -> Channel:
     channel = Channel.objects.create(
         name=name, base_url=base_url, credential=credential, priority=priority, weight=weight
     )
@@ -317,9 +335,17 @@ def scope(method: str, path: str, authorization: str | None) -> dict:
     if authorization is not None:
         headers.append((b"authorization", authorization.encode()))
     return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
-        "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"", "headers": headers, "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
 
@@ -350,9 +376,12 @@ def call(app, method="POST", path="/v1/embeddings", authorization=None, messages
     # holds a database connection (queries run in off_loop threads), and the
     # Django handler checks that thread's connection when a request ends.
     with ThreadPoolExecutor(1) as loop_thread:
-        reads = loop_thread.submit(asyncio.run, call_async(
-            app, scope(method, path, authorization), messages or body_messages(BODY), sent
-        )).result()
+        reads = loop_thread.submit(
+            asyncio.run,
+            call_async(
+                app, scope(method, path, authorization), messages or body_messages(BODY), sent
+            ),
+        ).result()
     if not sent:
         return Answer(0, {}, b"", sent, reads)
     start, *bodies = sent
@@ -374,8 +403,9 @@ usages = st.one_of(
             "total_tokens": counts,
             "prompt_tokens_details": st.one_of(
                 st.none(),
-                st.dictionaries(st.sampled_from(["cached_tokens", "text_tokens"]),
-                                st.integers(0, 100)),
+                st.dictionaries(
+                    st.sampled_from(["cached_tokens", "text_tokens"]), st.integers(0, 100)
+                ),
             ),
         },
     ),
@@ -387,4 +417,3 @@ embeddings = st.one_of(
         lambda v: base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
     ),
 )
-

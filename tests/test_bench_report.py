@@ -6,16 +6,27 @@ from bench import report
 
 
 def cell(target: str, p50_ms: float, round_: int, c: int = 16) -> dict:
-    return {"target": target, "upstream": "20ms", "body": "one", "connections": c,
-            "round": round_, "rps": 600.0, "p50_ms": p50_ms, "meter": {"other_cores": 0.0}}
+    return {
+        "target": target,
+        "upstream": "20ms",
+        "body": "one",
+        "connections": c,
+        "round": round_,
+        "rps": 600.0,
+        "p50_ms": p50_ms,
+        "meter": {"other_cores": 0.0},
+    }
 
 
 def latency_verdict(rounds: list[tuple[float, float]]) -> dict:
     results = []
     for n, (direct, relay) in enumerate(rounds, start=1):
         results += [cell("direct", direct, n), cell("relay", relay, n)]
-    [verdict] = [v for v in report.verdicts(results, litellm_skipped="not run")
-                 if v["target"].startswith("c=16")]
+    [verdict] = [
+        v
+        for v in report.verdicts(results, litellm_skipped="not run")
+        if v["target"].startswith("c=16")
+    ]
     return verdict
 
 
@@ -35,8 +46,12 @@ def test_each_round_of_the_relay_is_set_against_the_direct_run_of_its_round():
 
 
 def test_each_round_gets_its_own_row_of_ratios():
-    results = [cell("direct", 20.0, 1), cell("relay", 23.0, 1),
-               cell("direct", 21.0, 2), cell("relay", 22.0, 2)]
+    results = [
+        cell("direct", 20.0, 1),
+        cell("relay", 23.0, 1),
+        cell("direct", 21.0, 2),
+        cell("relay", 22.0, 2),
+    ]
     rows = report.ratios(results)
     assert [(r["round"], r["relay_p50_minus_direct_ms"]) for r in rows] == [(1, 3.0), (2, 1.0)]
     assert "one #2" in report.ratios_table(rows)

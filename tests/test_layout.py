@@ -24,8 +24,12 @@ LONGEST_MODULE_LINES = 500
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
-            sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
-            "lint_imports_command()", "--no-cache", "--config", "pyproject.toml",
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-cache",
+            "--config",
+            "pyproject.toml",
         ],
         cwd=root,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
@@ -98,7 +102,8 @@ def project_modules() -> list[Path]:
     found = []
     for top in (*PACKAGES, "tests", "bench"):
         found += [
-            path for path in (ROOT / top).rglob("*.py")
+            path
+            for path in (ROOT / top).rglob("*.py")
             if "migrations" not in path.parts and "__pycache__" not in path.parts
         ]
     return sorted(found)

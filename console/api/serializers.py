@@ -20,7 +20,6 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
-from relay.models import KINDS, Channel
 from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
 
 # A model name as clients send it: no whitespace.
@@ -34,15 +33,7 @@ def _limit(**kwargs) -> f.Integer:
     return f.Integer(min_value=1, max_value=MAX_INT, allow_null=True, required=False, **kwargs)
 
 
-def _call_limit() -> f.Integer:
-    """A channel's own limit per upstream call; null: the provider's."""
-    return f.Integer(
-        min_value=1, max_value=MAX_INT, allow_null=True, required=False,
-        help_text="Null: the provider's own limit (docs/providers.md).",
-    )
-
-
-def _model_name(**kwargs) -> f.Pattern:
+def model_name(**kwargs) -> f.Pattern:
     return f.Pattern(MODEL_NAME, max_length=200, **kwargs)
 
 
@@ -77,8 +68,16 @@ class TenantOutput(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "id", "slug", "name", "status", "groups", "limit_rpm", "limit_tpm",
-            "limit_concurrency", "balance_nanos", "created",
+            "id",
+            "slug",
+            "name",
+            "status",
+            "groups",
+            "limit_rpm",
+            "limit_tpm",
+            "limit_concurrency",
+            "balance_nanos",
+            "created",
         ]
         read_only_fields = fields
 
@@ -89,7 +88,11 @@ class MemberInput(serializers.Serializer):
     email = serializers.EmailField(required=False, default="", allow_blank=True)
     # Not trimmed: the console's sign-in takes a password exactly as typed.
     password = f.Text(
-        max_length=128, required=False, default="", allow_blank=True, write_only=True,
+        max_length=128,
+        required=False,
+        default="",
+        allow_blank=True,
+        write_only=True,
         trim_whitespace=False,
         help_text="Only for a new user: at least 10 characters. Never returned.",
     )
@@ -108,7 +111,9 @@ class TenantCreateInput(serializers.Serializer):
     slug = f.Slug(max_length=100)
     name = f.Text(max_length=200)
     groups = serializers.ListField(
-        child=f.Slug(max_length=100), required=False, default=list,
+        child=f.Slug(max_length=100),
+        required=False,
+        default=list,
         help_text="Names of the groups whose keys the tenant may issue itself.",
     )
     limit_rpm = _limit()
@@ -162,8 +167,19 @@ class ApiKeyOutput(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "tenant", "group", "name", "masked", "status", "allowed_models",
-            "limit_rpm", "limit_tpm", "limit_concurrency", "expires", "created", "revoked",
+            "id",
+            "tenant",
+            "group",
+            "name",
+            "masked",
+            "status",
+            "allowed_models",
+            "limit_rpm",
+            "limit_tpm",
+            "limit_concurrency",
+            "expires",
+            "created",
+            "revoked",
         ]
         read_only_fields = fields
 
@@ -172,7 +188,9 @@ class KeyIssueInput(serializers.Serializer):
     group = f.Slug(max_length=100, help_text="The group's name.")
     count = f.Integer(min_value=1, max_value=MAX_BULK_KEYS)
     name_prefix = f.Slug(
-        max_length=150, required=False, default="key",
+        max_length=150,
+        required=False,
+        default="key",
         help_text="Keys are named <prefix>-0001, <prefix>-0002, ...",
     )
 
@@ -194,9 +212,13 @@ class KeysIssuedOutput(serializers.Serializer):
 
 
 class GroupModelInput(serializers.Serializer):
-    model = _model_name()
+    model = model_name()
     price_per_mtok_nanos = f.Integer(
-        min_value=0, max_value=MAX_NANOS, allow_null=True, required=False, default=None,
+        min_value=0,
+        max_value=MAX_NANOS,
+        allow_null=True,
+        required=False,
+        default=None,
         help_text="Null: the base price times the group's price_ratio.",
     )
 
@@ -217,9 +239,19 @@ class GroupOutput(serializers.ModelSerializer):
     class Meta:
         model = Group
         fields = [
-            "id", "name", "description", "price_ratio", "limit_rpm", "limit_tpm",
-            "limit_concurrency", "cache_enabled", "cache_scope", "cache_price_ratio", "models",
-            "channels", "created",
+            "id",
+            "name",
+            "description",
+            "price_ratio",
+            "limit_rpm",
+            "limit_tpm",
+            "limit_concurrency",
+            "cache_enabled",
+            "cache_scope",
+            "cache_price_ratio",
+            "models",
+            "channels",
+            "created",
         ]
         read_only_fields = fields
 
@@ -246,11 +278,12 @@ class GroupOutput(serializers.ModelSerializer):
         return GroupModelOutput(rows, many=True).data
 
 
-
 class _GroupFieldsInput(serializers.Serializer):
     description = f.Text(max_length=300, required=False, allow_blank=True)
     price_ratio = f.Pattern(
-        RATIO, max_length=13, required=False,
+        RATIO,
+        max_length=13,
+        required=False,
         help_text="Models without a price of their own cost the base price times this.",
     )
     limit_rpm = _limit()
@@ -261,12 +294,15 @@ class _GroupFieldsInput(serializers.Serializer):
     )
     cache_scope = serializers.ChoiceField(choices=Group.CacheScope.choices, required=False)
     cache_price_ratio = f.Pattern(
-        RATIO, max_length=13, required=False,
+        RATIO,
+        max_length=13,
+        required=False,
         help_text="A cached item costs the model's price times this (0 to 1).",
     )
     models = GroupModelInput(many=True, required=False)
     channels = serializers.ListField(
-        child=f.Slug(max_length=100), required=False,
+        child=f.Slug(max_length=100),
+        required=False,
         help_text="Names of the channels that serve this group.",
     )
 
@@ -302,125 +338,8 @@ class BasePriceOutput(serializers.ModelSerializer):
 
 
 class BasePriceInput(serializers.Serializer):
-    model = _model_name()
+    model = model_name()
     price_per_mtok_nanos = f.Integer(min_value=0, max_value=MAX_NANOS)
-
-
-# --- Channels ------------------------------------------------------------------------
-
-
-class ChannelModelIO(serializers.Serializer):
-    model = _model_name(help_text="The public model name clients ask for.")
-    upstream_model = f.Pattern(
-        MODEL_NAME, max_length=200, required=False, allow_blank=True, default="",
-        help_text="The provider's name (Azure: the deployment); blank means the same.",
-    )
-    truncatable = f.Boolean(
-        required=False, default=False,
-        help_text="Matryoshka-trained: the relay may cut its vectors to `dimensions`.",
-    )
-
-
-class ChannelOutput(serializers.ModelSerializer):
-    """Never the credential: only whether one is set."""
-
-    has_credential = serializers.SerializerMethodField()
-    groups = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    models = ChannelModelIO(many=True, read_only=True)
-    disabled_reason = serializers.CharField(
-        read_only=True,
-        help_text="Why the relay took it out of rotation: failures, credential or quota; "
-        "blank when it did not.",
-    )
-
-    class Meta:
-        model = Channel
-        fields = [
-            "id", "name", "kind", "base_url", "has_credential", "priority", "weight", "enabled",
-            "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
-            "default_task", "groups", "models", "created",
-            # Channel health (docs/operator.md): why and when the relay took
-            # it out of rotation, its next probe, the last probe's result.
-            "pinned", "disabled_reason", "disabled_at", "disabled_detail", "next_probe_at",
-            "last_probe_at", "last_probe_ok", "last_probe_error",
-        ]
-        read_only_fields = fields
-
-    def get_has_credential(self, channel: Channel) -> bool:
-        return bool(channel.credential)
-
-
-class _ChannelFieldsInput(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=KINDS, required=False)
-    base_url = f.Url(max_length=500, required=False)
-    credential = f.Text(
-        write_only=True, required=False, allow_blank=True, max_length=4000,
-        style={"input_type": "password"},
-        help_text="Write-only: stored, never returned. Omitted or blank keeps the stored one.",
-    )
-    priority = f.Integer(min_value=-MAX_INT, max_value=MAX_INT, required=False)
-    weight = f.Integer(min_value=1, max_value=MAX_INT, required=False)
-    enabled = f.Boolean(required=False)
-    items_per_call = _call_limit()
-    tokens_per_call = _call_limit()
-    tokens_per_item = _call_limit()
-    default_input_type = f.Text(max_length=64, required=False, allow_blank=True)
-    default_task = f.Text(max_length=64, required=False, allow_blank=True)
-    groups = serializers.ListField(
-        child=f.Slug(max_length=100), required=False,
-        help_text="Names of the groups this channel serves.",
-    )
-    models = ChannelModelIO(many=True, required=False)
-
-    def validate_base_url(self, value: str) -> str:
-        if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("Must start with http:// or https://.")
-        return value
-
-    def validate_models(self, rows: list[dict]) -> list[dict]:
-        names = [row["model"] for row in rows]
-        if len(set(names)) != len(names):
-            raise serializers.ValidationError("A model is listed twice.")
-        return rows
-
-
-class ChannelPinInput(serializers.Serializer):
-    pinned = f.Boolean(help_text="True: the relay never takes this channel out of rotation.")
-
-
-class TestAllInput(serializers.Serializer):
-    only_auto_disabled = f.Boolean(
-        required=False, default=False,
-        help_text="Probe only the channels the relay took out (put back those that pass).",
-    )
-
-
-class TestAllOutput(serializers.Serializer):
-    queued = serializers.IntegerField(help_text="Channels to be probed, results on each.")
-
-
-class ChannelCreateInput(_ChannelFieldsInput):
-    name = f.Slug(max_length=100)
-    base_url = f.Url(max_length=500)
-
-
-class ChannelUpdateInput(_ChannelFieldsInput):
-    name = f.Slug(max_length=100, required=False)
-
-
-class ChannelTestInput(serializers.Serializer):
-    model = _model_name(required=False, help_text="Default: the channel's first model.")
-
-
-class ChannelTestOutput(serializers.Serializer):
-    ok = serializers.BooleanField()
-    model = serializers.CharField()
-    latency_ms = serializers.IntegerField(allow_null=True)
-    status = serializers.IntegerField(allow_null=True, help_text="The upstream's HTTP status.")
-    dimensions = serializers.IntegerField(allow_null=True)
-    prompt_tokens = serializers.IntegerField(allow_null=True)
-    total_tokens = serializers.IntegerField(allow_null=True)
-    error = serializers.CharField(allow_blank=True)
 
 
 # --- Reports and the audit log -----------------------------------------------------
@@ -479,7 +398,8 @@ class AuditEventOutput(serializers.ModelSerializer):
 
 class TenantScopeInput(serializers.Serializer):
     tenant = f.Slug(
-        max_length=100, required=False,
+        max_length=100,
+        required=False,
         help_text="Which of your tenants (its slug); default: the first you belong to.",
     )
 

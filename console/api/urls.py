@@ -61,6 +61,7 @@ api_patterns = [
     path("tenant/redeem/", codes.TenantRedeemApi.as_view()),
 ]
 
+
 class SchemaApi(SpectacularAPIView):
     """The OpenAPI document; its refusals are JSON like the rest of /api/."""
 

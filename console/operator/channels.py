@@ -75,8 +75,11 @@ class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
         # A copy: a ModelForm writes its data onto its instance while validating.
         form = ChannelForm(data, instance=Channel.objects.get(pk=self.channel.pk))
         rows = [
-            {"model": row.model, "upstream_model": row.upstream_model,
-             "truncatable": row.truncatable}
+            {
+                "model": row.model,
+                "upstream_model": row.upstream_model,
+                "truncatable": row.truncatable,
+            }
             for row in self.channel.models.order_by("model")
         ]
         # Bound, the rows come from the data alone: with initial rows, an
@@ -125,8 +128,9 @@ class ChannelToggleView(OperatorViewMixin, View):
         enabled = request.POST.get("enabled") == "1"
         if actions.set_channel_enabled(actor=request.user, channel=channel, enabled=enabled):
             state = label("enabled" if enabled else "disabled")
-            messages.success(request, _("Channel %(name)s %(state)s.")
-                             % {"name": channel.name, "state": state})
+            messages.success(
+                request, _("Channel %(name)s %(state)s.") % {"name": channel.name, "state": state}
+            )
         if request.POST.get("next") == "list":
             return redirect("operator:channels")
         return redirect("operator:channel", pk=channel.pk)
@@ -154,10 +158,14 @@ class ChannelTestAllView(OperatorViewMixin, View):
 
     def post(self, request):
         health_tasks.test_all.delay()
-        messages.success(request, _(
-            "Testing all %(count)s channels with a real embeddings call each. Reload this page "
-            "in a minute: each channel shows its result under Health."
-        ) % {"count": Channel.objects.count()})
+        messages.success(
+            request,
+            _(
+                "Testing all %(count)s channels with a real embeddings call each. Reload this page "
+                "in a minute: each channel shows its result under Health."
+            )
+            % {"count": Channel.objects.count()},
+        )
         return redirect("operator:channels")
 
 

@@ -36,23 +36,33 @@ from relay.operations.actions import ActionRefused
 
 class CodeBatchForm(forms.Form):
     name = forms.CharField(
-        max_length=200, required=False, label=_("Note"),
+        max_length=200,
+        required=False,
+        label=_("Note"),
         help_text=_("For you: what the codes are for (shown in lists, never to tenants)."),
     )
     count = forms.IntegerField(
-        min_value=1, max_value=redemption.MAX_CODES_PER_BATCH, initial=10,
+        min_value=1,
+        max_value=redemption.MAX_CODES_PER_BATCH,
+        initial=10,
         label=_("How many codes"),
     )
     value = _money_field(_("Value of each code"), help_text=_("In currency units."))
     expires = forms.DateField(
-        required=False, label=_("Valid until"),
-        help_text=_("The last day a code can be redeemed (inclusive, in the server's time "
-                    "zone). Blank: never expires."),
+        required=False,
+        label=_("Valid until"),
+        help_text=_(
+            "The last day a code can be redeemed (inclusive, in the server's time "
+            "zone). Blank: never expires."
+        ),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     tenant = forms.ModelChoiceField(
-        queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label=_("Any tenant"), label=_("Only for tenant"),
+        queryset=Tenant.objects.order_by("slug"),
+        required=False,
+        to_field_name="slug",
+        empty_label=_("Any tenant"),
+        label=_("Only for tenant"),
     )
 
     def clean(self):
@@ -69,7 +79,8 @@ class CodeBatchForm(forms.Form):
         # A code is good through its last day: it expires at the next midnight.
         data["expires_at"] = (
             timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
-            if day else None
+            if day
+            else None
         )
         return data
 
@@ -83,11 +94,15 @@ def batch_csv(made: MadeBatch) -> str:
     batch = made.batch
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([
-        pgettext("codes csv", "code"), pgettext("codes csv", "value"),
-        pgettext("codes csv", "valid until"), pgettext("codes csv", "tenant"),
-        pgettext("codes csv", "batch"),
-    ])
+    writer.writerow(
+        [
+            pgettext("codes csv", "code"),
+            pgettext("codes csv", "value"),
+            pgettext("codes csv", "valid until"),
+            pgettext("codes csv", "tenant"),
+            pgettext("codes csv", "batch"),
+        ]
+    )
     expires = timezone.localtime(batch.expires).isoformat() if batch.expires else ""
     tenant = batch.tenant.slug if batch.tenant else ""
     for code in made.codes:
@@ -133,16 +148,22 @@ class CodeBatchListView(OperatorViewMixin, FormView, ListView):
         data = form.cleaned_data
         try:
             made = redemption.create_batch(
-                actor=self.request.user, count=data["count"], value_nanos=data["value_nanos"],
-                expires=data["expires_at"], tenant=data["tenant"], name=data["name"],
+                actor=self.request.user,
+                count=data["count"],
+                value_nanos=data["value_nanos"],
+                expires=data["expires_at"],
+                tenant=data["tenant"],
+                name=data["name"],
             )
         except ActionRefused as error:
             form_error(form, error)
             return self.form_invalid(form)
         response = self.response_class(
-            request=self.request, template="operator/codes_created.html",
+            request=self.request,
+            template="operator/codes_created.html",
             context=self.get_context_data(
-                batch=made.batch, codes=made.codes,
+                batch=made.batch,
+                codes=made.codes,
                 csv_href="data:text/csv;charset=utf-8," + quote(batch_csv(made)),
                 csv_name=f"codes-batch-{made.batch.pk}.csv",
             ),
@@ -167,10 +188,9 @@ class CodeBatchView(OperatorViewMixin, ListView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
-        return (
-            self.batch.codes.select_related("redeemed_tenant", "redeemed_by", "voided_by")
-            .order_by("pk")
-        )
+        return self.batch.codes.select_related(
+            "redeemed_tenant", "redeemed_by", "voided_by"
+        ).order_by("pk")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -186,9 +206,11 @@ class CodeBatchVoidView(OperatorViewMixin, View):
     def post(self, request, pk):
         batch = get_object_or_404(RedemptionBatch, pk=pk)
         voided = redemption.void_batch(actor=request.user, batch=batch)
-        messages.success(request, ngettext(
-            "%(count)d unused code voided.", "%(count)d unused codes voided.", voided
-        ) % {"count": voided})
+        messages.success(
+            request,
+            ngettext("%(count)d unused code voided.", "%(count)d unused codes voided.", voided)
+            % {"count": voided},
+        )
         return redirect("operator:code_batch", pk=batch.pk)
 
 
@@ -202,6 +224,7 @@ class CodeVoidView(OperatorViewMixin, View):
         if redemption.void_code(actor=request.user, code=code):
             messages.success(request, _t("Code …%(hint)s voided.") % {"hint": code.hint})
         else:
-            messages.error(request, _t("Code …%(hint)s was not unused; nothing changed.")
-                           % {"hint": code.hint})
+            messages.error(
+                request, _t("Code …%(hint)s was not unused; nothing changed.") % {"hint": code.hint}
+            )
         return redirect("operator:code_batch", pk=pk)

@@ -22,16 +22,24 @@ from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
 def _limit_field(label: str) -> forms.IntegerField:
     return forms.IntegerField(
-        label=label, required=False, min_value=1, max_value=MAX_INT,
+        label=label,
+        required=False,
+        min_value=1,
+        max_value=MAX_INT,
         help_text=_("Blank is unlimited."),
     )
 
 
 def _call_limit_field(label: str) -> forms.IntegerField:
     return forms.IntegerField(
-        label=label, required=False, min_value=1, max_value=MAX_INT,
-        help_text=_("Blank: the provider's own limit (docs/providers.md); set it lower for an "
-                    "account or a server that takes less."),
+        label=label,
+        required=False,
+        min_value=1,
+        max_value=MAX_INT,
+        help_text=_(
+            "Blank: the provider's own limit (docs/providers.md); set it lower for an "
+            "account or a server that takes less."
+        ),
     )
 
 
@@ -57,9 +65,11 @@ def _money_field(label: str, *, required: bool = True, help_text: str = "") -> f
 
 class TenantForm(forms.ModelForm):
     groups = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.order_by("name"), required=False,
+        queryset=Group.objects.order_by("name"),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-        label=_("Groups"), help_text=_("The groups whose keys the tenant may issue itself."),
+        label=_("Groups"),
+        help_text=_("The groups whose keys the tenant may issue itself."),
     )
     limit_rpm = _limit_field(_("Limit: requests per minute"))
     limit_tpm = _limit_field(_("Limit: tokens per minute"))
@@ -90,7 +100,9 @@ class BalanceForm(forms.Form):
         _("Amount"), help_text=_("In currency units; an adjustment may be negative.")
     )
     reason = forms.CharField(
-        max_length=500, required=False, label=_("Reason"),
+        max_length=500,
+        required=False,
+        label=_("Reason"),
         help_text=_("Required for adjustments; kept in the ledger."),
     )
 
@@ -120,7 +132,9 @@ class IssueKeysForm(forms.Form):
         min_value=1, max_value=MAX_BULK_KEYS, initial=10, label=_("How many keys")
     )
     name_prefix = forms.SlugField(
-        max_length=150, initial="key", label=_("Name prefix"),
+        max_length=150,
+        initial="key",
+        label=_("Name prefix"),
         help_text=_("Keys are named <prefix>-0001, <prefix>-0002, ..."),
     )
 
@@ -130,7 +144,10 @@ class IssueKeysForm(forms.Form):
 
 class GroupForm(forms.ModelForm):
     price_ratio = forms.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, initial=Decimal("1"),
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        initial=Decimal("1"),
         label=_("Price ratio"),
         help_text=_("Models without a price of their own cost the base price times this."),
     )
@@ -138,32 +155,51 @@ class GroupForm(forms.ModelForm):
     limit_tpm = _limit_field(_("Default limit: tokens per minute"))
     limit_concurrency = _limit_field(_("Default limit: concurrent requests"))
     cache_enabled = forms.BooleanField(
-        required=False, label=_("Embedding cache"),
-        help_text=_("Answer an item sent before (same upstream model, dimensions and options) "
-                    "from the cache instead of the upstream."),
+        required=False,
+        label=_("Embedding cache"),
+        help_text=_(
+            "Answer an item sent before (same upstream model, dimensions and options) "
+            "from the cache instead of the upstream."
+        ),
     )
     cache_scope = forms.ChoiceField(
-        choices=Group.CacheScope.choices, initial=Group.CacheScope.TENANT, required=False,
+        choices=Group.CacheScope.choices,
+        initial=Group.CacheScope.TENANT,
+        required=False,
         label=_("Cache scope"),
-        help_text=_("Shared by every tenant tells one tenant, by timing, what another "
-                    "embedded."),
+        help_text=_("Shared by every tenant tells one tenant, by timing, what another embedded."),
     )
     cache_price_ratio = forms.DecimalField(
-        max_digits=7, decimal_places=6, min_value=0, max_value=1, initial=Decimal("0.1"),
-        required=False, label=_("Cache price ratio"),
+        max_digits=7,
+        decimal_places=6,
+        min_value=0,
+        max_value=1,
+        initial=Decimal("0.1"),
+        required=False,
+        label=_("Cache price ratio"),
         help_text=_("A cached item costs the model's price times this."),
     )
     channels = forms.ModelMultipleChoiceField(
-        queryset=Channel.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple, label=_("Channels"),
+        queryset=Channel.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Channels"),
         help_text=_("The channels that serve this group."),
     )
 
     class Meta:
         model = Group
         fields = [
-            "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
-            "cache_enabled", "cache_scope", "cache_price_ratio", "channels",
+            "name",
+            "description",
+            "price_ratio",
+            "limit_rpm",
+            "limit_tpm",
+            "limit_concurrency",
+            "cache_enabled",
+            "cache_scope",
+            "cache_price_ratio",
+            "channels",
         ]
         labels = {"name": _("Name"), "description": _("Description")}
 
@@ -181,7 +217,8 @@ class GroupForm(forms.ModelForm):
 class GroupModelForm(forms.Form):
     model = forms.CharField(max_length=200, required=False, label=_("Model"))
     price = _money_field(
-        _("Price per million tokens"), required=False,
+        _("Price per million tokens"),
+        required=False,
         help_text=_("Blank: the base price times the group's ratio."),
     )
 
@@ -249,41 +286,56 @@ class BasePriceForm(forms.Form):
 
 class ChannelForm(forms.ModelForm):
     base_url = forms.URLField(
-        max_length=500, assume_scheme="https",
+        max_length=500,
+        assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
         label=_("Base URL"),
-        help_text=_("Each kind's form is in docs/providers.md; e.g. OpenAI-compatible: the "
-                    "API root with its version, https://api.openai.com/v1."),
+        help_text=_(
+            "Each kind's form is in docs/providers.md; e.g. OpenAI-compatible: the "
+            "API root with its version, https://api.openai.com/v1."
+        ),
     )
     # Write-only: never rendered back (render_value=False); blank keeps the stored one.
     credential = forms.CharField(
-        required=False, strip=True,
+        required=False,
+        strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         label=_("Credential"),
         help_text=_("The upstream API key. Leave blank to keep the one stored."),
     )
     priority = forms.IntegerField(
-        initial=0, min_value=-MAX_INT, max_value=MAX_INT, label=_("Priority"),
+        initial=0,
+        min_value=-MAX_INT,
+        max_value=MAX_INT,
+        label=_("Priority"),
         help_text=_("Lower tiers are tried first."),
     )
     weight = forms.IntegerField(
-        initial=1, min_value=1, max_value=MAX_INT, label=_("Weight"),
+        initial=1,
+        min_value=1,
+        max_value=MAX_INT,
+        label=_("Weight"),
         help_text=_("Share of traffic within a tier."),
     )
     groups = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.order_by("name"), required=False,
-        widget=forms.CheckboxSelectMultiple, label=_("Groups"),
+        queryset=Group.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("Groups"),
     )
     items_per_call = _call_limit_field(_("Items per call"))
     tokens_per_call = _call_limit_field(_("Tokens per call"))
     tokens_per_item = _call_limit_field(_("Tokens per item"))
     default_input_type = forms.CharField(
-        max_length=64, required=False, label=_("Default input_type"),
-        help_text=_("For providers that take one (Cohere, Voyage...), when a client sends "
-                    "none."),
+        max_length=64,
+        required=False,
+        label=_("Default input_type"),
+        help_text=_("For providers that take one (Cohere, Voyage...), when a client sends none."),
     )
     default_task = forms.CharField(
-        max_length=64, required=False, label=_("Default task"),
+        max_length=64,
+        required=False,
+        label=_("Default task"),
         help_text=_("For providers that take one (Jina, Gemini), when a client sends none."),
     )
 
@@ -292,8 +344,17 @@ class ChannelForm(forms.ModelForm):
         # The credential is not a model field here: binding it would write ""
         # over the stored one on every edit.
         fields = [
-            "name", "kind", "base_url", "priority", "weight", "enabled", "groups",
-            "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type",
+            "name",
+            "kind",
+            "base_url",
+            "priority",
+            "weight",
+            "enabled",
+            "groups",
+            "items_per_call",
+            "tokens_per_call",
+            "tokens_per_item",
+            "default_input_type",
             "default_task",
         ]
         labels = {"name": _("Name"), "kind": _("Kind"), "enabled": _("Enabled")}
@@ -312,13 +373,15 @@ class ChannelForm(forms.ModelForm):
 class ChannelModelForm(forms.Form):
     model = forms.CharField(max_length=200, required=False, label=_("Public model name"))
     upstream_model = forms.CharField(
-        max_length=200, required=False, label=_("Upstream name"),
+        max_length=200,
+        required=False,
+        label=_("Upstream name"),
         help_text=_("The provider's name (Azure: the deployment); blank means the same."),
     )
     truncatable = forms.BooleanField(
-        required=False, label=_("Matryoshka"),
-        help_text=_("The relay may cut its vectors to `dimensions` where the provider "
-                    "cannot."),
+        required=False,
+        label=_("Matryoshka"),
+        help_text=_("The relay may cut its vectors to `dimensions` where the provider cannot."),
     )
 
     def clean(self):
@@ -354,8 +417,11 @@ class ReportForm(forms.Form):
     start = forms.DateField(label=_("From (UTC)"), widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label=_("To (inclusive)"), widget=forms.DateInput(attrs={"type": "date"}))
     tenant = forms.ModelChoiceField(
-        queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label=_("All tenants"), label=_("Tenant"),
+        queryset=Tenant.objects.order_by("slug"),
+        required=False,
+        to_field_name="slug",
+        empty_label=_("All tenants"),
+        label=_("Tenant"),
     )
 
     @staticmethod
@@ -378,14 +444,18 @@ class ReportForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     tenant = forms.ModelChoiceField(
-        queryset=Tenant.objects.order_by("slug"), required=False, to_field_name="slug",
-        empty_label=_("All tenants"), label=_("Tenant"),
+        queryset=Tenant.objects.order_by("slug"),
+        required=False,
+        to_field_name="slug",
+        empty_label=_("All tenants"),
+        label=_("Tenant"),
     )
     action = forms.CharField(
-        max_length=64, required=False, label=_("Action"),
+        max_length=64,
+        required=False,
+        label=_("Action"),
         widget=forms.TextInput(attrs={"list": "actions"}),
     )
-
 
 
 class MemberForm(forms.Form):
@@ -398,7 +468,9 @@ class MemberForm(forms.Form):
     email = forms.EmailField(required=False, label=_("Email"))
     # strip=False, as Django's own password fields: sign-in takes it as typed.
     password = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
         label=_("Password"),
         help_text=_("Only for a new user (at least 10 characters); share it with them safely."),
     )

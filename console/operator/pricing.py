@@ -56,7 +56,8 @@ class GroupEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
         rows = [
             {
                 "model": row.model,
-                "price": None if row.price_per_mtok_nanos is None
+                "price": None
+                if row.price_per_mtok_nanos is None
                 else from_nanos(row.price_per_mtok_nanos),
             }
             for row in self.group.models.order_by("model")

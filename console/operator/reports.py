@@ -22,7 +22,14 @@ from console.operator.views import OperatorViewMixin
 from console.reports import operator_report
 
 CSV_HEADER = [
-    "breakdown", "key", "name", "requests", "failed", "error_rate", "tokens", "spend",
+    "breakdown",
+    "key",
+    "name",
+    "requests",
+    "failed",
+    "error_rate",
+    "tokens",
+    "spend",
     "spend_nanos",
 ]
 # The header row in the reader's language (the names above in English).
@@ -53,9 +60,14 @@ def sections(report: reports.Report) -> list[tuple[str, str, list[reports.UsageR
         ("tenant", _("By tenant"), report.by_tenant),
         ("model", _("By model"), report.by_model),
         ("channel", _("By channel"), _unattributed_named(report.by_channel)),
-        ("key", ngettext("Top %(count)d key by spend", "Top %(count)d keys by spend",
-                         len(report.top_keys)) % {"count": len(report.top_keys)},
-         report.top_keys),
+        (
+            "key",
+            ngettext(
+                "Top %(count)d key by spend", "Top %(count)d keys by spend", len(report.top_keys)
+            )
+            % {"count": len(report.top_keys)},
+            report.top_keys,
+        ),
     ]
 
 

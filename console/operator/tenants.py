@@ -125,8 +125,8 @@ class TenantEditView(TenantMixin, FormView):
         separator = pgettext("list separator", ", ")
         fields = separator.join(str(CHANGED_FIELDS.get(name, name)) for name in changed)
         messages.success(
-            self.request, _("Saved (%(fields)s).") % {"fields": fields} if changed
-            else _("Nothing changed.")
+            self.request,
+            _("Saved (%(fields)s).") % {"fields": fields} if changed else _("Nothing changed."),
         )
         return redirect("operator:tenant", pk=self.tenant.pk)
 
@@ -172,11 +172,15 @@ class TenantMemberView(TenantMixin, View):
             except actions.ActionRefused as error:
                 messages.error(request, error.message)
             else:
-                messages.success(request, _("%(username)s can sign in now.")
-                                 % {"username": form.cleaned_data["username"]})
+                messages.success(
+                    request,
+                    _("%(username)s can sign in now.")
+                    % {"username": form.cleaned_data["username"]},
+                )
         else:
-            messages.error(request, _("Check the member form: %(errors)s")
-                           % {"errors": form.errors.as_text()})
+            messages.error(
+                request, _("Check the member form: %(errors)s") % {"errors": form.errors.as_text()}
+            )
         return redirect("operator:tenant", pk=self.tenant.pk)
 
 
@@ -193,8 +197,11 @@ class TenantStatusView(TenantMixin, View):
             messages.error(request, error.message)
         else:
             if changed:
-                messages.success(request, _("Tenant %(slug)s is now %(status)s.")
-                                 % {"slug": self.tenant.slug, "status": label(status)})
+                messages.success(
+                    request,
+                    _("Tenant %(slug)s is now %(status)s.")
+                    % {"slug": self.tenant.slug, "status": label(status)},
+                )
         return redirect("operator:tenant", pk=self.tenant.pk)
 
 
@@ -212,13 +219,17 @@ class TenantBalanceView(TenantMixin, FormView):
         try:
             if data["kind"] == LedgerEntry.Kind.TOPUP:
                 actions.top_up(
-                    actor=self.request.user, tenant=self.tenant,
-                    amount_nanos=data["amount_nanos"], reason=data["reason"],
+                    actor=self.request.user,
+                    tenant=self.tenant,
+                    amount_nanos=data["amount_nanos"],
+                    reason=data["reason"],
                 )
             else:
                 actions.adjust(
-                    actor=self.request.user, tenant=self.tenant,
-                    amount_nanos=data["amount_nanos"], reason=data["reason"],
+                    actor=self.request.user,
+                    tenant=self.tenant,
+                    amount_nanos=data["amount_nanos"],
+                    reason=data["reason"],
                 )
         except actions.ActionRefused as error:
             form_error(form, error)
@@ -251,8 +262,10 @@ class TenantKeysView(TenantMixin, ListView):
     paginate_by = 50
 
     def get_queryset(self):
-        return ApiKey.objects.for_tenant(self.tenant).select_related("group").order_by(
-            "-created", "-pk"
+        return (
+            ApiKey.objects.for_tenant(self.tenant)
+            .select_related("group")
+            .order_by("-created", "-pk")
         )
 
 
@@ -269,8 +282,11 @@ class IssueKeysView(TenantMixin, FormView):
         data = form.cleaned_data
         try:
             issued = actions.issue_keys(
-                actor=self.request.user, tenant=self.tenant, group=data["group"],
-                count=data["count"], name_prefix=data["name_prefix"],
+                actor=self.request.user,
+                tenant=self.tenant,
+                group=data["group"],
+                count=data["count"],
+                name_prefix=data["name_prefix"],
             )
         except actions.ActionRefused as error:
             form_error(form, error)
@@ -281,8 +297,13 @@ class IssueKeysView(TenantMixin, FormView):
         # Never kept by a browser or proxy cache: this is the one copy of the secrets.
         response["Cache-Control"] = "no-store"
         writer = csv.writer(response)
-        writer.writerow([pgettext("keys csv", "name"), pgettext("keys csv", "secret"),
-                         pgettext("keys csv", "prefix")])
+        writer.writerow(
+            [
+                pgettext("keys csv", "name"),
+                pgettext("keys csv", "secret"),
+                pgettext("keys csv", "prefix"),
+            ]
+        )
         for item in issued:
             writer.writerow([item.key.name, item.secret, item.key.prefix])
         return response
@@ -293,6 +314,8 @@ class RevokeKeyView(TenantMixin, View):
         # Looked up through the tenant: a key id of another tenant gives 404.
         key = get_object_or_404(ApiKey.objects.for_tenant(self.tenant), pk=key_pk)
         if actions.revoke_key(actor=request.user, key=key):
-            messages.success(request, _("Key %(name)s (%(masked)s) revoked.")
-                             % {"name": key.name, "masked": key.masked})
+            messages.success(
+                request,
+                _("Key %(name)s (%(masked)s) revoked.") % {"name": key.name, "masked": key.masked},
+            )
         return redirect(reverse("operator:tenant_keys", kwargs={"pk": self.tenant.pk}))

@@ -19,28 +19,34 @@ urlpatterns = [
     path("tenants/<int:pk>/", operator_tenants.TenantDetailView.as_view(), name="tenant"),
     path("tenants/<int:pk>/edit/", operator_tenants.TenantEditView.as_view(), name="tenant_edit"),
     path(
-        "tenants/<int:pk>/members/", operator_tenants.TenantMemberView.as_view(),
+        "tenants/<int:pk>/members/",
+        operator_tenants.TenantMemberView.as_view(),
         name="tenant_members",
     ),
     path(
-        "tenants/<int:pk>/status/", operator_tenants.TenantStatusView.as_view(),
+        "tenants/<int:pk>/status/",
+        operator_tenants.TenantStatusView.as_view(),
         name="tenant_status",
     ),
     path(
-        "tenants/<int:pk>/balance/", operator_tenants.TenantBalanceView.as_view(),
+        "tenants/<int:pk>/balance/",
+        operator_tenants.TenantBalanceView.as_view(),
         name="tenant_balance",
     ),
     path(
-        "tenants/<int:pk>/ledger/", operator_tenants.TenantLedgerView.as_view(),
+        "tenants/<int:pk>/ledger/",
+        operator_tenants.TenantLedgerView.as_view(),
         name="tenant_ledger",
     ),
     path("tenants/<int:pk>/keys/", operator_tenants.TenantKeysView.as_view(), name="tenant_keys"),
     path(
-        "tenants/<int:pk>/keys/issue/", operator_tenants.IssueKeysView.as_view(),
+        "tenants/<int:pk>/keys/issue/",
+        operator_tenants.IssueKeysView.as_view(),
         name="tenant_keys_issue",
     ),
     path(
-        "tenants/<int:pk>/keys/<int:key_pk>/revoke/", operator_tenants.RevokeKeyView.as_view(),
+        "tenants/<int:pk>/keys/<int:key_pk>/revoke/",
+        operator_tenants.RevokeKeyView.as_view(),
         name="tenant_key_revoke",
     ),
     # Groups and prices
@@ -49,32 +55,40 @@ urlpatterns = [
     path("groups/<int:pk>/", operator_pricing.GroupEditView.as_view(), name="group"),
     path("prices/", operator_pricing.BasePriceView.as_view(), name="prices"),
     path(
-        "prices/<int:pk>/delete/", operator_pricing.BasePriceDeleteView.as_view(),
+        "prices/<int:pk>/delete/",
+        operator_pricing.BasePriceDeleteView.as_view(),
         name="price_delete",
     ),
     # Channels
     path("channels/", operator_channels.ChannelListView.as_view(), name="channels"),
     path("channels/new/", operator_channels.ChannelEditView.as_view(), name="channel_create"),
     path(
-        "channels/test-all/", operator_channels.ChannelTestAllView.as_view(),
+        "channels/test-all/",
+        operator_channels.ChannelTestAllView.as_view(),
         name="channels_test_all",
     ),
     path("channels/<int:pk>/", operator_channels.ChannelEditView.as_view(), name="channel"),
     path(
-        "channels/<int:pk>/toggle/", operator_channels.ChannelToggleView.as_view(),
+        "channels/<int:pk>/toggle/",
+        operator_channels.ChannelToggleView.as_view(),
         name="channel_toggle",
     ),
     path(
-        "channels/<int:pk>/test/", operator_channels.ChannelTestView.as_view(),
+        "channels/<int:pk>/test/",
+        operator_channels.ChannelTestView.as_view(),
         name="channel_test",
     ),
     # Redemption codes
     path("codes/", operator_codes.CodeBatchListView.as_view(), name="codes"),
     path("codes/<int:pk>/", operator_codes.CodeBatchView.as_view(), name="code_batch"),
-    path("codes/<int:pk>/void/", operator_codes.CodeBatchVoidView.as_view(),
-         name="code_batch_void"),
-    path("codes/<int:pk>/<int:code_pk>/void/", operator_codes.CodeVoidView.as_view(),
-         name="code_void"),
+    path(
+        "codes/<int:pk>/void/", operator_codes.CodeBatchVoidView.as_view(), name="code_batch_void"
+    ),
+    path(
+        "codes/<int:pk>/<int:code_pk>/void/",
+        operator_codes.CodeVoidView.as_view(),
+        name="code_void",
+    ),
     path("channels/<int:pk>/pin/", operator_channels.ChannelPinView.as_view(), name="channel_pin"),
     # Reports and the audit log
     path("reports/", operator_reports.ReportView.as_view(), name="reports"),

@@ -18,9 +18,23 @@ from console.formatting import units
 
 CHUNK_ROWS = 2000
 COLUMNS = (
-    "created", "request_id", "key", "model", "served_model", "status", "input_count",
-    "tokens", "token_source", "price_per_mtok_nanos", "cost_nanos", "cost", "latency_ms",
-    "end_user", "cached_items", "cached_tokens", "cached_price_per_mtok_nanos",
+    "created",
+    "request_id",
+    "key",
+    "model",
+    "served_model",
+    "status",
+    "input_count",
+    "tokens",
+    "token_source",
+    "price_per_mtok_nanos",
+    "cost_nanos",
+    "cost",
+    "latency_ms",
+    "end_user",
+    "cached_items",
+    "cached_tokens",
+    "cached_price_per_mtok_nanos",
 )
 # The header row in the reader's language: the column names above in
 # English, e.g. 请求 ID in Chinese (every column needs one; a test checks).
@@ -97,8 +111,9 @@ def lines(records: QuerySet[UsageRecord], *, names: list[str] | None = None) -> 
 async def _in_batches(source: Iterator[str]) -> AsyncIterator[str]:
     # Each batch is read in the request's sync thread (thread_sensitive), the
     # one whose connection holds the server-side cursor.
-    take = sync_to_async(lambda: "".join(itertools.islice(source, CHUNK_ROWS)),
-                         thread_sensitive=True)
+    take = sync_to_async(
+        lambda: "".join(itertools.islice(source, CHUNK_ROWS)), thread_sensitive=True
+    )
     while batch := await take():
         yield batch
 

@@ -24,8 +24,9 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
-def usage_filter(tenant: Tenant, params: Mapping[str, str]
-                 ) -> tuple[QuerySet[UsageRecord], UsageFilterForm]:
+def usage_filter(
+    tenant: Tenant, params: Mapping[str, str]
+) -> tuple[QuerySet[UsageRecord], UsageFilterForm]:
     """The tenant's usage records that ``params`` select, newest first, and the
     bound form (its ``cleaned_data`` are the filters applied).
 

@@ -36,8 +36,10 @@ def parse_cidrs(text: str) -> list[str]:
         try:
             network = ipaddress.ip_network(entry, strict=True)
         except ValueError:
-            errors.append(_t("%(entry)s is not an IP address or CIDR range (e.g. 203.0.113.0/24).")
-                          % {"entry": entry})
+            errors.append(
+                _t("%(entry)s is not an IP address or CIDR range (e.g. 203.0.113.0/24).")
+                % {"entry": entry}
+            )
             continue
         if str(network) not in ranges:
             ranges.append(str(network))
@@ -120,13 +122,19 @@ class KeyIssueForm(forms.Form):
         for name in LIMITS:
             value, ceiling = cleaned.get(name), getattr(group, name)
             if value is not None and ceiling is not None and value > ceiling:
-                self.add_error(name, _t("At most %(ceiling)s, the limit of group %(group)s.")
-                               % {"ceiling": thousands(ceiling), "group": group})
+                self.add_error(
+                    name,
+                    _t("At most %(ceiling)s, the limit of group %(group)s.")
+                    % {"ceiling": thousands(ceiling), "group": group},
+                )
         open_models = set(group.models.values_list("model", flat=True))
         outside = sorted(set(cleaned.get("allowed_models") or ()) - open_models)
         if outside:
-            self.add_error("allowed_models", _t("Not in group %(group)s: %(models)s.")
-                           % {"group": group, "models": ", ".join(outside)})
+            self.add_error(
+                "allowed_models",
+                _t("Not in group %(group)s: %(models)s.")
+                % {"group": group, "models": ", ".join(outside)},
+            )
         return cleaned
 
     def key_fields(self) -> dict:
@@ -178,19 +186,29 @@ class MemberRoleForm(forms.Form):
 class UsageFilterForm(forms.Form):
     """The usage page's filters (GET). Dates are UTC days, both inclusive."""
 
-    key = forms.ModelChoiceField(queryset=ApiKey.objects.none(), required=False,
-                                 empty_label=_("all keys"), label=_("Key"))
-    model = forms.CharField(required=False, max_length=200, label=_("Model"),
-                            widget=forms.TextInput(attrs={"list": "known-models"}))
-    status = forms.ChoiceField(
-        choices=[("", _("any status")),
-                 *((status, LABELS.get(status, status)) for status in UsageRecord.Status.values)],
-        required=False, label=_("Status"),
+    key = forms.ModelChoiceField(
+        queryset=ApiKey.objects.none(), required=False, empty_label=_("all keys"), label=_("Key")
     )
-    since = forms.DateField(required=False, label=_("From (UTC)"),
-                            widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label=_("To (UTC)"),
-                            widget=forms.DateInput(attrs={"type": "date"}))
+    model = forms.CharField(
+        required=False,
+        max_length=200,
+        label=_("Model"),
+        widget=forms.TextInput(attrs={"list": "known-models"}),
+    )
+    status = forms.ChoiceField(
+        choices=[
+            ("", _("any status")),
+            *((status, LABELS.get(status, status)) for status in UsageRecord.Status.values),
+        ],
+        required=False,
+        label=_("Status"),
+    )
+    since = forms.DateField(
+        required=False, label=_("From (UTC)"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label=_("To (UTC)"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -209,6 +227,7 @@ class UsageFilterForm(forms.Form):
 
 class RedeemForm(forms.Form):
     code = forms.CharField(
-        max_length=64, label=_("Redemption code"),
+        max_length=64,
+        label=_("Redemption code"),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )

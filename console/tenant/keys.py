@@ -75,8 +75,10 @@ class KeyListView(TenantPage, TemplateView):
     template_name = "console/keys/list.html"
 
     def get_context_data(self, **kwargs):
-        keys = ApiKey.objects.for_tenant(self.tenant).select_related("group").order_by(
-            "-created", "-pk"
+        keys = (
+            ApiKey.objects.for_tenant(self.tenant)
+            .select_related("group")
+            .order_by("-created", "-pk")
         )
         page = Paginator(keys, PAGE_SIZE).get_page(self.request.GET.get("page"))
         ids = [key.pk for key in page]
@@ -112,24 +114,36 @@ class KeyIssueView(TenantPage, TemplateView):
         if nonce and nonce in issued:
             existing = ApiKey.objects.for_tenant(self.tenant).filter(pk=issued[nonce]).first()
             if existing is not None:
-                messages.info(request, _("That form was already sent: key %(key)s exists. "
-                                         "Its secret was shown once, when it was created.")
-                              % {"key": existing})
+                messages.info(
+                    request,
+                    _(
+                        "That form was already sent: key %(key)s exists. "
+                        "Its secret was shown once, when it was created."
+                    )
+                    % {"key": existing},
+                )
                 return redirect("console:key_detail", key_id=existing.pk)
         data = form.cleaned_data
         with transaction.atomic():
             key, secret = ApiKey.issue(
                 tenant=self.tenant, group=data["group"], name=data["name"], **form.key_fields()
             )
-            AuditEvent.log(actor=request.user, tenant=self.tenant, action="key.issued",
-                           target=audit_target(key), group=key.group.name)
+            AuditEvent.log(
+                actor=request.user,
+                tenant=self.tenant,
+                action="key.issued",
+                target=audit_target(key),
+                group=key.group.name,
+            )
         if nonce:
             issued[nonce] = key.pk
             request.session[ISSUED_NONCES] = dict(list(issued.items())[-ISSUED_NONCES_KEPT:])
         key.state = state(key)
-        example_model = (key.allowed_models or list(
-            key.group.models.order_by("model").values_list("model", flat=True)[:1]
-        ) or ["text-embedding-3-small"])[0]
+        example_model = (
+            key.allowed_models
+            or list(key.group.models.order_by("model").values_list("model", flat=True)[:1])
+            or ["text-embedding-3-small"]
+        )[0]
         response = TemplateResponse(
             request,
             "console/keys/created.html",
@@ -153,8 +167,7 @@ class KeyDetailView(TenantPage, KeyLookup, TemplateView):
             .order_by("-created", "-pk")[:25]
         )
         limits = [
-            (LIMIT_NAMES[name], getattr(key, name), getattr(key.group, name))
-            for name in LIMITS
+            (LIMIT_NAMES[name], getattr(key, name), getattr(key.group, name)) for name in LIMITS
         ]
         return super().get_context_data(
             report=report,
@@ -182,8 +195,13 @@ class KeyRenameView(TenantPage, KeyLookup, TemplateView):
         with transaction.atomic():
             key.name = form.cleaned_data["name"]
             key.save(update_fields=["name"])
-            AuditEvent.log(actor=request.user, tenant=self.tenant, action="key.renamed",
-                           target=audit_target(key), old_name=old_name)
+            AuditEvent.log(
+                actor=request.user,
+                tenant=self.tenant,
+                action="key.renamed",
+                target=audit_target(key),
+                old_name=old_name,
+            )
         messages.success(request, _("Key renamed to %(name)s.") % {"name": key.name})
         return redirect("console:key_detail", key_id=key.pk)
 
@@ -202,8 +220,12 @@ class KeyRevokeView(TenantPage, KeyLookup, TemplateView):
                 messages.info(request, _("Key %(key)s was already revoked.") % {"key": key})
                 return redirect("console:key_detail", key_id=key.pk)
             key.revoke()
-            AuditEvent.log(actor=request.user, tenant=self.tenant, action="key.revoked",
-                           target=audit_target(key))
+            AuditEvent.log(
+                actor=request.user,
+                tenant=self.tenant,
+                action="key.revoked",
+                target=audit_target(key),
+            )
         messages.success(
             request, _("Key %(key)s revoked; it stops working within seconds.") % {"key": key}
         )

@@ -49,8 +49,9 @@ class MemberListView(TenantPage, TemplateView):
         kwargs.setdefault("form", MemberAddForm(tenant=self.tenant))
         members = _members(self.tenant).order_by("user__username")
         # One small form per row; distinct ids, the same field name as the role page.
-        rows = [(m, MemberRoleForm(initial={"role": m.role}, auto_id=f"id_m{m.pk}_%s"))
-                for m in members]
+        rows = [
+            (m, MemberRoleForm(initial={"role": m.role}, auto_id=f"id_m{m.pk}_%s")) for m in members
+        ]
         return super().get_context_data(rows=rows, **kwargs)
 
     def post(self, request, *args, **kwargs):
@@ -61,11 +62,15 @@ class MemberListView(TenantPage, TemplateView):
         try:
             memberships.add_member(tenant=self.tenant, user=user, role=role, actor=request.user)
         except memberships.AlreadyMember:
-            messages.error(request, _("%(username)s is already a member.")
-                           % {"username": user.get_username()})
+            messages.error(
+                request, _("%(username)s is already a member.") % {"username": user.get_username()}
+            )
         else:
-            messages.success(request, _("%(username)s added as %(role)s.")
-                             % {"username": user.get_username(), "role": label(role)})
+            messages.success(
+                request,
+                _("%(username)s added as %(role)s.")
+                % {"username": user.get_username(), "role": label(role)},
+            )
         return redirect("console:members")
 
 
@@ -83,14 +88,21 @@ class MemberRoleView(TenantPage, MemberLookup, TemplateView):
             return self.render_to_response(self.get_context_data(form=form))
         username = self.member.user.get_username()
         try:
-            memberships.change_role(membership=self.member, role=form.cleaned_data["role"],
-                                    actor=request.user)
+            memberships.change_role(
+                membership=self.member, role=form.cleaned_data["role"], actor=request.user
+            )
         except memberships.LastOwner:
-            messages.error(request, _("%(username)s is the last owner; make someone else an "
-                                      "owner first.") % {"username": username})
+            messages.error(
+                request,
+                _("%(username)s is the last owner; make someone else an owner first.")
+                % {"username": username},
+            )
             return redirect("console:members")
-        messages.success(request, _("%(username)s is now %(role)s.")
-                         % {"username": username, "role": label(form.cleaned_data["role"])})
+        messages.success(
+            request,
+            _("%(username)s is now %(role)s.")
+            % {"username": username, "role": label(form.cleaned_data["role"])},
+        )
         return self.done()
 
 
@@ -105,8 +117,10 @@ class MemberRemoveView(TenantPage, MemberLookup, TemplateView):
         try:
             memberships.remove_member(membership=self.member, actor=request.user)
         except memberships.LastOwner:
-            messages.error(request, _("%(username)s is the last owner and cannot be removed.")
-                           % {"username": username})
+            messages.error(
+                request,
+                _("%(username)s is the last owner and cannot be removed.") % {"username": username},
+            )
             return redirect("console:members")
         messages.success(request, _("%(username)s removed.") % {"username": username})
         return self.done()

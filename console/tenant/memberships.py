@@ -24,12 +24,9 @@ def _lock_tenant(tenant_id: int) -> None:
 
 
 def _is_last_owner(membership: Membership) -> bool:
-    owners = Membership.objects.filter(
-        tenant_id=membership.tenant_id, role=Membership.Role.OWNER
-    )
+    owners = Membership.objects.filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
     return (
-        membership.role == Membership.Role.OWNER
-        and not owners.exclude(pk=membership.pk).exists()
+        membership.role == Membership.Role.OWNER and not owners.exclude(pk=membership.pk).exists()
     )
 
 
@@ -37,8 +34,13 @@ def add_member(*, tenant: Tenant, user: AbstractBaseUser, role: str, actor) -> M
     try:
         with transaction.atomic():
             membership = Membership.objects.create(tenant=tenant, user=user, role=role)
-            AuditEvent.log(actor=actor, tenant=tenant, action="member.added",
-                           target=user.get_username(), role=role)
+            AuditEvent.log(
+                actor=actor,
+                tenant=tenant,
+                action="member.added",
+                target=user.get_username(),
+                role=role,
+            )
     except IntegrityError as exc:  # added by someone else meanwhile
         raise AlreadyMember(user.get_username()) from exc
     return membership
@@ -54,8 +56,14 @@ def change_role(*, membership: Membership, role: str, actor) -> Membership:
             raise LastOwner()
         old_role, membership.role = membership.role, role
         membership.save(update_fields=["role"])
-        AuditEvent.log(actor=actor, tenant=membership.tenant, action="member.role_changed",
-                       target=membership.user.get_username(), old_role=old_role, role=role)
+        AuditEvent.log(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.role_changed",
+            target=membership.user.get_username(),
+            old_role=old_role,
+            role=role,
+        )
     return membership
 
 
@@ -66,5 +74,10 @@ def remove_member(*, membership: Membership, actor) -> None:
         if _is_last_owner(membership):
             raise LastOwner()
         membership.delete()
-        AuditEvent.log(actor=actor, tenant=membership.tenant, action="member.removed",
-                       target=membership.user.get_username(), role=membership.role)
+        AuditEvent.log(
+            actor=actor,
+            tenant=membership.tenant,
+            action="member.removed",
+            target=membership.user.get_username(),
+            role=membership.role,
+        )

@@ -25,7 +25,10 @@ MAX_THRESHOLD_UNITS = Decimal(10**9)
 
 class ThresholdForm(forms.Form):
     threshold = forms.DecimalField(
-        required=False, min_value=Decimal(0), max_value=MAX_THRESHOLD_UNITS, decimal_places=9,
+        required=False,
+        min_value=Decimal(0),
+        max_value=MAX_THRESHOLD_UNITS,
+        decimal_places=9,
         label=gettext_lazy("Low balance alert below"),
         help_text=gettext_lazy(
             "The owners get one e-mail when the balance falls below this, and another only "
@@ -46,8 +49,11 @@ def set_threshold(*, actor, tenant: Tenant, threshold_nanos: int | None) -> bool
         ):
             return False
         AuditEvent.log(
-            actor=actor, tenant=tenant, action="tenant.low_balance_threshold",
-            target=tenant.slug, threshold_nanos=threshold_nanos,
+            actor=actor,
+            tenant=tenant,
+            action="tenant.low_balance_threshold",
+            target=tenant.slug,
+            threshold_nanos=threshold_nanos,
         )
     return True
 
@@ -58,16 +64,27 @@ class NotificationsView(TenantPage, TemplateView):
 
     def get_context_data(self, **kwargs):
         threshold = self.tenant.low_balance_threshold_nanos
-        kwargs.setdefault("form", ThresholdForm(initial={
-            "threshold": from_nanos(threshold).normalize() if threshold is not None else None
-        }))
-        balance = Balance.objects.filter(tenant=self.tenant).values_list(
-            "balance_nanos", flat=True
-        ).first()
+        kwargs.setdefault(
+            "form",
+            ThresholdForm(
+                initial={
+                    "threshold": from_nanos(threshold).normalize()
+                    if threshold is not None
+                    else None
+                }
+            ),
+        )
+        balance = (
+            Balance.objects.filter(tenant=self.tenant)
+            .values_list("balance_nanos", flat=True)
+            .first()
+        )
         return super().get_context_data(
-            balance_nanos=balance or 0, threshold_nanos=threshold,
+            balance_nanos=balance or 0,
+            threshold_nanos=threshold,
             below=threshold is not None and (balance or 0) < threshold,
-            notice_days=settings.RELAY_KEY_EXPIRY_NOTICE_DAYS, **kwargs,
+            notice_days=settings.RELAY_KEY_EXPIRY_NOTICE_DAYS,
+            **kwargs,
         )
 
     def post(self, request, *args, **kwargs):

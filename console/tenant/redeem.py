@@ -36,16 +36,21 @@ class RedeemView(TenantPage, FormView):
     def form_valid(self, form):
         try:
             code = redeem_throttled(
-                text=form.cleaned_data["code"], tenant=self.tenant, user=self.request.user,
+                text=form.cleaned_data["code"],
+                tenant=self.tenant,
+                user=self.request.user,
                 address=client_ip(self.request.META),
             )
         except RedemptionRefused as refusal:
             form.add_error("code", refusal.message)
             return self.form_invalid(form)
-        messages.success(self.request, _(
-            "Code …%(hint)s redeemed: %(value)s added. The balance is now %(balance)s."
-        ) % {
-            "hint": code.hint, "value": money(code.batch.value_nanos),
-            "balance": money(ledger.balance_nanos(self.tenant)),
-        })
+        messages.success(
+            self.request,
+            _("Code …%(hint)s redeemed: %(value)s added. The balance is now %(balance)s.")
+            % {
+                "hint": code.hint,
+                "value": money(code.batch.value_nanos),
+                "balance": money(ledger.balance_nanos(self.tenant)),
+            },
+        )
         return redirect("console:redeem")

@@ -79,12 +79,12 @@ class DailyUsageReport:
         return self._chart(self._tokens, _("Tokens per day by model"), charts.thousands)
 
     def cost_chart(self) -> SafeString:
-        return self._chart(self._cost, _("Cost per day by model"),
-                           lambda nanos: money(nanos, currency=False))
+        return self._chart(
+            self._cost, _("Cost per day by model"), lambda nanos: money(nanos, currency=False)
+        )
 
 
-def daily_by_model(rows: QuerySet[DailyUsage], *, end: dt.date, days: int = 30
-                   ) -> DailyUsageReport:
+def daily_by_model(rows: QuerySet[DailyUsage], *, end: dt.date, days: int = 30) -> DailyUsageReport:
     start = end - dt.timedelta(days=days - 1)
     window = [start + dt.timedelta(days=i) for i in range(days)]
     index = {day: i for i, day in enumerate(window)}
@@ -128,17 +128,22 @@ def top_keys(tenant: Tenant, *, start: dt.date, end: dt.date, limit: int = 10) -
         .annotate(**SUMS)
         .order_by("-cost_nanos", "-tokens", "api_key")[:limit]
     )
-    keys = ApiKey.objects.for_tenant(tenant).select_related("group").in_bulk(
-        [row["api_key"] for row in rows]
+    keys = (
+        ApiKey.objects.for_tenant(tenant)
+        .select_related("group")
+        .in_bulk([row["api_key"] for row in rows])
     )
     return [{**row, "key": keys[row["api_key"]]} for row in rows if row["api_key"] in keys]
 
 
-def by_key(tenant: Tenant, key_ids: list[int], *, start: dt.date | None = None
-           ) -> dict[int, dict[str, int]]:
+def by_key(
+    tenant: Tenant, key_ids: list[int], *, start: dt.date | None = None
+) -> dict[int, dict[str, int]]:
     """Sums per key (from ``start`` on, or ever), for the keys listed."""
     rows = rollups(tenant).filter(api_key__in=key_ids)
     if start is not None:
         rows = rows.filter(day__gte=start)
-    return {row.pop("api_key"): row for row in rows.values("api_key").annotate(**SUMS)
-            .order_by("api_key")}
+    return {
+        row.pop("api_key"): row
+        for row in rows.values("api_key").annotate(**SUMS).order_by("api_key")
+    }

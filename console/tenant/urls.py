@@ -20,12 +20,15 @@ urlpatterns = [
     path("usage/", tenant_views.UsageView.as_view(), name="usage"),
     path("usage.csv", tenant_views.UsageCsvView.as_view(), name="usage_csv"),
     path("members/", members_views.MemberListView.as_view(), name="members"),
-    path("members/<int:member_id>/role/", members_views.MemberRoleView.as_view(),
-         name="member_role"),
-    path("members/<int:member_id>/remove/", members_views.MemberRemoveView.as_view(),
-         name="member_remove"),
+    path(
+        "members/<int:member_id>/role/", members_views.MemberRoleView.as_view(), name="member_role"
+    ),
+    path(
+        "members/<int:member_id>/remove/",
+        members_views.MemberRemoveView.as_view(),
+        name="member_remove",
+    ),
     path("audit/", tenant_views.AuditView.as_view(), name="audit"),
     path("redeem/", redeem_views.RedeemView.as_view(), name="redeem"),
-    path("notifications/", notifications_views.NotificationsView.as_view(),
-         name="notifications"),
+    path("notifications/", notifications_views.NotificationsView.as_view(), name="notifications"),
 ]

@@ -72,7 +72,8 @@ class DashboardView(TenantPage, TemplateView):
         rows = reports.rollups(self.tenant)
         report = reports.daily_by_model(rows, end=day, days=30)
         balance = (
-            Balance.objects.filter(tenant=self.tenant).values_list("balance_nanos", flat=True)
+            Balance.objects.filter(tenant=self.tenant)
+            .values_list("balance_nanos", flat=True)
             .first()
         )
         live = _live_balance_nanos(self.tenant.pk)
@@ -107,8 +108,10 @@ class UsageView(TenantPage, TemplateView):
             page_obj=page,
             totals={name: value or 0 for name, value in sums.items()},
             filters=querystring(form) if valid else "",
-            known_models=reports.rollups(self.tenant).values_list("model", flat=True)
-            .order_by("model").distinct(),
+            known_models=reports.rollups(self.tenant)
+            .values_list("model", flat=True)
+            .order_by("model")
+            .distinct(),
             **kwargs,
         )
 
@@ -143,6 +146,11 @@ class AuditView(TenantPage, TemplateView):
         )
         for event in page:
             # The operator's staff are not named to tenants.
-            event.who = (event.actor.get_username() if event.actor_id in members
-                         else _("your provider") if event.actor_id else _("system"))
+            event.who = (
+                event.actor.get_username()
+                if event.actor_id in members
+                else _("your provider")
+                if event.actor_id
+                else _("system")
+            )
         return super().get_context_data(page_obj=page, **kwargs)

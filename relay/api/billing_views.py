@@ -32,9 +32,7 @@ def _units(nanos: int) -> float:
 
 
 async def _available_nanos(key: auth.KeyContext) -> int:
-    balance, held = await pools.redis().hmget(
-        live.tenant_key(key.tenant_id), "balance", "held"
-    )
+    balance, held = await pools.redis().hmget(live.tenant_key(key.tenant_id), "balance", "held")
     if balance is None:  # not loaded live yet: PostgreSQL has it exactly
         available = await off_loop(balance_nanos)(key.tenant_id)
     else:

@@ -129,9 +129,9 @@ async def respond(
 def _start(
     status: int, headers: dict[str, str], request_id: str, *, content_length: int | None = None
 ) -> dict:
-    length = [] if content_length is None else [
-        (b"Content-Length", str(content_length).encode("ascii"))
-    ]
+    length = (
+        [] if content_length is None else [(b"Content-Length", str(content_length).encode("ascii"))]
+    )
     return {
         "type": "http.response.start",
         "status": status,

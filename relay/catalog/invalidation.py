@@ -47,8 +47,11 @@ def publish() -> None:
             CHANNEL, b"1"
         )
     except redis.RedisError as exc:
-        log.warning("could not announce a catalog change (%s); caches expire within %s s",
-                    type(exc).__name__, settings.RELAY_CONFIG_CACHE_TTL_S)
+        log.warning(
+            "could not announce a catalog change (%s); caches expire within %s s",
+            type(exc).__name__,
+            settings.RELAY_CONFIG_CACHE_TTL_S,
+        )
 
 
 def _changed(sender, **_kwargs) -> None:
@@ -60,8 +63,7 @@ def _changed(sender, **_kwargs) -> None:
 # including those made by a queryset's update(), which sends no post_save.
 for _model in (ApiKey, Tenant, Group, GroupModel, BasePrice, Channel, ChannelModel, AuditEvent):
     post_save.connect(_changed, sender=_model, dispatch_uid=f"catalog-changed-{_model.__name__}")
-    post_delete.connect(_changed, sender=_model,
-                        dispatch_uid=f"catalog-deleted-{_model.__name__}")
+    post_delete.connect(_changed, sender=_model, dispatch_uid=f"catalog-deleted-{_model.__name__}")
 
 
 def clear_caches() -> None:
@@ -87,9 +89,13 @@ async def _address() -> tuple[str, int]:
     if target.kind == redis_url.CLUSTER:
         return target.nodes[0]
     if target.kind == redis_url.SENTINEL:
-        sentinel = Sentinel(list(target.nodes), socket_timeout=2,
-                            sentinel_kwargs={"password": target.sentinel_password}
-                            if target.sentinel_password else None)
+        sentinel = Sentinel(
+            list(target.nodes),
+            socket_timeout=2,
+            sentinel_kwargs={"password": target.sentinel_password}
+            if target.sentinel_password
+            else None,
+        )
         return await asyncio.to_thread(sentinel.discover_master, target.service)
     options = parse_url(settings.REDIS_URL)
     return options.get("host", "localhost"), options.get("port", 6379)

@@ -74,12 +74,8 @@ def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpe
         weight=read.whole_number(fields.get("weight", 1), where=f"{where}.weight", minimum=1),
         enabled=read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
         items_per_call=read.limit(fields.get("items_per_call"), where=f"{where}.items_per_call"),
-        tokens_per_call=read.limit(
-            fields.get("tokens_per_call"), where=f"{where}.tokens_per_call"
-        ),
-        tokens_per_item=read.limit(
-            fields.get("tokens_per_item"), where=f"{where}.tokens_per_item"
-        ),
+        tokens_per_call=read.limit(fields.get("tokens_per_call"), where=f"{where}.tokens_per_call"),
+        tokens_per_item=read.limit(fields.get("tokens_per_item"), where=f"{where}.tokens_per_item"),
         default_input_type=_option(fields.get("input_type"), where=f"{where}.input_type"),
         default_task=_option(fields.get("task"), where=f"{where}.task"),
         truncatable=_truncatable(fields, where=where),

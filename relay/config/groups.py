@@ -13,7 +13,14 @@ from relay.config.read import ConfigError
 from relay.operations import actions
 
 FIELDS = {
-    "description", "models", "prices", "price_ratio", "rpm", "tpm", "concurrency", "cache",
+    "description",
+    "models",
+    "prices",
+    "price_ratio",
+    "rpm",
+    "tpm",
+    "concurrency",
+    "cache",
 }
 CACHE_FIELDS = {"enabled", "scope", "price_ratio"}
 
@@ -70,7 +77,8 @@ def _cache(value: object, *, where: str) -> dict:
     return {
         "cache_enabled": read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
         "cache_scope": read.choice(
-            fields.get("scope", Group.CacheScope.TENANT), Group.CacheScope.values,
+            fields.get("scope", Group.CacheScope.TENANT),
+            Group.CacheScope.values,
             where=f"{where}.scope",
         ),
         "cache_price_ratio": ratio,

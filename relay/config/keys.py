@@ -172,8 +172,14 @@ def _create_key(spec: KeySpec, *, tenant: Tenant, values: dict[str, Any]) -> str
         # A secret nobody can use is not worth showing.
         line = f"created key {label} (revoked)"
     actions.audit_change(
-        actor=None, action="keys.issued", target=label, door="config", tenant=tenant,
-        count=1, imported=spec.secret is not None, status=key.status,
+        actor=None,
+        action="keys.issued",
+        target=label,
+        door="config",
+        tenant=tenant,
+        count=1,
+        imported=spec.secret is not None,
+        status=key.status,
     )
     return line
 

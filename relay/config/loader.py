@@ -78,9 +78,7 @@ def parse(data: object, *, environ: Mapping[str, str]) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"expected a mapping of sections at the top, got {read.describe(data)}"
-        )
+        raise ConfigError(f"expected a mapping of sections at the top, got {read.describe(data)}")
     unknown = sorted(str(name) for name in data if name not in TOP_LEVEL)
     if unknown:
         allowed = ", ".join(sorted(TOP_LEVEL))

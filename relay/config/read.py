@@ -22,7 +22,6 @@ class ConfigError(Exception):
     """A file the command refuses; the message names the entry and the field."""
 
 
-
 def describe(value: object) -> str:
     if value is None:
         return "nothing"

@@ -97,9 +97,7 @@ def report(kind: str, name: str, *, created: bool, changed: list[str]) -> str:
     if created or changed:
         audited = _AUDITED[kind][0 if created else 1]
         # Names of what changed only: a credential or secret is never a value here.
-        actions.audit_change(
-            actor=None, action=audited, target=name, door="config", changed=labels
-        )
+        actions.audit_change(actor=None, action=audited, target=name, door="config", changed=labels)
     if created:
         return f"created {kind} {name}"
     if changed:

@@ -85,8 +85,11 @@ def validate_base_url(url: str) -> None:
         # Translated when raised: the operator console reads it in its person's
         # language, the operator API in English.
         raise ValidationError(
-            _("%(refusal)s. Private and local addresses need RELAY_UPSTREAM_ALLOWED_NETWORKS; "
-              "cloud metadata addresses are never allowed.") % {"refusal": exc}
+            _(
+                "%(refusal)s. Private and local addresses need RELAY_UPSTREAM_ALLOWED_NETWORKS; "
+                "cloud metadata addresses are never allowed."
+            )
+            % {"refusal": exc}
         ) from exc
 
 

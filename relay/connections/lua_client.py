@@ -72,10 +72,10 @@ class LuaClient:
         self._discovering: asyncio.Future | None = None
         self._slots: list | None = None  # a cluster's node for each slot
         self._primary: object = (
-            self._options.get("path") or (
-                self._options.get("host", "localhost"), self._options.get("port", 6379)
-            )
-            if self._target.kind == redis_url.STANDALONE else None
+            self._options.get("path")
+            or (self._options.get("host", "localhost"), self._options.get("port", 6379))
+            if self._target.kind == redis_url.STANDALONE
+            else None
         )
 
     async def run(self, script: Script, keys, args):
@@ -100,8 +100,9 @@ class LuaClient:
         ``if_abandoned`` gets the reply of a call whose caller was cancelled
         before it came: what the script took can then be given back."""
         self._scripts[script.sha] = script.text
-        return self._send((b"EVALSHA", script.sha, len(keys), *keys, *args), keys,
-                          script.text, if_abandoned)
+        return self._send(
+            (b"EVALSHA", script.sha, len(keys), *keys, *args), keys, script.text, if_abandoned
+        )
 
     def command(self, keys, *command) -> Awaitable:
         """A plain command (WAIT), sent where a script with ``keys`` goes and
@@ -134,8 +135,7 @@ class LuaClient:
         if address is None:
             raise redis_errors.ConnectionError("no Redis node serves this key's slot")
         connection = await self._connect(address)
-        return await connection.call(*command, script_text=script_text,
-                                     if_abandoned=if_abandoned)
+        return await connection.call(*command, script_text=script_text, if_abandoned=if_abandoned)
 
     async def aclose(self) -> None:
         for connection in list(self._connections.values()):
@@ -162,8 +162,13 @@ class LuaClient:
         """One command on a connection of its own (CLUSTER SLOTS, SENTINEL ...)."""
         password = self._target.sentinel_password if sentinel else self._target.password
         username = None if sentinel else self._target.username
-        connection = await self._open(address, username=username, password=password, db=0,
-                                      tls=self._scheme_is_tls and not sentinel)
+        connection = await self._open(
+            address,
+            username=username,
+            password=password,
+            db=0,
+            tls=self._scheme_is_tls and not sentinel,
+        )
         try:
             return await connection.call(*command)
         finally:
@@ -173,22 +178,26 @@ class LuaClient:
         # Calls arriving while a connection is being made share it.
         opening = self._connecting.get(address)
         if opening is None or opening.done():
-            opening = self._connecting[address] = asyncio.ensure_future(
-                self._open_data(address)
-            )
+            opening = self._connecting[address] = asyncio.ensure_future(self._open_data(address))
         return await asyncio.shield(opening)
 
     async def _open_data(self, address) -> _Connection:
         if self._target.kind == redis_url.STANDALONE:
             options = self._options
             connection = await self._open(
-                address, username=options.get("username"), password=options.get("password"),
-                db=options.get("db") or 0, tls=self._scheme_is_tls,
+                address,
+                username=options.get("username"),
+                password=options.get("password"),
+                db=options.get("db") or 0,
+                tls=self._scheme_is_tls,
             )
         else:
             connection = await self._open(
-                address, username=self._target.username, password=self._target.password,
-                db=self._target.db, tls=self._target.tls,
+                address,
+                username=self._target.username,
+                password=self._target.password,
+                db=self._target.db,
+                tls=self._target.tls,
             )
         loading = [connection.call(b"SCRIPT", b"LOAD", text) for text in self._scripts.values()]
         if loading:
@@ -312,9 +321,7 @@ class _Connection(asyncio.Protocol):
         elif not future.done():
             future.set_exception(redis_errors.ResponseError(error))
 
-    def call(
-        self, *args, script_text: bytes | None = None, if_abandoned=None
-    ) -> asyncio.Future:
+    def call(self, *args, script_text: bytes | None = None, if_abandoned=None) -> asyncio.Future:
         if self.closed:
             raise redis_errors.ConnectionError("the Redis connection is closed")
         future = asyncio.get_running_loop().create_future()

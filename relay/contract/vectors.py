@@ -56,23 +56,24 @@ def truncated(vectors: np.ndarray, dimensions: int) -> np.ndarray:
     return (cut / norms).astype(FLOAT32)
 
 
-def answer(
-    vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: bool
-) -> bytes:
+def answer(vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: bool) -> bytes:
     """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i``.
 
     Written as one list of parts joined once: a 2,048-item answer is
     megabytes, and each intermediate copy of it costs milliseconds."""
     parts = [b'{"object":"list","data":[']
     for index, row in enumerate(vectors):
-        parts.append(b'%s{"object":"embedding","index":%d,"embedding":'
-                     % (b"," if index else b"", index))
+        parts.append(
+            b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
+        )
         if as_base64:
             # Straight from the array's memory: no bytes copy of the row first.
             # (numpy's stubs do not declare the buffer protocol b2a_base64 reads.)
             parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')  # type: ignore[arg-type]
         else:
             parts += (orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY), b"}")
-    parts.append(b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'
-                 % (orjson.dumps(model), tokens, tokens))
+    parts.append(
+        b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'
+        % (orjson.dumps(model), tokens, tokens)
+    )
     return b"".join(parts)

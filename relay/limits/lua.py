@@ -152,17 +152,23 @@ end
 """
 
 # One decision, alone. KEYS and ARGV as K and A above.
-ADMIT = FUNCTIONS + """
+ADMIT = (
+    FUNCTIONS
+    + """
 local d = limits_decide(KEYS, ARGV)
 if d.refused == 0 then limits_record(d) end
 return limits_reply(d)
 """
+)
 
 # KEYS: the in-flight slot sets the request holds a slot in; ARGV[1]: the slot id.
-RELEASE = FUNCTIONS + """
+RELEASE = (
+    FUNCTIONS
+    + """
 limits_free(KEYS, ARGV[1])
 return 0
 """
+)
 
 # A fixed one-minute window of invalid keys from one address.
 # KEYS[1]: the address's counter; ARGV[1]: window in ms; ARGV[2]: 1 to count

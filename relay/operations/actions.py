@@ -8,12 +8,11 @@ never part of an event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts import keys as key_secrets
@@ -23,12 +22,19 @@ from billing.models import BasePrice, LedgerEntry
 from billing.pricing import effective_price
 from relay.catalog import invalidation  # noqa: F401 (its signals announce each change)
 from relay.models import Channel
+from relay.operations.channels import (  # noqa: F401 (re-exported: the doors' one import)
+    CHANNEL_FIELDS,
+    channel_models,
+    save_channel,
+    set_channel_enabled,
+)
 from relay.operations.rules import (  # noqa: F401 (re-exported: the doors' one import)
     ActionRefused,
     audit_change,
     check_base_url,
     unpriced_models,
 )
+from relay.operations.writes import assign, names, set_m2m, sync_models, unique_name
 
 # The columns behind PositiveIntegerField and BigIntegerField.
 MAX_INT = 2**31 - 1
@@ -37,55 +43,43 @@ MAX_BULK_KEYS = 1000
 
 TENANT_FIELDS = ("name", "limit_rpm", "limit_tpm", "limit_concurrency")
 GROUP_FIELDS = (
-    "name", "description", "price_ratio", "limit_rpm", "limit_tpm", "limit_concurrency",
-    "cache_enabled", "cache_scope", "cache_price_ratio",
-)
-CHANNEL_FIELDS = (
-    "name", "kind", "base_url", "priority", "weight", "enabled",
-    "items_per_call", "tokens_per_call", "tokens_per_item", "default_input_type", "default_task",
+    "name",
+    "description",
+    "price_ratio",
+    "limit_rpm",
+    "limit_tpm",
+    "limit_concurrency",
+    "cache_enabled",
+    "cache_scope",
+    "cache_price_ratio",
 )
 
 # Actions this module writes (the audit page offers them as filters).
 ACTIONS = (
-    "tenant.created", "tenant.updated", "tenant.suspended", "tenant.reactivated",
-    "balance.topped_up", "balance.adjusted", "group.created", "group.updated",
-    "price.set", "price.deleted", "channel.created", "channel.updated",
-    "channel.enabled", "channel.disabled", "keys.issued", "key.revoked",
+    "tenant.created",
+    "tenant.updated",
+    "tenant.suspended",
+    "tenant.reactivated",
+    "balance.topped_up",
+    "balance.adjusted",
+    "group.created",
+    "group.updated",
+    "price.set",
+    "price.deleted",
+    "channel.created",
+    "channel.updated",
+    "channel.enabled",
+    "channel.disabled",
+    "keys.issued",
+    "key.revoked",
     # Written by the config file (relay/config/rows.py).
     "key.updated",
     # Written by channel health (relay/health/state.py).
-    "channel.auto_disabled", "channel.auto_enabled", "channel.pinned", "channel.unpinned",
+    "channel.auto_disabled",
+    "channel.auto_enabled",
+    "channel.pinned",
+    "channel.unpinned",
 )
-
-
-@contextmanager
-def _unique_name(message: str, *, field: str) -> Iterator[None]:
-    """Two operators saving the same name at once both pass the check; the
-    loser's unique violation becomes the same refusal, not a 500."""
-    try:
-        yield
-    except IntegrityError:
-        raise ActionRefused(message, field=field) from None
-
-
-def _assign(obj, values: Mapping[str, object]) -> list[str]:
-    """Set the attributes whose value differs; return their names."""
-    changed = [name for name, value in values.items() if getattr(obj, name) != value]
-    for name in changed:
-        setattr(obj, name, values[name])
-    return changed
-
-
-def _set_m2m(related, objects: Iterable) -> bool:
-    wanted = {obj.pk for obj in objects}
-    if set(related.values_list("pk", flat=True)) == wanted:
-        return False
-    related.set(list(objects))
-    return True
-
-
-def _names(objects: Iterable) -> list[str]:
-    return sorted(str(obj) for obj in objects)
 
 
 # --- Tenants and balances ----------------------------------------------------
@@ -94,14 +88,18 @@ def _names(objects: Iterable) -> list[str]:
 def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -> Tenant:
     values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
     taken = _("A tenant with this slug exists already.")
-    with _unique_name(taken, field="slug"), transaction.atomic():
+    with unique_name(taken, field="slug"), transaction.atomic():
         if Tenant.objects.filter(slug=slug).exists():
             raise ActionRefused(taken, field="slug")
         tenant = Tenant.objects.create(slug=slug, **values)
         tenant.groups.set(list(groups))
         AuditEvent.log(
-            actor=actor, action="tenant.created", target=tenant.slug, tenant=tenant,
-            groups=_names(groups), **{k: v for k, v in values.items() if k != "name"},
+            actor=actor,
+            action="tenant.created",
+            target=tenant.slug,
+            tenant=tenant,
+            groups=names(groups),
+            **{k: v for k, v in values.items() if k != "name"},
         )
     return tenant
 
@@ -112,16 +110,19 @@ def update_tenant(
     """Change the tenant's name, limits or groups; returns what changed."""
     values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
     with transaction.atomic():
-        changed = _assign(tenant, values)
+        changed = assign(tenant, values)
         if changed:
             tenant.save(update_fields=changed)
-        if groups is not None and _set_m2m(tenant.groups, groups):
+        if groups is not None and set_m2m(tenant.groups, groups):
             changed.append("groups")
         if changed:
             AuditEvent.log(
-                actor=actor, action="tenant.updated", target=tenant.slug, tenant=tenant,
+                actor=actor,
+                action="tenant.updated",
+                target=tenant.slug,
+                tenant=tenant,
                 changed=changed,
-                **({"groups": _names(tenant.groups.all())} if "groups" in changed else {}),
+                **({"groups": names(tenant.groups.all())} if "groups" in changed else {}),
             )
     return changed
 
@@ -129,16 +130,19 @@ def update_tenant(
 def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
     """Suspend or reactivate; returns whether anything changed."""
     if status not in Tenant.Status.values:
-        raise ActionRefused(_("Unknown status %(status)s.") % {"status": repr(status)},
-                            field="status")
+        raise ActionRefused(
+            _("Unknown status %(status)s.") % {"status": repr(status)}, field="status"
+        )
     with transaction.atomic():
         updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
         tenant.status = status
         if updated:
             suspended = status == Tenant.Status.SUSPENDED
             AuditEvent.log(
-                actor=actor, action="tenant.suspended" if suspended else "tenant.reactivated",
-                target=tenant.slug, tenant=tenant,
+                actor=actor,
+                action="tenant.suspended" if suspended else "tenant.reactivated",
+                target=tenant.slug,
+                tenant=tenant,
             )
     return bool(updated)
 
@@ -165,8 +169,11 @@ def add_member(
             tenant=tenant, user=user, defaults={"role": role}
         )
         AuditEvent.log(
-            actor=actor, action="member.added" if created else "member.role_changed",
-            target=username, tenant=tenant, role=role,
+            actor=actor,
+            action="member.added" if created else "member.role_changed",
+            target=username,
+            tenant=tenant,
+            role=role,
         )
     return membership
 
@@ -179,8 +186,13 @@ def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> Led
             tenant=tenant, amount_nanos=amount_nanos, reason=reason, created_by=actor
         )
         AuditEvent.log(
-            actor=actor, action="balance.topped_up", target=tenant.slug, tenant=tenant,
-            amount_nanos=amount_nanos, reason=reason, ledger_entry=entry.pk,
+            actor=actor,
+            action="balance.topped_up",
+            target=tenant.slug,
+            tenant=tenant,
+            amount_nanos=amount_nanos,
+            reason=reason,
+            ledger_entry=entry.pk,
         )
     return entry
 
@@ -197,14 +209,22 @@ def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEn
                 tenant=tenant, amount_nanos=amount_nanos, reason=reason.strip(), created_by=actor
             )
             AuditEvent.log(
-                actor=actor, action="balance.adjusted", target=tenant.slug, tenant=tenant,
-                amount_nanos=amount_nanos, reason=reason.strip(), ledger_entry=entry.pk,
+                actor=actor,
+                action="balance.adjusted",
+                target=tenant.slug,
+                tenant=tenant,
+                amount_nanos=amount_nanos,
+                reason=reason.strip(),
+                ledger_entry=entry.pk,
             )
     except ledger.InsufficientBalance:
         held = ledger.balance_nanos(tenant)
         raise ActionRefused(
-            _("That would take the balance below zero: the tenant holds %(held)s nanos "
-              "and the adjustment takes %(taken)s.") % {"held": held, "taken": -amount_nanos},
+            _(
+                "That would take the balance below zero: the tenant holds %(held)s nanos "
+                "and the adjustment takes %(taken)s."
+            )
+            % {"held": held, "taken": -amount_nanos},
             field="amount",
         ) from None
     return entry
@@ -228,8 +248,9 @@ def issue_keys(
     """``count`` fresh keys named ``<prefix>-0001`` ...; the secrets exist only
     in the return value (the database keeps their digests)."""
     if not 1 <= count <= MAX_BULK_KEYS:
-        raise ActionRefused(_("Issue from 1 to %(most)d keys at a time.") % {"most": MAX_BULK_KEYS},
-                            field="count")
+        raise ActionRefused(
+            _("Issue from 1 to %(most)d keys at a time.") % {"most": MAX_BULK_KEYS}, field="count"
+        )
     width = max(4, len(str(count)))
     issued: list[IssuedKey] = []
     for number in range(1, count + 1):
@@ -241,8 +262,12 @@ def issue_keys(
         # One INSERT for the batch: a thousand keys in one round trip.
         ApiKey.objects.bulk_create([item.key for item in issued])
         AuditEvent.log(
-            actor=actor, action="keys.issued", target=f"{tenant.slug}/{name_prefix}-*",
-            tenant=tenant, group=group.name, count=count,
+            actor=actor,
+            action="keys.issued",
+            target=f"{tenant.slug}/{name_prefix}-*",
+            tenant=tenant,
+            group=group.name,
+            count=count,
             prefixes=[item.key.prefix for item in issued][:20],
         )
     return issued
@@ -254,8 +279,11 @@ def revoke_key(*, actor, key: ApiKey) -> bool:
     with transaction.atomic():
         key.revoke()
         AuditEvent.log(
-            actor=actor, action="key.revoked", target=f"{key.tenant.slug}/{key.name}",
-            tenant=key.tenant, key=key.masked,
+            actor=actor,
+            action="key.revoked",
+            target=f"{key.tenant.slug}/{key.name}",
+            tenant=key.tenant,
+            key=key.masked,
         )
     return True
 
@@ -274,25 +302,6 @@ def _check_priced(models: Mapping[str, int | None]) -> None:
         )
 
 
-def _sync_models(related, wanted: Mapping[str, object], *, attr: str) -> bool:
-    """Make the model rows exactly ``wanted`` (model -> ``attr``); whether anything changed."""
-    existing = {row.model: row for row in related.all()}
-    stale = existing.keys() - wanted.keys()
-    if stale:
-        related.filter(model__in=stale).delete()
-    changed = bool(stale)
-    for model, value in wanted.items():
-        row = existing.get(model)
-        if row is None:
-            related.create(model=model, **{attr: value})
-            changed = True
-        elif getattr(row, attr) != value:
-            setattr(row, attr, value)
-            row.save(update_fields=[attr])
-            changed = True
-    return changed
-
-
 def save_group(
     *,
     actor,
@@ -305,33 +314,36 @@ def save_group(
     prices (None: base price x ratio) and the channels that serve it."""
     values = {name: fields[name] for name in GROUP_FIELDS if name in fields}
     taken = _("A group with this name exists already.")
-    with _unique_name(taken, field="name"), transaction.atomic():
+    with unique_name(taken, field="name"), transaction.atomic():
         if models is not None:
             _check_priced(models)
         name = values.get("name")
-        if name is not None and Group.objects.filter(name=name).exclude(
-            pk=group.pk if group else None
-        ).exists():
+        if (
+            name is not None
+            and Group.objects.filter(name=name).exclude(pk=group.pk if group else None).exists()
+        ):
             raise ActionRefused(taken, field="name")
         created = group is None
         if created:
             group = Group.objects.create(**values)
             changed = sorted(values)
         else:
-            changed = _assign(group, values)
+            changed = assign(group, values)
             if changed:
                 group.save(update_fields=changed)
-        if models is not None and _sync_models(group.models, models, attr="price_per_mtok_nanos"):
+        if models is not None and sync_models(group.models, models, attr="price_per_mtok_nanos"):
             changed.append("models")
-        if channels is not None and _set_m2m(group.channels, channels):
+        if channels is not None and set_m2m(group.channels, channels):
             changed.append("channels")
         if created or changed:
             AuditEvent.log(
-                actor=actor, action="group.created" if created else "group.updated",
-                target=group.name, changed=changed,
+                actor=actor,
+                action="group.created" if created else "group.updated",
+                target=group.name,
+                changed=changed,
                 price_ratio=str(group.price_ratio),
                 models={row.model: row.price_per_mtok_nanos for row in group.models.all()},
-                channels=_names(group.channels.all()),
+                channels=names(group.channels.all()),
             )
     return group
 
@@ -347,8 +359,11 @@ def set_base_price(*, actor, model: str, price_per_mtok_nanos: int) -> BasePrice
             price.save(update_fields=["price_per_mtok_nanos"])
         if created or before != price_per_mtok_nanos:
             AuditEvent.log(
-                actor=actor, action="price.set", target=model,
-                price_per_mtok_nanos=price_per_mtok_nanos, previous_nanos=before,
+                actor=actor,
+                action="price.set",
+                target=model,
+                price_per_mtok_nanos=price_per_mtok_nanos,
+                previous_nanos=before,
             )
     return price
 
@@ -356,19 +371,23 @@ def set_base_price(*, actor, model: str, price_per_mtok_nanos: int) -> BasePrice
 def delete_base_price(*, actor, price: BasePrice) -> None:
     """Refused while a group lists the model without a price of its own."""
     with transaction.atomic():
-        relying = _names(
+        relying = names(
             Group.objects.filter(
                 models__model=price.model, models__price_per_mtok_nanos__isnull=True
             ).distinct()
         )
         if relying:
             raise ActionRefused(
-                _("Groups %(groups)s price %(model)s from this base price; "
-                  "give them a price of their own or remove the model first.")
+                _(
+                    "Groups %(groups)s price %(model)s from this base price; "
+                    "give them a price of their own or remove the model first."
+                )
                 % {"groups": ", ".join(relying), "model": price.model}
             )
         AuditEvent.log(
-            actor=actor, action="price.deleted", target=price.model,
+            actor=actor,
+            action="price.deleted",
+            target=price.model,
             previous_nanos=price.price_per_mtok_nanos,
         )
         price.delete()
@@ -388,96 +407,3 @@ def effective_prices(group: Group, base: dict[str, int] | None = None) -> dict[s
             row.price_per_mtok_nanos, base.get(row.model), group.price_ratio
         )
     return prices
-
-
-# --- Channels ------------------------------------------------------------------
-
-
-def save_channel(
-    *,
-    actor,
-    channel: Channel | None,
-    fields: Mapping[str, object],
-    credential: str | None = None,
-    models: Mapping[str, str] | None = None,
-    groups: Iterable[Group] | None = None,
-    truncatable: Iterable[str] | None = None,
-) -> Channel:
-    """Create (``channel`` None) or update a channel. ``credential`` None or
-    blank keeps the stored one; it is written, never logged nor returned.
-    ``truncatable`` names the models (of ``models``) whose vectors the relay
-    may cut to `dimensions`."""
-    values = {name: fields[name] for name in CHANNEL_FIELDS if name in fields}
-    if "base_url" in values:
-        check_base_url(values["base_url"])
-    was_enabled = channel.enabled if channel is not None else None
-    taken = _("A channel with this name exists already.")
-    with _unique_name(taken, field="name"), transaction.atomic():
-        name = values.get("name")
-        if name is not None and Channel.objects.filter(name=name).exclude(
-            pk=channel.pk if channel else None
-        ).exists():
-            raise ActionRefused(taken, field="name")
-        created = channel is None
-        if created:
-            channel = Channel(**values)
-            changed = sorted(values)
-        else:
-            changed = _assign(channel, values)
-            if "enabled" in changed:  # a person's choice ends the relay's own disable
-                _assign(channel, Channel.HEALTH_CLEARED)
-        if credential:
-            if created or credential != channel.credential:
-                changed.append("credential")
-            channel.credential = credential
-        if created or changed:
-            channel.save()
-        if models is not None and _sync_models(channel.models, models, attr="upstream_model"):
-            changed.append("models")
-        if truncatable is not None:
-            marked = set(truncatable)
-            cut = {row.model: row.model in marked for row in channel.models.all()}
-            if _sync_models(channel.models, cut, attr="truncatable") and "models" not in changed:
-                changed.append("models")
-        if groups is not None and _set_m2m(channel.groups, groups):
-            changed.append("groups")
-        if created:
-            AuditEvent.log(
-                actor=actor, action="channel.created", target=channel.name,
-                kind=channel.kind, base_url=channel.base_url, enabled=channel.enabled,
-                credential_set=bool(channel.credential),
-                models=_names(channel.models.all()), groups=_names(channel.groups.all()),
-            )
-        elif changed:
-            # "credential" may be listed as changed; its value never is.
-            AuditEvent.log(
-                actor=actor, action="channel.updated", target=channel.name, changed=changed,
-                **{name: values[name] for name in changed if name in values},
-            )
-            if "enabled" in changed:
-                AuditEvent.log(
-                    actor=actor,
-                    action="channel.enabled" if channel.enabled else "channel.disabled",
-                    target=channel.name, was_enabled=was_enabled,
-                )
-    return channel
-
-
-def set_channel_enabled(*, actor, channel: Channel, enabled: bool) -> bool:
-    with transaction.atomic():
-        # A person's choice ends the relay's own disable (relay/health/).
-        updated = Channel.objects.filter(pk=channel.pk).exclude(enabled=enabled).update(
-            enabled=enabled, **Channel.HEALTH_CLEARED
-        )
-        channel.enabled = enabled
-        if updated:
-            AuditEvent.log(
-                actor=actor, action="channel.enabled" if enabled else "channel.disabled",
-                target=channel.name,
-            )
-    return bool(updated)
-
-
-def channel_models(channel: Channel) -> dict[str, str]:
-    return dict(channel.models.values_list("model", "upstream_model"))
-

@@ -24,8 +24,13 @@ ACTIONS = ("codes.created", "codes.voided", "code.voided", "code.redeemed")
 
 
 def create_batch(
-    *, actor, count: int, value_nanos: int, expires: dt.datetime | None = None,
-    tenant: Tenant | None = None, name: str = "",
+    *,
+    actor,
+    count: int,
+    value_nanos: int,
+    expires: dt.datetime | None = None,
+    tenant: Tenant | None = None,
+    name: str = "",
 ) -> redemption.MadeBatch:
     """Make ``count`` codes; the result holds them in the clear, once."""
     if not 1 <= count <= MAX_CODES_PER_BATCH:
@@ -39,12 +44,21 @@ def create_batch(
         raise ActionRefused(_("The expiry must be in the future."), field="expires")
     with transaction.atomic():
         made = redemption.make_batch(
-            count=count, value_nanos=value_nanos, expires=expires, tenant=tenant,
-            name=name, created_by=actor,
+            count=count,
+            value_nanos=value_nanos,
+            expires=expires,
+            tenant=tenant,
+            name=name,
+            created_by=actor,
         )
         AuditEvent.log(
-            actor=actor, action="codes.created", target=f"batch {made.batch.pk}",
-            tenant=tenant, count=count, value_nanos=value_nanos, name=name,
+            actor=actor,
+            action="codes.created",
+            target=f"batch {made.batch.pk}",
+            tenant=tenant,
+            count=count,
+            value_nanos=value_nanos,
+            name=name,
             expires=expires.isoformat() if expires else None,
         )
     return made
@@ -56,8 +70,11 @@ def void_code(*, actor, code: RedemptionCode) -> bool:
         voided = redemption.void([code], by=actor)
         if voided:
             AuditEvent.log(
-                actor=actor, action="code.voided", target=f"…{code.hint}",
-                tenant=code.batch.tenant, batch=code.batch_id,
+                actor=actor,
+                action="code.voided",
+                target=f"…{code.hint}",
+                tenant=code.batch.tenant,
+                batch=code.batch_id,
             )
     return bool(voided)
 
@@ -68,7 +85,10 @@ def void_batch(*, actor, batch: RedemptionBatch) -> int:
         voided = redemption.void(batch=batch, by=actor)
         if voided:
             AuditEvent.log(
-                actor=actor, action="codes.voided", target=f"batch {batch.pk}",
-                tenant=batch.tenant, count=voided,
+                actor=actor,
+                action="codes.voided",
+                target=f"batch {batch.pk}",
+                tenant=batch.tenant,
+                count=voided,
             )
     return voided

@@ -65,7 +65,9 @@ class Merged:
 
     def answer(self, request: EmbeddingRequest) -> bytes:
         return wire.answer(
-            self.vectors, model=request.model, tokens=self.tokens + self.cached_tokens,
+            self.vectors,
+            model=request.model,
+            tokens=self.tokens + self.cached_tokens,
             as_base64=request.wants_base64,
         )
 
@@ -97,15 +99,19 @@ async def run(
     pending = list(range(len(items)))
     if cache_namespace is not None:
         keys = cache.item_keys(
-            items, namespace=cache_namespace, model=first.channel.upstream_model,
-            dimensions=request.dimensions, options=shards.options(first.channel, request),
+            items,
+            namespace=cache_namespace,
+            model=first.channel.upstream_model,
+            dimensions=request.dimensions,
+            options=shards.options(first.channel, request),
         )
         pending = await _from_cache(merged, keys, counts)
     firsts, copies = _first_occurrences(pending, keys)
     started = time.perf_counter()
     if firsts:
-        work = _Run(request, channels, trace, merged,
-                    asyncio.Semaphore(settings.RELAY_SHARD_CONCURRENCY))
+        work = _Run(
+            request, channels, trace, merged, asyncio.Semaphore(settings.RELAY_SHARD_CONCURRENCY)
+        )
         await _serve(work, first, firsts, tried)
         trace.upstream_s += time.perf_counter() - started
     for position, original in copies:
@@ -174,9 +180,7 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return group.exceptions[0]
 
 
-async def _call(
-    work: _Run, fitted: shards.Fit, batch: list[int], shard, tried: set[int]
-) -> None:
+async def _call(work: _Run, fitted: shards.Fit, batch: list[int], shard, tried: set[int]) -> None:
     channel = fitted.channel
     called = time.perf_counter()
     try:
@@ -190,9 +194,7 @@ async def _call(
         await _serve_elsewhere(work, batch, tried | {channel.channel_id})
         return
     finally:
-        metrics.UPSTREAM_SECONDS.labels(channel=channel.name).observe(
-            time.perf_counter() - called
-        )
+        metrics.UPSTREAM_SECONDS.labels(channel=channel.name).observe(time.perf_counter() - called)
     channel_health.tally().served(channel.channel_id)
     found = embedded.vectors
     if fitted.truncate_to is not None:
@@ -200,7 +202,8 @@ async def _call(
             raise InvalidRequest(
                 f"Invalid value for 'dimensions': {fitted.truncate_to}. It must be at most "
                 f"{found.shape[1]} for {work.request.model}.",
-                param="dimensions", code="invalid_value",
+                param="dimensions",
+                code="invalid_value",
             )
         found = wire.truncated(found, fitted.truncate_to)
     merged = work.merged
@@ -238,7 +241,5 @@ def _slots_of(channel: ChannelRoute) -> asyncio.Semaphore:
         per_loop = _channel_slots[loop] = {}
     slots = per_loop.get(channel.channel_id)
     if slots is None:
-        slots = per_loop[channel.channel_id] = asyncio.Semaphore(
-            settings.RELAY_CHANNEL_CONCURRENCY
-        )
+        slots = per_loop[channel.channel_id] = asyncio.Semaphore(settings.RELAY_CHANNEL_CONCURRENCY)
     return slots

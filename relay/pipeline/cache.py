@@ -91,5 +91,4 @@ def _unreachable(failure: BaseException) -> None:
     now = time.monotonic()
     if now - _logged_at >= _LOG_EVERY_S:
         _logged_at = now
-        log.warning("embedding cache unreachable (%s); serving without it",
-                    type(failure).__name__)
+        log.warning("embedding cache unreachable (%s); serving without it", type(failure).__name__)

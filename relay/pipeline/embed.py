@@ -57,9 +57,7 @@ class Served:
     streamed: Streamed | None = None
 
 
-async def embed(
-    *, authorization: str | None, body: bytes, client_ip: str, trace: Trace
-) -> Served:
+async def embed(*, authorization: str | None, body: bytes, client_ip: str, trace: Trace) -> Served:
     key = await auth.authenticate(authorization, client_ip)
     trace.tenant_id, trace.key_prefix = key.tenant_id, key.prefix
     data = validation.parse_body(body)
@@ -69,7 +67,11 @@ async def embed(
     request = await validation.read_request(data, model)
 
     entry = await gate.enter(
-        key=key, routes=routes, route=route, request=request, client_ip=client_ip,
+        key=key,
+        routes=routes,
+        route=route,
+        request=request,
+        client_ip=client_ip,
         request_id=trace.request_id,
     )
     outcome = Outcome(trace, key, route, request, entry)
@@ -84,9 +86,12 @@ async def embed(
             budget.give(share)
             return Served(headers, body=answer, settled=entry.settle(event))
         if reply.rest is not None:
-            return Served(entry.headers, streamed=Streamed(
-                reply, channel, outcome, upstream_closed=lambda: budget.give(share)
-            ))
+            return Served(
+                entry.headers,
+                streamed=Streamed(
+                    reply, channel, outcome, upstream_closed=lambda: budget.give(share)
+                ),
+            )
         answer, event = outcome.finish(reply.body, channel)
         if request.wants_base64 and passthrough.is_float_encoded(answer):
             answer = passthrough.to_base64(answer)
@@ -149,8 +154,12 @@ async def forward(
             fitted.passes_through and shards.fits_one_call(fitted, request)
         ):
             merged = await batch.run(
-                channels=route.channels, request=request, trace=trace, first=fitted,
-                tried=tried, cache_namespace=cache_namespace,
+                channels=route.channels,
+                request=request,
+                trace=trace,
+                first=fitted,
+                tried=tried,
+                cache_namespace=cache_namespace,
             )
             return merged, merged.channel
         tried.add(channel.channel_id)

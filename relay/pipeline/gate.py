@@ -50,7 +50,10 @@ NOT_TRIED = 2
 # KEYS: 1-4 as limits_decide's K, 5-7 as hold_check's K.
 # ARGV: 1-9 as limits_decide's A, 10-14 as hold_check's A.
 # Returns {hold result (NOT_TRIED when a limit refused), then limits_reply}.
-ENTER = limits_lua.FUNCTIONS + live.FUNCTIONS + f"""
+ENTER = (
+    limits_lua.FUNCTIONS
+    + live.FUNCTIONS
+    + f"""
 local d = limits_decide({{unpack(KEYS, 1, 4)}}, {{unpack(ARGV, 1, 9)}})
 if d.refused ~= 0 then return {{{NOT_TRIED}, unpack(limits_reply(d))}} end
 local K, A = {{unpack(KEYS, 5, 7)}}, {{unpack(ARGV, 10, 14)}}
@@ -61,24 +64,33 @@ if held == 1 then
 end
 return {{held, unpack(limits_reply(d))}}
 """
+)
 
 # KEYS: 1-5 as hold_settle's K, then the slot sets. ARGV: 1-8 as
 # hold_settle's A, 9 the slot id. Returns the amount charged.
-SETTLE = limits_lua.FUNCTIONS + live.FUNCTIONS + """
+SETTLE = (
+    limits_lua.FUNCTIONS
+    + live.FUNCTIONS
+    + """
 local charge = hold_settle(KEYS, ARGV)
 limits_free({unpack(KEYS, 6)}, ARGV[9])
 return charge
 """
+)
 
 # KEYS: 1-3 as hold_release's K, 4 the usage stream, then the slot sets.
 # ARGV: 1-3 as hold_release's A, 4 the slot id, 5-7 the failed request's
 # event (field, json, charge field), json '' when there is none to note.
-CANCEL = limits_lua.FUNCTIONS + live.FUNCTIONS + """
+CANCEL = (
+    limits_lua.FUNCTIONS
+    + live.FUNCTIONS
+    + """
 hold_release(KEYS, ARGV)
 limits_free({unpack(KEYS, 5)}, ARGV[4])
 if ARGV[6] ~= '' then redis.call('XADD', KEYS[4], '*', ARGV[5], ARGV[6], ARGV[7], 0) end
 return 0
 """
+)
 
 _ENTER, _SETTLE, _CANCEL = Script(ENTER), Script(SETTLE), Script(CANCEL)
 
@@ -108,13 +120,16 @@ class Entry:
         replicas = settings.RELAY_REDIS_WAIT_REPLICAS
         # Written behind the settle on the same connection: no round trip of
         # its own, and it covers the settle (docs/deploy.md, "Redis").
-        confirmed = lua.command(
-            keys, b"WAIT", replicas, settings.RELAY_REDIS_WAIT_TIMEOUT_MS
-        ) if replicas else None
+        confirmed = (
+            lua.command(keys, b"WAIT", replicas, settings.RELAY_REDIS_WAIT_TIMEOUT_MS)
+            if replicas
+            else None
+        )
         return self._settled(sent, confirmed, event)
 
-    async def _settled(self, sent: Awaitable, confirmed: Awaitable | None,
-                       event: UsageEvent) -> None:
+    async def _settled(
+        self, sent: Awaitable, confirmed: Awaitable | None, event: UsageEvent
+    ) -> None:
         try:
             await sent
             metrics.USAGE_QUEUED.inc()
@@ -146,8 +161,9 @@ class Entry:
         except REDIS_FAILURES as failure:
             # The sweeper releases the hold when it expires and the slots
             # expire; the failed-request note is only for error rates.
-            log.warning("could not release hold %s now (%s)", self.hold.member,
-                        type(failure).__name__)
+            log.warning(
+                "could not release hold %s now (%s)", self.hold.member, type(failure).__name__
+            )
 
 
 def _discard(pending: Awaitable | None) -> None:
@@ -174,25 +190,31 @@ async def enter(
     plan = rules.Plan.of(
         key, rules.effective_limits(key, routes), request.total_tokens, slot_id=request_id
     )
-    hold, hold_args = money.plan_hold(
-        key=key, route=route, request=request, request_id=request_id
-    )
+    hold, hold_args = money.plan_hold(key=key, route=route, request=request, request_id=request_id)
     entry = Entry({}, hold, plan.slot_keys, plan.slot_id)
     for _attempt in range(3):
         try:
             # A request cancelled (client gone) while its script runs gives
             # back what the script took once the reply comes.
             reply = await pools.lua().send(
-                _ENTER, [*plan.keys, *hold.keys], [*plan.args, *hold_args],
-                if_abandoned=lambda taken: in_background(entry._cancel(None))
-                if taken[0] == money.HELD else None,
+                _ENTER,
+                [*plan.keys, *hold.keys],
+                [*plan.args, *hold_args],
+                if_abandoned=lambda taken: (
+                    in_background(entry._cancel(None)) if taken[0] == money.HELD else None
+                ),
             )
         except REDIS_FAILURES as failure:
-            log.error("Redis unreachable (%s): refusing the request, as money checks fail "
-                      "closed", type(failure).__name__)
+            log.error(
+                "Redis unreachable (%s): refusing the request, as money checks fail closed",
+                type(failure).__name__,
+            )
             admission.redis_failed(pools.redis(), failure)
             admitted = await admission.admit(
-                key=key, routes=routes, model=request.model, tokens=request.total_tokens,
+                key=key,
+                routes=routes,
+                model=request.model,
+                tokens=request.total_tokens,
                 client_ip=client_ip,
             )
             await admitted.release()

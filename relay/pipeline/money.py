@@ -30,7 +30,12 @@ from relay.lib.db import off_loop
 log = logging.getLogger(__name__)
 
 HELD, NO_BALANCE, TENANT_NOT_LOADED, KEY_NOT_LOADED, KEY_CAP_REACHED, KEY_EXPIRED = (
-    1, 0, -1, -2, -3, -4
+    1,
+    0,
+    -1,
+    -2,
+    -3,
+    -4,
 )
 
 _load_tenant = off_loop(live_sync.load_tenant)
@@ -86,7 +91,11 @@ def plan_hold(
     expires_ms = int((time.time() + settings.RELAY_HOLD_TTL_S) * 1000)
     key_expires_ms = int(key.expires.timestamp() * 1000) if key.expires else -1
     args = [
-        amount, key.spend_cap_nanos if capped else -1, placed.member, expires_ms, key_expires_ms
+        amount,
+        key.spend_cap_nanos if capped else -1,
+        placed.member,
+        expires_ms,
+        key_expires_ms,
     ]
     return placed, args
 
@@ -128,8 +137,14 @@ def settle_args(placed: Hold, event: UsageEvent) -> tuple[list, list]:
     billed = event.cost_nanos
     keys = [*placed.keys, placed.stream, live.applied_key(placed.tenant_id, 0, event.request_id)]
     args = [
-        placed.member, placed.amount_nanos, billed, int(placed.capped),
-        event.encode(), FIELD, FIELD_CHARGE, live.APPLIED_TTL_S,
+        placed.member,
+        placed.amount_nanos,
+        billed,
+        int(placed.capped),
+        event.encode(),
+        FIELD,
+        FIELD_CHARGE,
+        live.APPLIED_TTL_S,
     ]
     return keys, args
 

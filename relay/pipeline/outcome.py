@@ -45,8 +45,9 @@ class Outcome:
         served_model = passthrough.read_model(answer) or channel.upstream_model
         if served_model != request.model:
             answer = passthrough.with_model(answer, request.model)
-        event = _event(self.trace, self.key, self.route, request, channel, served_model,
-                       tokens, source)
+        event = _event(
+            self.trace, self.key, self.route, request, channel, served_model, tokens, source
+        )
         return answer, event
 
     def finish_merged(self, merged: Merged) -> tuple[bytes, UsageEvent]:
@@ -55,10 +56,16 @@ class Outcome:
         channel = merged.channel
         self.trace.tokens = merged.tokens + merged.cached_tokens
         event = _event(
-            self.trace, self.key, self.route, self.request, channel,
+            self.trace,
+            self.key,
+            self.route,
+            self.request,
+            channel,
             channel.upstream_model if channel else self.request.model,
-            merged.tokens, merged.token_source,
-            cached_items=merged.cached_items, cached_tokens=merged.cached_tokens,
+            merged.tokens,
+            merged.token_source,
+            cached_items=merged.cached_items,
+            cached_tokens=merged.cached_tokens,
         )
         return merged.answer(self.request), event
 
@@ -67,8 +74,9 @@ class Outcome:
         the channels' error rates."""
         event = None
         if isinstance(failure, UpstreamFailed):
-            event = _event(self.trace, self.key, self.route, self.request, None, "", 0,
-                           "counted", failed=True)
+            event = _event(
+                self.trace, self.key, self.route, self.request, None, "", 0, "counted", failed=True
+            )
         await self.entry.cancel(event)
 
 

@@ -152,7 +152,8 @@ def _shard(
     encoding_format: str | None,
 ) -> Shard:
     picked = tuple(
-        tokens.decode(items[p]) if fitted.decode_tokens and not isinstance(items[p], str)
+        tokens.decode(items[p])
+        if fitted.decode_tokens and not isinstance(items[p], str)
         else items[p]
         for p in positions
     )

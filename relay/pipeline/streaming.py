@@ -34,7 +34,11 @@ class Streamed:
     TAIL_BYTES = 16 * 1024
 
     def __init__(
-        self, reply: upstream.Reply, channel: ChannelRoute, outcome: Outcome, *,
+        self,
+        reply: upstream.Reply,
+        channel: ChannelRoute,
+        outcome: Outcome,
+        *,
         upstream_closed: Callable[[], None],
     ) -> None:
         """``upstream_closed`` is called once, when the upstream's side is over

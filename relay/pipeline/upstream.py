@@ -208,7 +208,9 @@ def _outgoing(channel: ChannelRoute, shard: Shard) -> UpstreamCall:
         # A credential the provider cannot use (a malformed key pair, say):
         # the channel's fault, worded by the provider without the secret.
         raise ChannelFailed(
-            f"cannot build the call: {exc}", kind="misconfigured", cause=causes.CREDENTIAL,
+            f"cannot build the call: {exc}",
+            kind="misconfigured",
+            cause=causes.CREDENTIAL,
             detail=str(exc),
         ) from exc
     try:
@@ -234,7 +236,9 @@ def refusal(channel: ChannelRoute, status: int, body: bytes) -> Exception:
     if channel.credential:  # an upstream may echo what it was sent
         said = said.replace(channel.credential, "***")
     return ChannelFailed(
-        f"upstream status {status}", status=status, kind=str(status),
+        f"upstream status {status}",
+        status=status,
+        kind=str(status),
         cause=causes.of_status(status, body, blamed_on_channel=blamed),
         detail=f"{status} {said}".strip(),
     )

@@ -71,17 +71,20 @@ CREDENTIAL_FORM = (
 )
 
 TITAN_V2 = Capabilities(
-    items_per_call=1, tokens_per_item=8192, dimensions=True,
+    items_per_call=1,
+    tokens_per_item=8192,
+    dimensions=True,
     dimension_choices=frozenset({256, 512, 1024}),
 )
 TITAN_V1 = Capabilities(items_per_call=1, tokens_per_item=8192)
 COHERE_V4 = Capabilities(
-    items_per_call=96, tokens_per_item=128_000, dimensions=True,
-    dimension_choices=frozenset({256, 512, 1024, 1536}), options=frozenset({"input_type"}),
+    items_per_call=96,
+    tokens_per_item=128_000,
+    dimensions=True,
+    dimension_choices=frozenset({256, 512, 1024, 1536}),
+    options=frozenset({"input_type"}),
 )
-COHERE_V3 = Capabilities(
-    items_per_call=96, tokens_per_item=512, options=frozenset({"input_type"})
-)
+COHERE_V3 = Capabilities(items_per_call=96, tokens_per_item=512, options=frozenset({"input_type"}))
 # (part of the model id, capabilities), the first match wins.
 FAMILIES = (
     ("amazon.titan-embed-text-v2", TITAN_V2),
@@ -111,7 +114,9 @@ def region(base_url: str) -> str:
 
 def signed(url: str, body: bytes, secret: Credentials, where: str) -> dict[str, str]:
     request = AWSRequest(
-        method="POST", url=url, data=body,
+        method="POST",
+        url=url,
+        data=body,
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
     SigV4Auth(secret, SERVICE, where).add_auth(request)

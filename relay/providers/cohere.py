@@ -114,6 +114,11 @@ class CohereProvider:
             meta = answer.get("meta") or {}
             tokens = counted((meta.get("billed_units") or {}).get("input_tokens"))
             return Embedded(vectors.stack(rows), tokens)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError,
-                vectors.NotAVector) as exc:
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            vectors.NotAVector,
+        ) as exc:
             raise UnreadableAnswer(f"not an embed answer ({type(exc).__name__})") from exc

@@ -30,12 +30,17 @@ TEXTS_PER_CALL = 128
 TOKENS_PER_CALL = 16_384 * 3 // 4
 
 FIXED = Capabilities(
-    items_per_call=TEXTS_PER_CALL, tokens_per_call=TOKENS_PER_CALL, tokens_per_item=8192,
+    items_per_call=TEXTS_PER_CALL,
+    tokens_per_call=TOKENS_PER_CALL,
+    tokens_per_item=8192,
     base64=True,
 )
 FLEXIBLE = Capabilities(
-    items_per_call=TEXTS_PER_CALL, tokens_per_call=TOKENS_PER_CALL, tokens_per_item=8192,
-    base64=True, dimensions=True,
+    items_per_call=TEXTS_PER_CALL,
+    tokens_per_call=TOKENS_PER_CALL,
+    tokens_per_item=8192,
+    base64=True,
+    dimensions=True,
 )
 MODELS = {"codestral-embed": FLEXIBLE, "codestral-embed-2505": FLEXIBLE}
 

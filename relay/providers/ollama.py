@@ -72,6 +72,11 @@ class OllamaProvider:
             if len(rows) != len(shard.items):
                 raise UnreadableAnswer(f"{len(rows)} vectors for {len(shard.items)} inputs")
             return Embedded(vectors.stack(rows), counted(answer.get("prompt_eval_count")))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError,
-                vectors.NotAVector) as exc:
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            vectors.NotAVector,
+        ) as exc:
             raise UnreadableAnswer(f"not an /api/embed answer ({type(exc).__name__})") from exc

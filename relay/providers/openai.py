@@ -61,8 +61,11 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
         raise UnreadableAnswer(f"{len(rows)} vectors for {len(shard.items)} inputs")
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
     tokens = next(
-        (count for count in (usage.get("prompt_tokens"), usage.get("total_tokens"))
-         if isinstance(count, int) and not isinstance(count, bool) and count > 0),
+        (
+            count
+            for count in (usage.get("prompt_tokens"), usage.get("total_tokens"))
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0
+        ),
         None,
     )
     return Embedded(vectors.stack(rows), tokens)

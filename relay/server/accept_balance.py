@@ -264,9 +264,7 @@ class Acceptor:
 
     async def _set_up(self, connection: socket.socket) -> None:
         try:
-            await self.loop.connect_accepted_socket(
-                self.protocol_factory, connection, ssl=self.ssl
-            )
+            await self.loop.connect_accepted_socket(self.protocol_factory, connection, ssl=self.ssl)
         except Exception as failure:  # a TLS handshake that failed, a reset
             log.debug("connection not set up: %s", failure)
             connection.close()

@@ -32,13 +32,17 @@ class BalancedServer(Server):
 
         def create_protocol():
             return config.http_protocol_class(
-                config=config, server_state=self.server_state, app_state=self.lifespan.state,
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
             )
 
         # ...then the sockets, accepted our way. gunicorn's wrap the socket.
         self.servers = [
             accept_balance.Acceptor(
-                getattr(listener, "sock", listener), create_protocol, connections,
+                getattr(listener, "sock", listener),
+                create_protocol,
+                connections,
                 ssl=config.ssl,
             )
             for listener in sockets or []

@@ -232,7 +232,11 @@ def test_an_operator_lists_requeues_and_the_drain_writes_a_dead_letter(own_strea
     event = usage_event(api_key, request_id="req_requeued_00001")
     [entry] = queue(own_stream, event)
     dead_letters.bury(
-        own_stream, entry, event, None, reason="a cause since fixed",
+        own_stream,
+        entry,
+        event,
+        None,
+        reason="a cause since fixed",
         stream=streams.stream_for(event.tenant_id),
     )
 

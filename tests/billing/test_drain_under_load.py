@@ -175,9 +175,7 @@ def _restart_if_dead(celery_worker) -> None:
 
 
 def _claimed_not_acknowledged(conn: redis.Redis) -> int:
-    return sum(
-        conn.xpending(stream, CONSUMER_GROUP)["pending"] for stream in streams.all_streams()
-    )
+    return sum(conn.xpending(stream, CONSUMER_GROUP)["pending"] for stream in streams.all_streams())
 
 
 @uses_live_relay

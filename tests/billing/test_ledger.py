@@ -110,8 +110,9 @@ def test_the_balance_is_always_the_sum_of_the_ledger_and_never_negative(group, s
                 for tokens, price, status, charge in items
             ]
             batches.append(batch)
-            owed = sum(expected_cost(e.tokens, e.price_per_mtok_nanos, e.status, c)
-                       for e, c in batch)
+            owed = sum(
+                expected_cost(e.tokens, e.price_per_mtok_nanos, e.status, c) for e, c in batch
+            )
             written = record_usage(batch, live_applied=live_applied)
             assert {r.request_id for r in written} == {e.request_id for e, _c in batch}
             # The debit never takes the balance below zero: what the balance
@@ -165,8 +166,7 @@ def test_a_usage_record_costs_what_the_live_balance_charged(group):
     record_usage([(charged, 7_000), (uncharged, None), (failed, 40)], live_applied=True)
 
     costs = dict(UsageRecord.objects.values_list("request_id", "cost_nanos"))
-    assert costs == {charged.request_id: 7_000, uncharged.request_id: 20_000,
-                     failed.request_id: 0}
+    assert costs == {charged.request_id: 7_000, uncharged.request_id: 20_000, failed.request_id: 0}
     assert usage_debits(tenant) == 27_000
     assert balance_row(tenant) == 10**9 - 27_000
 
@@ -176,8 +176,13 @@ def test_usage_beyond_the_balance_is_cut_to_the_balance_not_overdrawn(group):
     ledger.top_up(tenant=tenant, amount_nanos=50, reason="funds")
     api_key, _secret = ApiKey.issue(tenant=tenant, group=group, name="short")
 
-    record_usage([(usage_event(api_key, tokens=2), None),  # 40
-                  (usage_event(api_key, tokens=2), None)], live_applied=True)  # 40
+    record_usage(
+        [
+            (usage_event(api_key, tokens=2), None),  # 40
+            (usage_event(api_key, tokens=2), None),
+        ],
+        live_applied=True,
+    )  # 40
 
     assert balance_row(tenant) == 0
     assert usage_debits(tenant) == record_costs(tenant) == 50

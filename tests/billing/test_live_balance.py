@@ -33,7 +33,9 @@ def test_the_sweeper_releases_expired_holds_and_only_those(group):
     vanished = live.hold_member("req_vanished", tenant.pk, api_key.pk, 300, False)
     in_flight = live.hold_member("req_in_flight", tenant.pk, api_key.pk, 200, False)
     keys = [
-        live.tenant_key(tenant.pk), live.key_key(tenant.pk, api_key.pk), live.holds_key(tenant.pk)
+        live.tenant_key(tenant.pk),
+        live.key_key(tenant.pk, api_key.pk),
+        live.holds_key(tenant.pk),
     ]
     assert place(keys=keys, args=[300, -1, vanished, now_ms - 1000, -1]) == 1
     assert place(keys=keys, args=[200, -1, in_flight, now_ms + 60_000, -1]) == 1

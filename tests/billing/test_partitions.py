@@ -28,8 +28,10 @@ def month_ms(year: int, month: int) -> int:
 
 def table_of(request_id: str) -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tableoid::regclass::text FROM billing_usagerecord "
-                       "WHERE request_id = %s", [request_id])
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM billing_usagerecord WHERE request_id = %s",
+            [request_id],
+        )
         return cursor.fetchone()[0]
 
 
@@ -81,7 +83,8 @@ def test_the_periodic_task_creates_months_ahead_and_is_scheduled(group):
     schedule = settings.CELERY_BEAT_SCHEDULE["create-usage-partitions"]
     assert schedule["task"] == "billing.tasks.create_usage_partitions"
     assert partitions.ensure_ahead(dt.date(2032, 11, 20), months=2) == [
-        "billing_usagerecord_2032_11", "billing_usagerecord_2032_12",
+        "billing_usagerecord_2032_11",
+        "billing_usagerecord_2032_12",
         "billing_usagerecord_2033_01",
     ]
     create_usage_partitions()  # today's months exist already: nothing to do, no error
@@ -97,8 +100,9 @@ def test_retention_archives_and_drops_old_months_and_the_rollups_keep_them(group
     rolled_up = DailyUsage.objects.filter(day=dt.date(2020, 1, 15)).get()
 
     out = io.StringIO()
-    call_command("usage_partitions", "--keep-months", "2", "--archive-dir", str(tmp_path),
-                 stdout=out)
+    call_command(
+        "usage_partitions", "--keep-months", "2", "--archive-dir", str(tmp_path), stdout=out
+    )
 
     assert "dropped billing_usagerecord_2020_01" in out.getvalue()
     assert "billing_usagerecord_2020_01" not in names()

@@ -127,4 +127,3 @@ def test_without_an_own_price_the_base_price_times_the_ratio_rounded_half_up():
 
 def test_with_neither_the_model_is_not_served():
     assert effective_price(None, None, Decimal("1")) is None
-

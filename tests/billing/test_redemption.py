@@ -67,8 +67,9 @@ def test_a_code_is_read_as_people_type_it(tenant, owner):
 def test_codes_survive_a_rotated_secret_key(tenant, owner, settings):
     [code] = make()
     old = settings.SECRET_KEY
-    with override_settings(SECRET_KEY="a-brand-new-secret-key-0123456789",
-                           SECRET_KEY_FALLBACKS=[old]):
+    with override_settings(
+        SECRET_KEY="a-brand-new-secret-key-0123456789", SECRET_KEY_FALLBACKS=[old]
+    ):
         redemption.redeem(text=code, tenant=tenant, user=owner)
     assert RedemptionCode.objects.get().status == RedemptionCode.Status.REDEEMED
 
@@ -79,8 +80,10 @@ def test_a_batch_is_refused_with_reasons(tenant):
         ({"count": 0, "value_nanos": VALUE}, "count"),
         ({"count": 1001, "value_nanos": VALUE}, "count"),
         ({"count": 1, "value_nanos": 0}, "value"),
-        ({"count": 1, "value_nanos": VALUE,
-          "expires": timezone.now() - dt.timedelta(minutes=1)}, "expires"),
+        (
+            {"count": 1, "value_nanos": VALUE, "expires": timezone.now() - dt.timedelta(minutes=1)},
+            "expires",
+        ),
     ]
     for fields, field in cases:
         with pytest.raises(ActionRefused) as caught:
@@ -128,8 +131,13 @@ def test_voided_expired_unknown_and_other_tenants_codes_credit_nothing(
     )
     [theirs] = make(tenant=outsider_tenant)
     reasons = {}
-    for name, text in [("voided", voided), ("expired", expiring), ("other_tenant", theirs),
-                       ("unknown", "ABCDE-FGHJK-MNPQR-STVWX"), ("malformed", "free money")]:
+    for name, text in [
+        ("voided", voided),
+        ("expired", expiring),
+        ("other_tenant", theirs),
+        ("unknown", "ABCDE-FGHJK-MNPQR-STVWX"),
+        ("malformed", "free money"),
+    ]:
         reasons[name] = refusal(text=text, tenant=tenant, user=owner)
     assert {name: r.reason for name, r in reasons.items()} == {n: n for n in reasons}
     assert "voided" in reasons["voided"].message and "expired" in reasons["expired"].message

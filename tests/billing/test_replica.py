@@ -43,12 +43,23 @@ def test_with_a_replica_reports_read_it_and_the_money_path_does_not(monkeypatch)
 
 
 def test_the_replica_url_configures_a_second_database():
-    env = {**os.environ, "DATABASE_REPLICA_URL": "postgres://reader@replica.example:5432/relay",
-           "DJANGO_SETTINGS_MODULE": "relay.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_REPLICA_URL": "postgres://reader@replica.example:5432/relay",
+        "DJANGO_SETTINGS_MODULE": "relay.settings",
+    }
     shown = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings;"
-         " r = settings.DATABASES['replica']; print(r['HOST'], r['USER'], r['TEST']['MIRROR'])"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings;"
+            " r = settings.DATABASES['replica']; print(r['HOST'], r['USER'], r['TEST']['MIRROR'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert shown.strip() == "replica.example reader default"
 

@@ -33,8 +33,6 @@ TWO_ITEMS = [FOX, "hello world"]  # 9 + 2 tokens
 TWO_ITEMS_TOKENS = 11
 
 
-
-
 @pytest.fixture
 def issued(tenant, group) -> tuple[ApiKey, str]:
     """A key whose group has no channel yet: each test sets up its own."""
@@ -217,8 +215,6 @@ def test_recording_the_same_event_again_writes_nothing(issued):
     assert UsageRecord.objects.count() == 1
     debited = cost_nanos(9, SMALL_PRICE_NANOS)
     assert balance_nanos(api_key.tenant_id) == STARTING_BALANCE_NANOS - debited
-
-
 
 
 def _restart_if_dead(celery_worker) -> None:

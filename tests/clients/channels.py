@@ -63,8 +63,15 @@ DIALECTS = (
     Dialect("mistral", "mistral/v1", "codestral-embed", "", 1536, 64),
     Dialect("ollama", "ollama", "all-minilm", "", 384, None),
     # Titan takes one text a call: every batch is split into calls of one.
-    Dialect("bedrock", "bedrock", "titan-embed-text-v2", "amazon.titan-embed-text-v2:0",
-            1024, 256, BEDROCK_PAIR),
+    Dialect(
+        "bedrock",
+        "bedrock",
+        "titan-embed-text-v2",
+        "amazon.titan-embed-text-v2:0",
+        1024,
+        256,
+        BEDROCK_PAIR,
+    ),
     Dialect("bedrock", "bedrock", "cohere.embed-english-v3", "", 1024, None, BEDROCK_PAIR),
 )
 WITH_DIMENSIONS = tuple(d for d in DIALECTS if d.dimensions is not None)
@@ -79,8 +86,14 @@ def priced_group(name: str, dialects) -> Group:
     return group
 
 
-def dialect_channel(group: Group | None, fake_url: str, dialect: Dialect, *,
-                    options: str = "", credential: str | None = None) -> Channel:
+def dialect_channel(
+    group: Group | None,
+    fake_url: str,
+    dialect: Dialect,
+    *,
+    options: str = "",
+    credential: str | None = None,
+) -> Channel:
     """A channel of ``dialect``'s kind at its dialect of the fake, serving its model."""
     channel = Channel.objects.create(
         name=f"{dialect.kind}-{dialect.model}".replace(".", "-").replace(":", "-"),

@@ -12,8 +12,13 @@ from tests.helpers import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 TIMEOUT_MS = 15_000
@@ -47,8 +52,10 @@ class Browser:
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on(
             "response",
-            lambda response: response.status >= 500
-            and self.problems.append(f"{response.status} from {response.url}"),
+            lambda response: (
+                response.status >= 500
+                and self.problems.append(f"{response.status} from {response.url}")
+            ),
         )
         return page
 
@@ -57,8 +64,9 @@ class Browser:
         page.screenshot(path=self.directory / f"{self.count:02d}-{name}.png", full_page=True)
 
 
-def sign_in(page: Page, base: str, username: str, password: str, *, heading: str = "Sign in"
-            ) -> None:
+def sign_in(
+    page: Page, base: str, username: str, password: str, *, heading: str = "Sign in"
+) -> None:
     page.goto(f"{base}/accounts/login/")
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
     page.fill("#id_username", username)

@@ -49,101 +49,168 @@ class World:
 
 def build_world(user_model) -> World:
     operator = user_model.objects.create_user(
-        OPERATOR[0], email="opal@relay.example", password=OPERATOR[1],
-        is_staff=True, is_superuser=True,
+        OPERATOR[0],
+        email="opal@relay.example",
+        password=OPERATOR[1],
+        is_staff=True,
+        is_superuser=True,
     )
-    owner = user_model.objects.create_user(OWNER[0], email="tess@initech.example",
-                                           password=OWNER[1])
-    member = user_model.objects.create_user(MEMBER[0], email="milo@initech.example",
-                                            password=MEMBER[1])
+    owner = user_model.objects.create_user(
+        OWNER[0], email="tess@initech.example", password=OWNER[1]
+    )
+    member = user_model.objects.create_user(
+        MEMBER[0], email="milo@initech.example", password=MEMBER[1]
+    )
 
     for model, price in ((SMALL, 20_000_000), (LARGE, 130_000_000), (ADA, 100_000_000)):
         actions.set_base_price(actor=operator, model=model, price_per_mtok_nanos=price)
     standard = actions.save_group(
-        actor=operator, group=None,
-        fields={"name": "standard", "description": "Everyday embeddings at list price",
-                "price_ratio": 1, "limit_rpm": 600, "limit_tpm": 1_000_000,
-                "limit_concurrency": 20},
+        actor=operator,
+        group=None,
+        fields={
+            "name": "standard",
+            "description": "Everyday embeddings at list price",
+            "price_ratio": 1,
+            "limit_rpm": 600,
+            "limit_tpm": 1_000_000,
+            "limit_concurrency": 20,
+        },
         models={SMALL: None, LARGE: None, ADA: None},
     )
     vip = actions.save_group(
-        actor=operator, group=None,
-        fields={"name": "vip-enterprise-priority", "description": "Dedicated capacity",
-                "price_ratio": "1.5", "limit_rpm": None, "limit_tpm": None,
-                "limit_concurrency": None},
+        actor=operator,
+        group=None,
+        fields={
+            "name": "vip-enterprise-priority",
+            "description": "Dedicated capacity",
+            "price_ratio": "1.5",
+            "limit_rpm": None,
+            "limit_tpm": None,
+            "limit_concurrency": None,
+        },
         models={SMALL: 25_000_000, LARGE: None},
     )
     channel = actions.save_channel(
-        actor=operator, channel=None,
-        fields={"name": "openai-primary", "kind": "openai",
-                "base_url": "https://api.openai-compatible-upstream.example.com/v1",
-                "priority": 0, "weight": 3, "enabled": True},
+        actor=operator,
+        channel=None,
+        fields={
+            "name": "openai-primary",
+            "kind": "openai",
+            "base_url": "https://api.openai-compatible-upstream.example.com/v1",
+            "priority": 0,
+            "weight": 3,
+            "enabled": True,
+        },
         credential="sk-upstream-world-0001",
-        models={SMALL: "", LARGE: "", ADA: ""}, groups=[standard, vip],
+        models={SMALL: "", LARGE: "", ADA: ""},
+        groups=[standard, vip],
     )
     backup = actions.save_channel(
-        actor=operator, channel=None,
-        fields={"name": "azure-eastus-backup", "kind": "azure",
-                "base_url": "https://initech-eastus.openai.azure.example.com",
-                "priority": 1, "weight": 1, "enabled": True},
+        actor=operator,
+        channel=None,
+        fields={
+            "name": "azure-eastus-backup",
+            "kind": "azure",
+            "base_url": "https://initech-eastus.openai.azure.example.com",
+            "priority": 1,
+            "weight": 1,
+            "enabled": True,
+        },
         credential="azure-world-0002",
-        models={SMALL: "embed-small-deployment-2024"}, groups=[standard],
+        models={SMALL: "embed-small-deployment-2024"},
+        groups=[standard],
     )
     actions.set_channel_enabled(actor=operator, channel=backup, enabled=False)
     # One the relay took out of rotation (channel health), and one pinned.
     exhausted = actions.save_channel(
-        actor=operator, channel=None,
-        fields={"name": "jina-out-of-credit", "kind": "jina",
-                "base_url": "https://api.jina-compatible-upstream.example.com/v1",
-                "priority": 2, "weight": 1, "enabled": True},
-        credential="jina-world-0003", models={SMALL: ""}, groups=[standard],
+        actor=operator,
+        channel=None,
+        fields={
+            "name": "jina-out-of-credit",
+            "kind": "jina",
+            "base_url": "https://api.jina-compatible-upstream.example.com/v1",
+            "priority": 2,
+            "weight": 1,
+            "enabled": True,
+        },
+        credential="jina-world-0003",
+        models={SMALL: ""},
+        groups=[standard],
     )
-    health_state.auto_disable(channel_id=exhausted.pk, reason="quota",
-                              detail="402 Insufficient balance. Please top up your API key.")
+    health_state.auto_disable(
+        channel_id=exhausted.pk,
+        reason="quota",
+        detail="402 Insufficient balance. Please top up your API key.",
+    )
     health_state.set_pinned(actor=operator, channel=channel, pinned=True)
 
     tenant = actions.create_tenant(
-        actor=operator, slug="initech",
+        actor=operator,
+        slug="initech",
         name="Initech Intelligent Document Processing Holdings Ltd",
-        groups=[standard, vip], limit_rpm=1200, limit_tpm=None, limit_concurrency=50,
+        groups=[standard, vip],
+        limit_rpm=1200,
+        limit_tpm=None,
+        limit_concurrency=50,
     )
     Tenant.objects.filter(pk=tenant.pk).update(low_balance_threshold_nanos=5 * 10**9)
-    suspended = actions.create_tenant(actor=operator, slug="globex", name="Globex",
-                                      groups=[standard])
+    suspended = actions.create_tenant(
+        actor=operator, slug="globex", name="Globex", groups=[standard]
+    )
     actions.set_tenant_status(actor=operator, tenant=suspended, status="suspended")
-    actions.top_up(actor=operator, tenant=tenant, amount_nanos=250 * BILLION,
-                   reason="Bank transfer 2025-117")
-    actions.adjust(actor=operator, tenant=tenant, amount_nanos=-12_500_000_000,
-                   reason="Refund of a duplicate charge")
+    actions.top_up(
+        actor=operator, tenant=tenant, amount_nanos=250 * BILLION, reason="Bank transfer 2025-117"
+    )
+    actions.adjust(
+        actor=operator,
+        tenant=tenant,
+        amount_nanos=-12_500_000_000,
+        reason="Refund of a duplicate charge",
+    )
     actions.top_up(actor=operator, tenant=suspended, amount_nanos=5 * BILLION)
     Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
     Membership.objects.create(tenant=tenant, user=member, role=Membership.Role.MEMBER)
-    AuditEvent.log(actor=operator, tenant=tenant, action="member.added", target=OWNER[0],
-                   role="owner")
+    AuditEvent.log(
+        actor=operator, tenant=tenant, action="member.added", target=OWNER[0], role="owner"
+    )
 
     now = timezone.now()
     key = ApiKey.issue(
-        tenant=tenant, group=standard, name="production-search-indexer",
-        spend_cap_nanos=100 * BILLION, limit_rpm=300, allowed_models=[SMALL, LARGE],
-        allowed_ips=["203.0.113.0/24", "2001:db8::/32"], expires=now + dt.timedelta(days=90),
+        tenant=tenant,
+        group=standard,
+        name="production-search-indexer",
+        spend_cap_nanos=100 * BILLION,
+        limit_rpm=300,
+        allowed_models=[SMALL, LARGE],
+        allowed_ips=["203.0.113.0/24", "2001:db8::/32"],
+        expires=now + dt.timedelta(days=90),
     )[0]
     batch = ApiKey.issue(tenant=tenant, group=vip, name="nightly-batch")[0]
     old = ApiKey.issue(tenant=tenant, group=standard, name="old-prototype")[0]
     actions.revoke_key(actor=operator, key=old)
-    ApiKey.issue(tenant=tenant, group=standard, name="trial",
-                 expires=now - dt.timedelta(days=2))
-    actions.issue_keys(actor=operator, tenant=tenant, group=standard, count=3,
-                       name_prefix="reseller")
-    AuditEvent.log(actor=owner, tenant=tenant, action="key.issued",
-                   target=f"{key.name} ({key.masked})", group=standard.name)
+    ApiKey.issue(tenant=tenant, group=standard, name="trial", expires=now - dt.timedelta(days=2))
+    actions.issue_keys(
+        actor=operator, tenant=tenant, group=standard, count=3, name_prefix="reseller"
+    )
+    AuditEvent.log(
+        actor=owner,
+        tenant=tenant,
+        action="key.issued",
+        target=f"{key.name} ({key.masked})",
+        group=standard.name,
+    )
 
     # Redemption codes: a batch for the tenant, one code redeemed by its owner.
     from billing import redemption as code_store
     from relay.operations import redemption as code_actions
 
     made = code_actions.create_batch(
-        actor=operator, count=5, value_nanos=50 * BILLION, tenant=tenant,
-        expires=now + dt.timedelta(days=30), name="Spring promotion 2025",
+        actor=operator,
+        count=5,
+        value_nanos=50 * BILLION,
+        tenant=tenant,
+        expires=now + dt.timedelta(days=30),
+        name="Spring promotion 2025",
     )
     code_store.redeem(text=made.codes[0], tenant=tenant, user=owner)
     code_actions.void_code(actor=operator, code=made.batch.codes.unused().first())
@@ -155,16 +222,23 @@ def build_world(user_model) -> World:
     combos = itertools.product(range(30), [key, batch], [SMALL, LARGE, ADA])
     for n, (days_ago, used, model) in enumerate(combos):
         status = "failed" if n % 9 == 0 else "served"
-        row = record(used, created=noon - dt.timedelta(days=days_ago, minutes=n), model=model,
-                     status=status, tokens=1200 + 37 * n, n=n)
+        row = record(
+            used,
+            created=noon - dt.timedelta(days=days_ago, minutes=n),
+            model=model,
+            status=status,
+            tokens=1200 + 37 * n,
+            n=n,
+        )
         row.channel = channel if status == "served" else None
         row.end_user = f"customer-{n % 4}@shop.example"
         rows.append(row)
     UsageRecord.objects.bulk_create(rows)
     roll_up(rows)
 
-    world = World(operator=operator, owner=owner, member=member, tenant=tenant, key=key,
-                  channel=channel)
+    world = World(
+        operator=operator, owner=owner, member=member, tenant=tenant, key=key, channel=channel
+    )
     world.pages = _pages(world, groups=[standard], price_model=SMALL, member=member)
     world.data = data_words(world)
     return world
@@ -214,8 +288,11 @@ def _pages(world: World, *, groups, price_model: str, member) -> list[tuple[str,
         reverse("operator:code_batch", args=[RedemptionBatch.objects.get().pk]),
     ]
     assert price.pk  # the prices page lists it
-    return ([("nobody", reverse("login"))] + [("owner", url) for url in console]
-            + [("operator", url) for url in operator])
+    return (
+        [("nobody", reverse("login"))]
+        + [("owner", url) for url in console]
+        + [("operator", url) for url in operator]
+    )
 
 
 def data_words(world: World) -> set[str]:
@@ -243,6 +320,10 @@ def data_words(world: World) -> set[str]:
     # Providers' names (Azure OpenAI...); a kind that needs a word has one in LABELS.
     texts += [name for kind, name in KINDS if kind not in LABELS]
     for event in AuditEvent.objects.all():
-        texts += [event.action, event.target, *map(str, event.detail.keys()),
-                  *map(str, event.detail.values())]
+        texts += [
+            event.action,
+            event.target,
+            *map(str, event.detail.keys()),
+            *map(str, event.detail.values()),
+        ]
     return {text for text in texts if text}

@@ -38,8 +38,11 @@ def test_a_failing_channel_is_taken_out_and_put_back_by_its_probe_on_the_channel
     _key, secret = ApiKey.issue(tenant=tenant, group=group, name="ci")
     with httpx.Client(base_url=relay_server, timeout=30) as client:
         for _ in range(FAILURES):
-            answer = client.post("/v1/embeddings", json={"model": SMALL, "input": "hi"},
-                                 headers={"Authorization": f"Bearer {secret}"})
+            answer = client.post(
+                "/v1/embeddings",
+                json={"model": SMALL, "input": "hi"},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
             assert answer.status_code == 502, answer.text
     eventually(lambda: not Channel.objects.get(pk=channel.pk).enabled)
 

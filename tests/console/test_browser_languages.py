@@ -54,7 +54,8 @@ def test_the_switcher_changes_the_page_and_the_choice_follows_the_person(
             expect(page.get_by_text("余额", exact=True)).to_be_visible()
             expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
             expect(page.get_by_role("button", name="简体中文")).to_have_attribute(
-                "aria-pressed", "true")
+                "aria-pressed", "true"
+            )
             browser.shot(page, "dashboard-chinese")
             assert Profile.objects.get(user=owner).language == "zh-hans"
 

@@ -49,10 +49,14 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
         try:
             for language in ("en-US", "zh-CN"):
                 pages = {}
-                for who, credentials in (("nobody", None), ("owner", OWNER),
-                                         ("operator", OPERATOR)):
+                for who, credentials in (
+                    ("nobody", None),
+                    ("owner", OWNER),
+                    ("operator", OPERATOR),
+                ):
                     context = chromium.new_context(
-                        locale=language, viewport={"width": WIDTH, "height": 844})
+                        locale=language, viewport={"width": WIDTH, "height": 844}
+                    )
                     page = browser.watch(context.new_page())
                     if credentials:
                         sign_in(page, base, *credentials)
@@ -77,8 +81,9 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                 measured += 1
                 browser.shot(owner, f"{language[:2]}-owner-key-created")
                 if width > WIDTH:
-                    too_wide.append((language, "key created", width,
-                                     owner.evaluate(OVERFLOWING, WIDTH)))
+                    too_wide.append(
+                        (language, "key created", width, owner.evaluate(OVERFLOWING, WIDTH))
+                    )
                 # A channel test's answer (a POST's too); the upstream is unreachable here.
                 operator = pages["operator"]
                 operator.goto(f"{base}/operator/channels/{world.channel.pk}/")
@@ -88,8 +93,9 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                 measured += 1
                 browser.shot(operator, f"{language[:2]}-operator-channel-test")
                 if width > WIDTH:
-                    too_wide.append((language, "channel test", width,
-                                     operator.evaluate(OVERFLOWING, WIDTH)))
+                    too_wide.append(
+                        (language, "channel test", width, operator.evaluate(OVERFLOWING, WIDTH))
+                    )
                 # The page that shows a new batch's redemption codes (a POST's answer).
                 operator.goto(f"{base}/operator/codes/")
                 operator.fill("#id_count", "12")
@@ -100,8 +106,9 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                 measured += 1
                 browser.shot(operator, f"{language[:2]}-operator-codes-created")
                 if width > WIDTH:
-                    too_wide.append((language, "codes created", width,
-                                     operator.evaluate(OVERFLOWING, WIDTH)))
+                    too_wide.append(
+                        (language, "codes created", width, operator.evaluate(OVERFLOWING, WIDTH))
+                    )
                 for page in pages.values():
                     page.context.close()
         finally:

@@ -33,5 +33,7 @@ def test_charts_scale_in_integers_and_escape_names():
         title="t",
     )
     assert "<script>" not in svg and "&lt;script&gt;" in svg
-    assert charts.stacked_bars(labels=["a"], series=[charts.Series("m", [0])],
-                               colors={}, title="t") == ""
+    assert (
+        charts.stacked_bars(labels=["a"], series=[charts.Series("m", [0])], colors={}, title="t")
+        == ""
+    )

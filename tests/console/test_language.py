@@ -28,7 +28,8 @@ PASSWORDS = {"olivia": "pw-olivia-123", "max": "pw-max-123"}
 def sign_in(client, user, **headers):
     """Through the sign-in form, as a browser does (the sign-in signal runs)."""
     response = client.post(
-        reverse("login"), {"username": user.username, "password": PASSWORDS[user.username]},
+        reverse("login"),
+        {"username": user.username, "password": PASSWORDS[user.username]},
         **headers,
     )
     assert response.status_code == 302, response.content.decode()[:500]
@@ -77,15 +78,14 @@ def test_a_language_the_consoles_do_not_speak_is_not_taken(client, owner):
     sign_in(client, owner)
     switch(client, "de", "/console/")
     assert not Profile.objects.filter(user=owner).exclude(language="").exists()
-    assert "<html lang=\"en\">" in client.get(reverse("console:dashboard")).content.decode()
+    assert '<html lang="en">' in client.get(reverse("console:dashboard")).content.decode()
 
 
 # --- a signed-in person's choice follows them ---------------------------------
 
 
 @pytest.mark.django_db
-def test_a_signed_in_persons_choice_is_kept_and_follows_them_to_another_browser(
-        client, owner):
+def test_a_signed_in_persons_choice_is_kept_and_follows_them_to_another_browser(client, owner):
     sign_in(client, owner, **EN)
     assert "仪表盘" not in client.get(reverse("console:dashboard"), **EN).content.decode()
     switch(client, "zh-hans", "/console/", **EN)
@@ -150,8 +150,12 @@ def test_the_operator_api_answers_the_same_bytes_whatever_the_language(client, o
 def test_v1_errors_are_byte_identical_whatever_the_accept_language(relay_server):
     requests = [
         ("POST", "/v1/embeddings", {}, b'{"model": "x", "input": "hi"}'),
-        ("POST", "/v1/embeddings", {"Authorization": "Bearer sk-not-a-key"},
-         b'{"model": "x", "input": "hi"}'),
+        (
+            "POST",
+            "/v1/embeddings",
+            {"Authorization": "Bearer sk-not-a-key"},
+            b'{"model": "x", "input": "hi"}',
+        ),
         ("GET", "/v1/models", {"Authorization": "Bearer sk-not-a-key"}, None),
         ("GET", "/v1/no-such-route", {}, None),
         ("POST", "/v1/embeddings", {"Authorization": "Bearer sk-not-a-key"}, b"{not json"),
@@ -160,9 +164,16 @@ def test_v1_errors_are_byte_identical_whatever_the_accept_language(relay_server)
     with httpx.Client(base_url=relay_server, timeout=30) as http:
         for method, path, headers, body in requests:
             answers = [
-                http.request(method, path, content=body,
-                             headers={**headers, "Accept-Language": language,
-                                      "Content-Type": "application/json"})
+                http.request(
+                    method,
+                    path,
+                    content=body,
+                    headers={
+                        **headers,
+                        "Accept-Language": language,
+                        "Content-Type": "application/json",
+                    },
+                )
                 for language in ("en-US,en;q=0.9", "zh-CN,zh;q=0.9")
             ]
             english, chinese = answers

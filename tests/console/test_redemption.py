@@ -39,9 +39,7 @@ def limits(settings):
     settings.REDEMPTION_THROTTLE_WINDOW_S = 600
 
 
-def test_a_person_who_guesses_too_often_is_stopped_even_with_a_good_code(
-    limits, tenant, owner
-):
+def test_a_person_who_guesses_too_often_is_stopped_even_with_a_good_code(limits, tenant, owner):
     [good] = codes(1)
     assert [attempt(WRONG, owner, tenant).reason for _ in range(3)] == ["unknown"] * 3
     stopped = attempt(good, owner, tenant)
@@ -53,11 +51,14 @@ def test_a_person_who_guesses_too_often_is_stopped_even_with_a_good_code(
     assert attempt(good, owner, tenant).status == "redeemed"
 
 
-def test_an_address_is_stopped_across_people(limits, tenant, owner, member, outsider,
-                                             outsider_tenant):
-    reasons = [attempt(WRONG, user, where).reason
-               for user, where in [(owner, tenant), (member, tenant), (outsider, outsider_tenant)]
-               for _ in range(2)]
+def test_an_address_is_stopped_across_people(
+    limits, tenant, owner, member, outsider, outsider_tenant
+):
+    reasons = [
+        attempt(WRONG, user, where).reason
+        for user, where in [(owner, tenant), (member, tenant), (outsider, outsider_tenant)]
+        for _ in range(2)
+    ]
     # Five refused codes from one address, each person under their own limit of three.
     assert reasons == ["unknown"] * 5 + ["throttled"]
     # From another address each person still has their own limit.

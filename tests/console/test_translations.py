@@ -38,24 +38,66 @@ from tests.helpers import ROOT
 TEMPLATES = ROOT / "templates"
 CONSOLE_TEMPLATES = sorted(
     [TEMPLATES / "base.html"]
-    + [path for folder in ("console", "operator", "registration")
-       for path in (TEMPLATES / folder).rglob("*.html")]
+    + [
+        path
+        for folder in ("console", "operator", "registration")
+        for path in (TEMPLATES / folder).rglob("*.html")
+    ]
 )
 LETTERS = re.compile(r"[A-Za-z]")
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.'@/:+-]*")
 # Elements whose text is code or data, never prose: not translated.
 CODE = {"script", "style", "code", "pre"}
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 SHOWN_ATTRIBUTES = {"placeholder", "title", "aria-label", "alt"}
 # Terms a Chinese page keeps as they are.
 TERMS = {
-    "UTC", "API", "ID", "CSV", "IP", "CIDR", "RPM", "TPM", "Token", "OpenAI", "Azure",
-    "Bearer", "URL", "Base", "slug", "Ctrl", "C", "Mac", "Embedding", "embeddings", "http",
-    "https", "usage.prompt_tokens", "usage.total_tokens", "RELAY_UPSTREAM_ALLOWED_NETWORKS",
+    "UTC",
+    "API",
+    "ID",
+    "CSV",
+    "IP",
+    "CIDR",
+    "RPM",
+    "TPM",
+    "Token",
+    "OpenAI",
+    "Azure",
+    "Bearer",
+    "URL",
+    "Base",
+    "slug",
+    "Ctrl",
+    "C",
+    "Mac",
+    "Embedding",
+    "embeddings",
+    "http",
+    "https",
+    "usage.prompt_tokens",
+    "usage.total_tokens",
+    "RELAY_UPSTREAM_ALLOWED_NETWORKS",
     "English",  # the switcher names each language in itself
     # Provider parameters and the docs page the channel form names.
-    "input_type", "task", "dimensions", "Matryoshka", "docs/providers.md",
+    "input_type",
+    "task",
+    "dimensions",
+    "Matryoshka",
+    "docs/providers.md",
     "db8::/32",  # the IP allow-list's example: 2001:db8::/32, IPv6 for documentation
 }
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
@@ -80,9 +122,14 @@ class _Visible(HTMLParser):
         attributes = dict(attrs)
         classes = (attributes.get("class") or "").split()
         for name, value in attrs:
-            if value and (name in SHOWN_ATTRIBUTES or (  # an <input> button shows its value
-                    tag == "input" and name == "value"
-                    and attributes.get("type") in ("submit", "button", "reset"))):
+            if value and (
+                name in SHOWN_ATTRIBUTES
+                or (  # an <input> button shows its value
+                    tag == "input"
+                    and name == "value"
+                    and attributes.get("type") in ("submit", "button", "reset")
+                )
+            ):
                 self.found.append(value)
         if tag not in VOID:
             self.open.append((tag, tag in CODE or "mono" in classes))
@@ -127,19 +174,26 @@ def unmarked_text(source: str) -> list[str]:
             elif name == "endcomment":
                 commented = False
             elif name in ("include", "with"):
-                problems += [m.group(1) for m in WITH_LITERAL.finditer(token.contents)
-                             if LETTERS.search(m.group(1))]
+                problems += [
+                    m.group(1)
+                    for m in WITH_LITERAL.finditer(token.contents)
+                    if LETTERS.search(m.group(1))
+                ]
             continue
         if translated or commented:
             continue
         if token.token_type == TokenType.VAR:
-            problems += [m.group(2) for m in FILTER_LITERAL.finditer(token.contents)
-                         if LETTERS.search(m.group(2))]
+            problems += [
+                m.group(2)
+                for m in FILTER_LITERAL.finditer(token.contents)
+                if LETTERS.search(m.group(2))
+            ]
             leading = LEADING_LITERAL.match(token.contents)
             if leading:
                 literal = leading.group(2) or leading.group(3) or ""
                 if LETTERS.search(literal) and not (
-                        leading.group(5) == "label" and literal in LABELS):
+                    leading.group(5) == "label" and literal in LABELS
+                ):
                     problems.append(leading.group(1))
             skeleton.append("\0")
             continue
@@ -147,8 +201,11 @@ def unmarked_text(source: str) -> list[str]:
     parser = _Visible()
     parser.feed("".join(skeleton))
     parser.close()
-    problems += [text.replace("\0", "").strip() for text in parser.found
-                 if LETTERS.search(text.replace("\0", ""))]
+    problems += [
+        text.replace("\0", "").strip()
+        for text in parser.found
+        if LETTERS.search(text.replace("\0", ""))
+    ]
     return problems
 
 
@@ -162,17 +219,20 @@ def test_every_console_template_has_its_text_inside_translation_tags():
     assert not found, found
 
 
-@pytest.mark.parametrize("snippet", [
-    "<p>Plain words</p>",
-    '{% load i18n %}<h1>{% translate "Marked" %} and not</h1>',
-    '<input name="q" placeholder="slug or name">',
-    '<button type="button" aria-label="Close">×</button>',
-    '<input type="submit" value="Send">',
-    '{{ key.expires|default:"never" }}',
-    '{{ "Hello" }}',
-    '{% include "x.html" with title="Some heading" %}',
-    '<span class="muted">{% if x %}{{ x }}{% else %}none{% endif %}</span>',
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "<p>Plain words</p>",
+        '{% load i18n %}<h1>{% translate "Marked" %} and not</h1>',
+        '<input name="q" placeholder="slug or name">',
+        '<button type="button" aria-label="Close">×</button>',
+        '<input type="submit" value="Send">',
+        '{{ key.expires|default:"never" }}',
+        '{{ "Hello" }}',
+        '{% include "x.html" with title="Some heading" %}',
+        '<span class="muted">{% if x %}{{ x }}{% else %}none{% endif %}</span>',
+    ],
+)
 def test_the_template_check_finds_text_left_out_of_translation(snippet):
     assert unmarked_text(snippet)
 
@@ -180,7 +240,7 @@ def test_the_template_check_finds_text_left_out_of_translation(snippet):
 def test_the_template_check_lets_marked_text_code_and_data_pass():
     snippet = (
         '{% load i18n %}<h1 title="{% translate \'T\' %}">{% translate "Marked" %}</h1>'
-        '<p>{% blocktranslate with n=x %}Hello {{ n }}{% endblocktranslate %} — {{ value }}</p>'
+        "<p>{% blocktranslate with n=x %}Hello {{ n }}{% endblocktranslate %} — {{ value }}</p>"
         '<code>prompt_tokens</code><td class="mono">total_tokens 1</td>'
         '<script>var a = "b";</script><input type="hidden" name="status" value="active">'
         '{{ x|default:_("never") }}{{ "enabled"|label }}{{ d|date:"Y-m-d" }}'
@@ -210,7 +270,9 @@ def untranslated(project: Path) -> list[str]:
     then every message of the merged Chinese catalog without a translation."""
     done = subprocess.run(
         [sys.executable, "manage.py", "makemessages", "-l", "zh_Hans", "--no-obsolete"],
-        cwd=project, capture_output=True, text=True,
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     with (project / "locale/zh_Hans/LC_MESSAGES/django.po").open("rb") as po:
@@ -228,8 +290,10 @@ def untranslated(project: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def gettext_tools():
     if not shutil.which("xgettext") or not shutil.which("msgmerge"):
-        pytest.fail("makemessages needs GNU gettext (apt-get install gettext; "
-                    "`python3 dev.py test` installs it when it can)")
+        pytest.fail(
+            "makemessages needs GNU gettext (apt-get install gettext; "
+            "`python3 dev.py test` installs it when it can)"
+        )
 
 
 def test_every_message_of_the_consoles_has_a_chinese_translation(tmp_path, gettext_tools):
@@ -243,9 +307,13 @@ def test_every_message_of_the_consoles_has_a_chinese_translation(tmp_path, gette
 def test_the_catalog_check_finds_a_message_nobody_translated(tmp_path, gettext_tools):
     project = copy_of_the_sources(tmp_path / "project")
     page = project / "templates/console/audit.html"
-    page.write_text(page.read_text().replace(
-        "{% endblock %}", '<p>{% translate "A sentence nobody translated" %}</p>{% endblock %}', 1
-    ))
+    page.write_text(
+        page.read_text().replace(
+            "{% endblock %}",
+            '<p>{% translate "A sentence nobody translated" %}</p>{% endblock %}',
+            1,
+        )
+    )
     views = project / "console/tenant/views.py"
     views.write_text(views.read_text() + '\n\nNEW = _("Another new message")\n')
     assert set(untranslated(project)) == {"A sentence nobody translated", "Another new message"}
@@ -291,19 +359,34 @@ def chinese_pages(client, world) -> dict[str, str]:
         assert response.status_code == 200, (url, response.status_code)
         pages[url] = response.content.decode()
     client.force_login(world.owner)
-    issued = client.post(reverse("console:key_issue"), {
-        "name": "new", "group": world.key.group_id, "nonce": "n-1"}, **ZH)
+    issued = client.post(
+        reverse("console:key_issue"),
+        {"name": "new", "group": world.key.group_id, "nonce": "n-1"},
+        **ZH,
+    )
     pages["key created"] = issued.content.decode()
     invalid = client.post(reverse("console:key_issue"), {"name": "", "limit_rpm": "x"}, **ZH)
     pages["key form with errors"] = invalid.content.decode()
     client.force_login(world.operator)
     tenant = world.tenant.pk
-    refused = client.post(reverse("operator:tenant_balance", args=[tenant]),
-                          {"kind": "adjustment", "amount": "-1000", "reason": ""}, **ZH)
+    refused = client.post(
+        reverse("operator:tenant_balance", args=[tenant]),
+        {"kind": "adjustment", "amount": "-1000", "reason": ""},
+        **ZH,
+    )
     pages["balance form with errors"] = refused.content.decode()
-    saved = client.post(reverse("operator:tenant_edit", args=[tenant]), {
-        "name": world.tenant.name, "groups": [], "limit_rpm": "1200", "limit_tpm": "",
-        "limit_concurrency": "50"}, follow=True, **ZH)
+    saved = client.post(
+        reverse("operator:tenant_edit", args=[tenant]),
+        {
+            "name": world.tenant.name,
+            "groups": [],
+            "limit_rpm": "1200",
+            "limit_tpm": "",
+            "limit_concurrency": "50",
+        },
+        follow=True,
+        **ZH,
+    )
     pages["tenant saved"] = saved.content.decode()
     return pages
 
@@ -317,8 +400,9 @@ def test_every_page_of_both_consoles_reads_in_chinese(client, world):
     pages = chinese_pages(client, world)
     allowed = allowed_words(data_words(world))  # with the key the pages issued
     assert len(pages) == len(world.pages) + 4
-    leftovers = {url: words for url, html in pages.items()
-                 if (words := english_words(html, allowed=allowed))}
+    leftovers = {
+        url: words for url, html in pages.items() if (words := english_words(html, allowed=allowed))
+    }
     assert not leftovers, leftovers
     assert 'lang="zh-hans"' in pages[reverse("console:dashboard")]
     assert "令牌“new”已创建" in pages["key created"]
@@ -329,17 +413,24 @@ def test_the_page_check_finds_english_on_the_same_pages_in_english(client, world
     client.force_login(world.owner)
     english = client.get(reverse("console:dashboard"), HTTP_ACCEPT_LANGUAGE="en")
     assert {"Balance", "Dashboard", "Keys"} <= english_words(
-        english.content.decode(), allowed=allowed_words(world.data))
+        english.content.decode(), allowed=allowed_words(world.data)
+    )
 
 
 def test_the_usage_csv_names_its_columns_in_the_readers_language(client, world):
     assert set(csv_export.HEADERS) == set(csv_export.COLUMNS)  # a new column needs a name
     client.force_login(world.owner)
     url = reverse("console:usage_csv")
-    english = next(csv.reader(io.StringIO(b"".join(
-        client.get(url, HTTP_ACCEPT_LANGUAGE="en").streaming_content).decode())))
-    chinese = next(csv.reader(io.StringIO(b"".join(
-        client.get(url, **ZH).streaming_content).decode())))
+    english = next(
+        csv.reader(
+            io.StringIO(
+                b"".join(client.get(url, HTTP_ACCEPT_LANGUAGE="en").streaming_content).decode()
+            )
+        )
+    )
+    chinese = next(
+        csv.reader(io.StringIO(b"".join(client.get(url, **ZH).streaming_content).decode()))
+    )
     assert english == list(csv_export.COLUMNS)
     assert chinese[:4] == ["时间", "请求 ID", "令牌", "模型"]
     assert not {word for name in chinese for word in WORD.findall(name)} - {"ID", "Token"}

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
-from console.api import serializers as s
+from console.api import channel_serializers as s
 from console.api.base import Pagination, StaffApi
 from console.api.views.tenants import groups_named
 from relay.health import probe as channel_probe

@@ -36,10 +36,15 @@ class Unavailable(exceptions.APIException):
 class BatchCreateInput(serializers.Serializer):
     count = f.Integer(min_value=1, max_value=redemption.MAX_CODES_PER_BATCH)
     value_nanos = f.Integer(min_value=1, max_value=MAX_NANOS)
-    expires = serializers.DateTimeField(required=False, allow_null=True,
-                                        help_text="When the codes stop working; null: never.")
-    tenant = f.Slug(max_length=100, required=False, allow_null=True,
-                    help_text="Only this tenant (its slug) may redeem them; null: any.")
+    expires = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the codes stop working; null: never."
+    )
+    tenant = f.Slug(
+        max_length=100,
+        required=False,
+        allow_null=True,
+        help_text="Only this tenant (its slug) may redeem them; null: any.",
+    )
     name = f.Text(max_length=200, required=False, allow_blank=True)
 
 
@@ -51,22 +56,34 @@ class BatchOutput(serializers.ModelSerializer):
 
     class Meta:
         model = RedemptionBatch
-        fields = ["id", "name", "value_nanos", "expires", "tenant", "created",
-                  "unused", "redeemed", "voided"]
+        fields = [
+            "id",
+            "name",
+            "value_nanos",
+            "expires",
+            "tenant",
+            "created",
+            "unused",
+            "redeemed",
+            "voided",
+        ]
         read_only_fields = fields
 
 
 class BatchCreatedOutput(serializers.Serializer):
     batch = BatchOutput()
-    codes = serializers.ListField(child=serializers.CharField(),
-                                  help_text="In the clear, in this response only.")
+    codes = serializers.ListField(
+        child=serializers.CharField(), help_text="In the clear, in this response only."
+    )
 
 
 class CodeOutput(serializers.ModelSerializer):
-    redeemed_tenant = serializers.CharField(source="redeemed_tenant.slug", read_only=True,
-                                            allow_null=True)
-    redeemed_by = serializers.CharField(source="redeemed_by.username", read_only=True,
-                                        allow_null=True)
+    redeemed_tenant = serializers.CharField(
+        source="redeemed_tenant.slug", read_only=True, allow_null=True
+    )
+    redeemed_by = serializers.CharField(
+        source="redeemed_by.username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = RedemptionCode
@@ -121,12 +138,17 @@ class BatchCreateApi(StaffApi):
             if tenant is None:
                 raise ActionRefused("No tenant with this slug.", field="tenant")
         made = redemption.create_batch(
-            actor=request.user, count=data["count"], value_nanos=data["value_nanos"],
-            expires=data.get("expires"), tenant=tenant, name=data.get("name", ""),
+            actor=request.user,
+            count=data["count"],
+            value_nanos=data["value_nanos"],
+            expires=data.get("expires"),
+            tenant=tenant,
+            name=data.get("name", ""),
         )
         body = BatchCreatedOutput({"batch": batches().get(pk=made.batch.pk), "codes": made.codes})
-        return Response(body.data, status=status.HTTP_201_CREATED,
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            body.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+        )
 
 
 @extend_schema(tags=[TAG], responses=CodeOutput(many=True))
@@ -163,7 +185,8 @@ class CodeVoidApi(StaffApi):
 
 
 @extend_schema(
-    tags=["tenant"], request=RedeemInput,
+    tags=["tenant"],
+    request=RedeemInput,
     responses={200: RedeemOutput, 429: s.ErrorOutput, 503: s.ErrorOutput},
 )
 class TenantRedeemApi(MemberApi):
@@ -178,16 +201,22 @@ class TenantRedeemApi(MemberApi):
         ).exists():
             raise exceptions.PermissionDenied("Only the tenant's owners may redeem codes.")
         try:
-            code = redeem_throttled(text=data["code"], tenant=tenant, user=request.user,
-                                    address=client_ip(request.META))
+            code = redeem_throttled(
+                text=data["code"], tenant=tenant, user=request.user, address=client_ip(request.META)
+            )
         except RedemptionRefused as refusal:
             if refusal.reason == "throttled":
                 raise exceptions.Throttled(detail=refusal.message) from None
             if refusal.reason == "unavailable":
                 raise Unavailable(refusal.message) from None
             raise exceptions.ValidationError({"code": [refusal.message]}) from None
-        return Response(RedeemOutput({
-            "hint": code.hint, "value_nanos": code.batch.value_nanos, "entry": code.ledger_entry,
-            "balance_nanos": ledger.balance_nanos(tenant),
-        }).data)
-
+        return Response(
+            RedeemOutput(
+                {
+                    "hint": code.hint,
+                    "value_nanos": code.batch.value_nanos,
+                    "entry": code.ledger_entry,
+                    "balance_nanos": ledger.balance_nanos(tenant),
+                }
+            ).data
+        )

@@ -97,7 +97,8 @@ class BasePriceSetApi(StaffApi):
     def post(self, request):
         data = self.body(s.BasePriceInput)
         price = actions.set_base_price(
-            actor=request.user, model=data["model"],
+            actor=request.user,
+            model=data["model"],
             price_per_mtok_nanos=data["price_per_mtok_nanos"],
         )
         return Response(s.BasePriceOutput(price).data)

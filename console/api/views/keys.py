@@ -40,7 +40,10 @@ class KeyIssueApi(StaffApi):
         if group is None:
             raise ActionRefused("Unknown group.", field="group")
         issued = actions.issue_keys(
-            actor=request.user, tenant=tenant, group=group, count=data["count"],
+            actor=request.user,
+            tenant=tenant,
+            group=group,
+            count=data["count"],
             name_prefix=data["name_prefix"],
         )
         body = s.KeysIssuedOutput({"tenant": tenant.slug, "group": group.name, "keys": issued})

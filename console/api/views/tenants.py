@@ -76,7 +76,9 @@ class TenantUpdateApi(StaffApi):
         data = self.body(s.TenantUpdateInput)
         groups = groups_named(data["groups"]) if "groups" in data else None
         actions.update_tenant(
-            actor=request.user, tenant=tenant, groups=groups,
+            actor=request.user,
+            tenant=tenant,
+            groups=groups,
             **{name: data[name] for name in actions.TENANT_FIELDS if name in data},
         )
         return Response(tenant_output(tenant))
@@ -104,9 +106,7 @@ class TenantReactivateApi(_TenantStatusApi):
 
 
 def _moved(entry: LedgerEntry, tenant: Tenant) -> dict:
-    return s.BalanceMoveOutput(
-        {"entry": entry, "balance_nanos": ledger.balance_nanos(tenant)}
-    ).data
+    return s.BalanceMoveOutput({"entry": entry, "balance_nanos": ledger.balance_nanos(tenant)}).data
 
 
 @extend_schema(tags=[TAG], request=s.MemberInput, responses={201: s.MemberOutput})
@@ -126,7 +126,9 @@ class TenantTopUpApi(StaffApi):
         tenant = self.get_or_404(Tenant.objects.all(), tenant_id)
         data = self.body(s.TopUpInput)
         entry = actions.top_up(
-            actor=request.user, tenant=tenant, amount_nanos=data["amount_nanos"],
+            actor=request.user,
+            tenant=tenant,
+            amount_nanos=data["amount_nanos"],
             reason=data["reason"],
         )
         return Response(_moved(entry, tenant), status=status.HTTP_201_CREATED)
@@ -140,7 +142,9 @@ class TenantAdjustApi(StaffApi):
         tenant = self.get_or_404(Tenant.objects.all(), tenant_id)
         data = self.body(s.AdjustInput)
         entry = actions.adjust(
-            actor=request.user, tenant=tenant, amount_nanos=data["amount_nanos"],
+            actor=request.user,
+            tenant=tenant,
+            amount_nanos=data["amount_nanos"],
             reason=data["reason"],
         )
         return Response(_moved(entry, tenant), status=status.HTTP_201_CREATED)

@@ -13,7 +13,9 @@ NAME = "cohere"
 PATHS = ("/v2/embed",)
 TEXTS_PER_CALL = 96
 NATIVE_DIMENSIONS = {
-    "embed-v4.0": 1536, "embed-english-light-v3.0": 384, "embed-multilingual-light-v3.0": 384,
+    "embed-v4.0": 1536,
+    "embed-english-light-v3.0": 384,
+    "embed-multilingual-light-v3.0": 384,
 }
 DEFAULT_DIMENSIONS = 1024
 OUTPUT_DIMENSIONS = {"embed-v4.0": {256, 512, 1024, 1536}}
@@ -27,8 +29,11 @@ def error(status: int, message: str) -> web.Response:
 
 def out_of_quota() -> web.Response:
     """A Cohere trial key past its monthly calls."""
-    return error(429, "You are using a Trial key, which is limited to 1000 API calls / month. "
-                 "You can continue to use the Trial key for free or upgrade to a Production key.")
+    return error(
+        429,
+        "You are using a Trial key, which is limited to 1000 API calls / month. "
+        "You can continue to use the Trial key for free or upgrade to a Production key.",
+    )
 
 
 def answer(call: Call) -> web.Response:
@@ -43,17 +48,23 @@ def answer(call: Call) -> web.Response:
         return error(400, "invalid request: texts must be a non-empty list of strings")
     most = call.cap("items", TEXTS_PER_CALL)
     if len(texts) > most:
-        return error(400, f"invalid request: total number of texts must be at most {most} "
-                     f"- received {len(texts)}")
+        return error(
+            400,
+            f"invalid request: total number of texts must be at most {most} "
+            f"- received {len(texts)}",
+        )
     if payload.get("input_type") not in INPUT_TYPES:
-        return error(400, "invalid request: valid input_type must be provided with the "
-                     "provided model")
+        return error(
+            400, "invalid request: valid input_type must be provided with the provided model"
+        )
     if payload.get("truncate", "END") not in TRUNCATES:
         return error(400, "invalid request: truncate must be one of NONE, START, END")
     dimensions = payload.get("output_dimension")
     if dimensions is not None and dimensions not in OUTPUT_DIMENSIONS.get(model, ()):
-        return error(400, f"invalid request: output_dimension {dimensions} is not supported "
-                     f"for model {model}")
+        return error(
+            400,
+            f"invalid request: output_dimension {dimensions} is not supported for model {model}",
+        )
     tokens = call.counted(texts)
     if tokens > call.cap("tokens", 10**9):
         return error(400, f"invalid request: too many tokens in one call ({tokens})")
@@ -72,10 +83,12 @@ def answer(call: Call) -> web.Response:
     billed = call.reported(tokens)
     if billed is not None:
         meta["billed_units"] = {"input_tokens": billed}
-    return respond({
-        "id": str(uuid.uuid4()),
-        "embeddings": embeddings,
-        "texts": texts,
-        "meta": meta,
-        "response_type": "embeddings_by_type" if by_type else "embeddings_floats",
-    })
+    return respond(
+        {
+            "id": str(uuid.uuid4()),
+            "embeddings": embeddings,
+            "texts": texts,
+            "meta": meta,
+            "response_type": "embeddings_by_type" if by_type else "embeddings_floats",
+        }
+    )

@@ -10,14 +10,23 @@ from relay.devtools.fake_upstream.common import Call, base64_vector, respond, ve
 NAME = "jina"
 PATHS = ("/v1/embeddings",)
 TEXTS_PER_CALL = 2048
-NATIVE_DIMENSIONS = {"jina-embeddings-v4": 2048, "jina-embeddings-v3": 1024,
-                     "jina-clip-v2": 1024}
+NATIVE_DIMENSIONS = {"jina-embeddings-v4": 2048, "jina-embeddings-v3": 1024, "jina-clip-v2": 1024}
 DEFAULT_DIMENSIONS = 768  # the v2 family
 TASKS = {
-    "jina-embeddings-v3": {"retrieval.query", "retrieval.passage", "text-matching",
-                           "classification", "separation"},
-    "jina-embeddings-v4": {"retrieval.query", "retrieval.passage", "text-matching",
-                           "code.query", "code.passage"},
+    "jina-embeddings-v3": {
+        "retrieval.query",
+        "retrieval.passage",
+        "text-matching",
+        "classification",
+        "separation",
+    },
+    "jina-embeddings-v4": {
+        "retrieval.query",
+        "retrieval.passage",
+        "text-matching",
+        "code.query",
+        "code.passage",
+    },
     "jina-clip-v2": {"retrieval.query", "retrieval.passage", "text-matching"},
 }
 
@@ -58,8 +67,11 @@ def answer(call: Call) -> web.Response:
         return error(400, f"Too many tokens in one call: {tokens}")
     size = dimensions or native
     data = [
-        {"object": "embedding", "index": index,
-         "embedding": base64_vector(text, size) if kind == "base64" else vector(text, size)}
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": base64_vector(text, size) if kind == "base64" else vector(text, size),
+        }
         for index, text in enumerate(texts)
     ]
     body: dict = {"model": model, "object": "list", "data": data}

@@ -22,8 +22,16 @@ DEFAULT_DIMENSIONS = 1024
 def error(status: int, message: str) -> web.Response:
     if status == 401:
         return respond({"message": "Unauthorized", "request_id": uuid.uuid4().hex}, status)
-    return respond({"object": "error", "message": message, "type": "invalid_request_prompt",
-                    "param": None, "code": "3210"}, status)
+    return respond(
+        {
+            "object": "error",
+            "message": message,
+            "type": "invalid_request_prompt",
+            "param": None,
+            "code": "3210",
+        },
+        status,
+    )
 
 
 def out_of_quota() -> web.Response:
@@ -51,13 +59,19 @@ def answer(call: Call) -> web.Response:
     size = dimensions or NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
     as_base64 = payload.get("encoding_format") == "base64"
     data = [
-        {"object": "embedding", "index": index,
-         "embedding": base64_vector(text, size) if as_base64 else vector(text, size)}
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": base64_vector(text, size) if as_base64 else vector(text, size),
+        }
         for index, text in enumerate(texts)
     ]
     body: dict = {"id": uuid.uuid4().hex, "object": "list", "data": data, "model": model}
     reported = call.reported(tokens)
     if reported is not None:
-        body["usage"] = {"prompt_tokens": reported, "total_tokens": reported,
-                         "completion_tokens": 0}
+        body["usage"] = {
+            "prompt_tokens": reported,
+            "total_tokens": reported,
+            "completion_tokens": 0,
+        }
     return respond(body)

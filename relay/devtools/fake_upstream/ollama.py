@@ -44,7 +44,8 @@ def answer(call: Call) -> web.Response:
     body: dict = {
         "model": model,
         "embeddings": [vector(text, size) for text in texts],
-        "total_duration": 1_000_000, "load_duration": 1000,
+        "total_duration": 1_000_000,
+        "load_duration": 1000,
     }
     reported = call.reported(tokens)
     if reported is not None:

@@ -24,8 +24,11 @@ def answer(body: bytes, options: dict, stats: dict, request: web.Request) -> web
         status = int(options["status"])
         return error(status, f"fake upstream failure {status}", "server_error")
     if "quota" in options:  # OpenAI's account out of credit (Azure's words are the same)
-        return error(429, "You exceeded your current quota, please check your plan and billing "
-                     "details.", "insufficient_quota")
+        return error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+        )
     required_key = options.get("key")
     sent = stats["last_authorization"].removeprefix("Bearer ")
     if required_key and sent != required_key or not sent:
@@ -49,9 +52,7 @@ def answer(body: bytes, options: dict, stats: dict, request: web.Request) -> web
     dimensions = payload.get("dimensions") or NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
     as_base64 = payload.get("encoding_format") == "base64" and "floats" not in options
     texts = [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
-    prompt_tokens = sum(
-        count_text(item) if isinstance(item, str) else len(item) for item in items
-    )
+    prompt_tokens = sum(count_text(item) if isinstance(item, str) else len(item) for item in items)
     order = range(len(texts) - 1, -1, -1) if "reverse" in options else range(len(texts))
     data = b",".join(
         b'{"object":"embedding","index":%d,"embedding":%s}'
@@ -73,7 +74,7 @@ def answer(body: bytes, options: dict, stats: dict, request: web.Request) -> web
             reported_tokens,
         )
     if "lead" in options:
-        out = b'{' + fields + b',"object":"list","data":[' + data + b"]}"
+        out = b"{" + fields + b',"object":"list","data":[' + data + b"]}"
     else:
         out = b'{"object":"list","data":[' + data + b"]," + fields + b"}"
     return web.Response(body=out, content_type="application/json")

@@ -26,8 +26,11 @@ BATCH_MODEL = "bge-large-en-v1.5"
 COHERE_MODEL = "embed-english-v3.0"
 PRICE_PER_MTOK = "0.02"  # OpenAI's list price
 # High enough never to refuse a request, low enough for PositiveIntegerField.
-HIGH_LIMITS = {"limit_rpm": 1_000_000_000, "limit_tpm": 2_000_000_000,
-               "limit_concurrency": 1_000_000}
+HIGH_LIMITS = {
+    "limit_rpm": 1_000_000_000,
+    "limit_tpm": 2_000_000_000,
+    "limit_concurrency": 1_000_000,
+}
 BALANCE_NANOS = to_nanos("1000000")
 
 
@@ -36,11 +39,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--upstream", action="append", required=True, metavar="LABEL=URL",
+            "--upstream",
+            action="append",
+            required=True,
+            metavar="LABEL=URL",
             help="An upstream base URL (ending in /v1) and the label of its key.",
         )
         parser.add_argument(
-            "--batches", metavar="ROOT",
+            "--batches",
+            metavar="ROOT",
             help="The fake upstream's root, for the batch rows (bench/batches.py): keys "
             "`split96` and `split96-cached` (an OpenAI-compatible channel that takes 96 "
             "inputs a call; the second group caches) and `cohere` (Cohere's dialect).",
@@ -66,8 +73,11 @@ class Command(BaseCommand):
             GroupModel.objects.get_or_create(group=group, model=MODEL)
             channel, _ = Channel.objects.update_or_create(
                 name=f"bench-{label}",
-                defaults={"kind": "openai", "base_url": url,
-                          "credential": "sk-fake-upstream-credential"},
+                defaults={
+                    "kind": "openai",
+                    "base_url": url,
+                    "credential": "sk-fake-upstream-credential",
+                },
             )
             channel.groups.add(group)
             ChannelModel.objects.get_or_create(channel=channel, model=MODEL)
@@ -92,8 +102,12 @@ class Command(BaseCommand):
             )
             channel, _ = Channel.objects.update_or_create(
                 name=f"bench-{kind}-96",
-                defaults={"kind": kind, "base_url": url, "items_per_call": 96,
-                          "credential": "sk-fake-upstream-credential"},
+                defaults={
+                    "kind": kind,
+                    "base_url": url,
+                    "items_per_call": 96,
+                    "credential": "sk-fake-upstream-credential",
+                },
             )
             ChannelModel.objects.get_or_create(channel=channel, model=model)
             group, _ = Group.objects.update_or_create(

@@ -49,29 +49,46 @@ class DemoChannel:
 
 
 DEMO_CHANNELS = (
-    DemoChannel("demo-openai", "openai", "v1", (
-        DemoModel("text-embedding-3-small", "0.02"),
-        DemoModel("text-embedding-3-large", "0.13"),
-        DemoModel("text-embedding-ada-002", "0.10"),
-    )),
-    DemoChannel("demo-azure", "azure", "", (
-        # The deployment's name goes in the URL (relay/providers/azure.py).
-        DemoModel("azure-text-embedding-3-small", "0.02", "text-embedding-3-small"),
-    )),
-    DemoChannel("demo-gemini", "gemini", "gemini", (
-        DemoModel("gemini-embedding-001", "0.15"),
-    )),
+    DemoChannel(
+        "demo-openai",
+        "openai",
+        "v1",
+        (
+            DemoModel("text-embedding-3-small", "0.02"),
+            DemoModel("text-embedding-3-large", "0.13"),
+            DemoModel("text-embedding-ada-002", "0.10"),
+        ),
+    ),
+    DemoChannel(
+        "demo-azure",
+        "azure",
+        "",
+        (
+            # The deployment's name goes in the URL (relay/providers/azure.py).
+            DemoModel("azure-text-embedding-3-small", "0.02", "text-embedding-3-small"),
+        ),
+    ),
+    DemoChannel("demo-gemini", "gemini", "gemini", (DemoModel("gemini-embedding-001", "0.15"),)),
     DemoChannel("demo-cohere", "cohere", "cohere", (DemoModel("embed-v4.0", "0.12"),)),
     DemoChannel("demo-voyage", "voyage", "voyage/v1", (DemoModel("voyage-3.5", "0.06"),)),
     DemoChannel("demo-jina", "jina", "jina/v1", (DemoModel("jina-embeddings-v3", "0.05"),)),
     DemoChannel("demo-mistral", "mistral", "mistral/v1", (DemoModel("mistral-embed", "0.10"),)),
-    DemoChannel("demo-ollama", "ollama", "ollama", (
-        DemoModel("nomic-embed-text", "0.01", "nomic-embed-text:latest"),
-    )),
-    DemoChannel("demo-bedrock", "bedrock", "bedrock", (
-        DemoModel("titan-embed-text-v2", "0.02", "amazon.titan-embed-text-v2:0"),
-        DemoModel("cohere-embed-v4", "0.12", "cohere.embed-v4:0"),
-    ), credential=f"{TEST_ACCESS_KEY_ID}:{TEST_SECRET_ACCESS_KEY}"),
+    DemoChannel(
+        "demo-ollama",
+        "ollama",
+        "ollama",
+        (DemoModel("nomic-embed-text", "0.01", "nomic-embed-text:latest"),),
+    ),
+    DemoChannel(
+        "demo-bedrock",
+        "bedrock",
+        "bedrock",
+        (
+            DemoModel("titan-embed-text-v2", "0.02", "amazon.titan-embed-text-v2:0"),
+            DemoModel("cohere-embed-v4", "0.12", "cohere.embed-v4:0"),
+        ),
+        credential=f"{TEST_ACCESS_KEY_ID}:{TEST_SECRET_ACCESS_KEY}",
+    ),
 )
 DEMO_MODELS = [model.name for channel in DEMO_CHANNELS for model in channel.models]
 
@@ -81,9 +98,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--upstream", required=True,
+            "--upstream",
+            required=True,
             help="The fake upstream's OpenAI base URL (ending in /v1); its other dialects "
-                 "are served beside it, at its root.",
+            "are served beside it, at its root.",
         )
 
     @transaction.atomic
@@ -108,11 +126,13 @@ class Command(BaseCommand):
             for model in demo.models:
                 # Priced on the demo group, so that no base price is changed.
                 GroupModel.objects.update_or_create(
-                    group=group, model=model.name,
+                    group=group,
+                    model=model.name,
                     defaults={"price_per_mtok_nanos": to_nanos(model.price)},
                 )
                 ChannelModel.objects.update_or_create(
-                    channel=channel, model=model.name,
+                    channel=channel,
+                    model=model.name,
                     defaults={"upstream_model": model.upstream},
                 )
         tenant, _ = Tenant.objects.get_or_create(slug=TENANT, defaults={"name": "Demo tenant"})

@@ -8,22 +8,12 @@ import pytest
 
 from billing import ledger
 from billing.models import LedgerEntry, RedemptionCode
-from tests.console.api.test_operator_api import client_with, token_for
+from tests.console.api.helpers import client_with, token_for
 from tests.helpers import STARTING_BALANCE_NANOS
 
 pytestmark = pytest.mark.django_db
 
 VALUE = 3 * 10**9
-
-
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True)
-
-
-@pytest.fixture
-def api(staff):
-    return client_with(token_for(staff))
 
 
 def make(api, **fields) -> dict:
@@ -72,11 +62,14 @@ def test_members_outsiders_and_strangers_cannot_redeem(api, tenant, member, outs
     refused = member_api.post("/api/tenant/redeem/", {"code": code}, format="json")
     assert refused.status_code == 403
     outsider_api = client_with(token_for(outsider))
-    other = outsider_api.post("/api/tenant/redeem/", {"code": code, "tenant": "acme"},
-                              format="json")
+    other = outsider_api.post(
+        "/api/tenant/redeem/", {"code": code, "tenant": "acme"}, format="json"
+    )
     assert other.status_code == 404
-    assert client_with(None).post("/api/tenant/redeem/", {"code": code},
-                                  format="json").status_code == 401
+    assert (
+        client_with(None).post("/api/tenant/redeem/", {"code": code}, format="json").status_code
+        == 401
+    )
     assert RedemptionCode.objects.get().status == "unused"
     assert ledger.balance_nanos(tenant) == STARTING_BALANCE_NANOS
 
@@ -85,8 +78,9 @@ def test_guessing_through_the_api_is_throttled_with_429(api, tenant, owner, sett
     settings.REDEMPTION_ATTEMPTS_PER_USER = 2
     owner_api = client_with(token_for(owner))
     wrong = {"code": "ABCDE-FGHJK-MNPQR-STVWX"}
-    statuses = [owner_api.post("/api/tenant/redeem/", wrong, format="json").status_code
-                for _ in range(3)]
+    statuses = [
+        owner_api.post("/api/tenant/redeem/", wrong, format="json").status_code for _ in range(3)
+    ]
     assert statuses == [400, 400, 429]
     [code] = make(api, count=1)["codes"]
     stopped = owner_api.post("/api/tenant/redeem/", {"code": code}, format="json")
@@ -109,9 +103,7 @@ def test_staff_void_a_code_and_a_batch(api, tenant, owner):
     batch = api.get("/api/codes/").json()["results"][0]
     assert (batch["unused"], batch["redeemed"], batch["voided"]) == (0, 1, 2)
     voided = owner_api.post("/api/tenant/redeem/", {"code": made["codes"][1]}, format="json")
-    assert voided.json() == {
-        "code": ["This code was voided by the provider and credits nothing."]
-    }
+    assert voided.json() == {"code": ["This code was voided by the provider and credits nothing."]}
 
 
 def test_bad_batches_are_400s(api, tenant):

@@ -24,15 +24,22 @@ def operator_urls(client) -> list[str]:
         GroupModel.objects.create(group=group, model=SMALL, price_per_mtok_nanos=1)
     channel = Channel.objects.order_by("pk").first() or make_channel(group, "http://127.0.0.1:9/v1")
     price, _ = BasePrice.objects.get_or_create(model=SMALL, defaults={"price_per_mtok_nanos": 1})
-    key = ApiKey.objects.filter(tenant=tenant).first() or ApiKey.issue(
-        tenant=tenant, group=group, name="walk"
-    )[0]
+    key = (
+        ApiKey.objects.filter(tenant=tenant).first()
+        or ApiKey.issue(tenant=tenant, group=group, name="walk")[0]
+    )
     # Made through the store, not the audited action: some callers expect no audit events.
-    batch = RedemptionBatch.objects.order_by("pk").first() or redemption.make_batch(
-        count=1, value_nanos=1
-    ).batch
-    ids = {"tenant": tenant.pk, "group": group.pk, "channel": channel.pk, "price": price.pk,
-           "code": batch.pk}
+    batch = (
+        RedemptionBatch.objects.order_by("pk").first()
+        or redemption.make_batch(count=1, value_nanos=1).batch
+    )
+    ids = {
+        "tenant": tenant.pk,
+        "group": group.pk,
+        "channel": channel.pk,
+        "price": price.pk,
+        "code": batch.pk,
+    }
     urls = []
     for route in operator_routes:
         assert isinstance(route, URLPattern)

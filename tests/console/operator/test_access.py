@@ -54,7 +54,6 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, tenant, channel):
             assert response["Location"].startswith(reverse("login")), url
 
 
-
 def test_an_operator_gives_a_tenant_its_first_owner_who_can_then_sign_in(
     staff_client, tenant, client
 ):

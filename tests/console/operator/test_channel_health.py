@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuditEvent
 from relay.health import state
 from relay.models import Channel
+from tests.console.api.helpers import client_with, token_for
 from tests.helpers import eventually, make_channel, uses_live_relay
 
 pytestmark = pytest.mark.django_db
@@ -20,16 +21,15 @@ pytestmark = pytest.mark.django_db
 def broken(group, fake_upstream) -> Channel:
     channel = make_channel(group, fake_upstream.base_url("quota"), name="broken")
     state.auto_disable(
-        channel_id=channel.pk, reason=Channel.DisabledReason.QUOTA,
+        channel_id=channel.pk,
+        reason=Channel.DisabledReason.QUOTA,
         detail="429 You exceeded your current quota",
     )
     channel.refresh_from_db()
     return channel
 
 
-def test_the_channels_page_shows_why_and_since_when_a_channel_was_taken_out(
-    staff_client, broken
-):
+def test_the_channels_page_shows_why_and_since_when_a_channel_was_taken_out(staff_client, broken):
     page = staff_client.get(reverse("operator:channels")).content.decode()
     assert "auto-disabled" in page
     assert "Upstream quota exhausted" in page
@@ -55,14 +55,15 @@ def test_the_operator_pins_and_unpins_a_channel_audited(staff_client, broken, st
     staff_client.post(pin, {"pinned": "0"})
     broken.refresh_from_db()
     assert not broken.pinned
-    actions = list(AuditEvent.objects.filter(target="broken", actor=staff)
-                   .order_by("created").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(target="broken", actor=staff)
+        .order_by("created")
+        .values_list("action", flat=True)
+    )
     assert actions == ["channel.pinned", "channel.unpinned"]
 
 
-def test_enabling_an_auto_disabled_channel_by_hand_ends_the_relays_disable(
-    staff_client, broken
-):
+def test_enabling_an_auto_disabled_channel_by_hand_ends_the_relays_disable(staff_client, broken):
     staff_client.post(reverse("operator:channel_toggle", args=[broken.pk]), {"enabled": "1"})
     broken.refresh_from_db()
     assert broken.enabled and broken.disabled_reason == "" and broken.next_probe_at is None
@@ -71,8 +72,6 @@ def test_enabling_an_auto_disabled_channel_by_hand_ends_the_relays_disable(
 
 
 def test_the_api_shows_a_channels_health_and_pins_it(staff, broken):
-    from tests.console.api.test_operator_api import client_with, token_for
-
     api: APIClient = client_with(token_for(staff))
     shown = api.get(f"/api/channels/{broken.pk}/").json()
     assert shown["enabled"] is False and shown["disabled_reason"] == "quota"
@@ -88,8 +87,6 @@ def test_the_api_shows_a_channels_health_and_pins_it(staff, broken):
 def test_test_all_from_the_page_and_the_api_probes_every_channel(
     staff_client, staff, group, fake_upstream
 ):
-    from tests.console.api.test_operator_api import client_with, token_for
-
     healed = make_channel(group, fake_upstream.base_url(), name="healed")
     state.auto_disable(channel_id=healed.pk, reason="failures", detail="503")
     failing = make_channel(group, fake_upstream.base_url("status=500"), name="failing")

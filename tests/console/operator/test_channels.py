@@ -23,13 +23,28 @@ pytestmark = pytest.mark.django_db
 CREDENTIAL = "sk-upstream-TOP-SECRET-credential-7f3a9c"
 
 
-def channel_post(name: str, base_url: str, *, credential: str = "", groups=(),
-                 rows: list[tuple[str, str]] = ((SMALL, ""),), **fields) -> dict:
+def channel_post(
+    name: str,
+    base_url: str,
+    *,
+    credential: str = "",
+    groups=(),
+    rows: list[tuple[str, str]] = ((SMALL, ""),),
+    **fields,
+) -> dict:
     data = {
-        "name": name, "kind": "openai", "base_url": base_url, "credential": credential,
-        "priority": "0", "weight": "1", "enabled": "on", "groups": [g.pk for g in groups],
-        "models-TOTAL_FORMS": str(len(rows)), "models-INITIAL_FORMS": "0",
-        "models-MIN_NUM_FORMS": "0", "models-MAX_NUM_FORMS": "1000",
+        "name": name,
+        "kind": "openai",
+        "base_url": base_url,
+        "credential": credential,
+        "priority": "0",
+        "weight": "1",
+        "enabled": "on",
+        "groups": [g.pk for g in groups],
+        "models-TOTAL_FORMS": str(len(rows)),
+        "models-INITIAL_FORMS": "0",
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
     }
     for index, (model, upstream) in enumerate(rows):
         data[f"models-{index}-model"] = model
@@ -44,14 +59,20 @@ def channel_post(name: str, base_url: str, *, credential: str = "", groups=(),
 def test_a_channel_credential_is_stored_but_never_rendered(staff_client, group, fake_upstream):
     response = staff_client.post(
         reverse("operator:channel_create"),
-        channel_post("backup", fake_upstream.base_url(), credential=CREDENTIAL, groups=[group],
-                     rows=[(SMALL, ""), (LARGE, "large-v3")]),
+        channel_post(
+            "backup",
+            fake_upstream.base_url(),
+            credential=CREDENTIAL,
+            groups=[group],
+            rows=[(SMALL, ""), (LARGE, "large-v3")],
+        ),
     )
     channel = Channel.objects.get(name="backup")
     assert response.status_code == 302
     assert channel.credential == CREDENTIAL
     assert dict(channel.models.values_list("model", "upstream_model")) == {
-        SMALL: "", LARGE: "large-v3",
+        SMALL: "",
+        LARGE: "large-v3",
     }
     # Blank on edit keeps it; every page an operator can open leaves it out.
     staff_client.post(
@@ -61,10 +82,15 @@ def test_a_channel_credential_is_stored_but_never_rendered(staff_client, group, 
     channel.refresh_from_db()
     assert channel.credential == CREDENTIAL and channel.priority == 5
     pages = [staff_client.get(url) for url in operator_urls(staff_client)]
-    pages.append(staff_client.post(reverse("operator:channel_test", args=[channel.pk]),
-                                   {"model": SMALL}))
-    pages.append(staff_client.post(reverse("operator:channel", args=[channel.pk]),
-                                   channel_post("backup", "not a url", credential=CREDENTIAL)))
+    pages.append(
+        staff_client.post(reverse("operator:channel_test", args=[channel.pk]), {"model": SMALL})
+    )
+    pages.append(
+        staff_client.post(
+            reverse("operator:channel", args=[channel.pk]),
+            channel_post("backup", "not a url", credential=CREDENTIAL),
+        )
+    )
     for page in pages:
         assert page.status_code in (200, 302, 405), page.request["PATH_INFO"]
         assert CREDENTIAL not in page.content.decode(), page.request["PATH_INFO"]
@@ -72,15 +98,21 @@ def test_a_channel_credential_is_stored_but_never_rendered(staff_client, group, 
     for event in AuditEvent.objects.all():
         assert CREDENTIAL not in str(event.detail) + event.target
     assert [e.action for e in AuditEvent.objects.filter(target="backup").order_by("pk")] == [
-        "channel.created", "channel.updated",
+        "channel.created",
+        "channel.updated",
     ]
 
 
 def test_a_new_credential_replaces_the_old_one(staff_client, channel, group):
     staff_client.post(
         reverse("operator:channel", args=[channel.pk]),
-        channel_post("main", channel.base_url, credential="sk-replacement-0002", groups=[group],
-                     rows=[(model, "") for model in (SMALL, LARGE, "text-embedding-ada-002")]),
+        channel_post(
+            "main",
+            channel.base_url,
+            credential="sk-replacement-0002",
+            groups=[group],
+            rows=[(model, "") for model in (SMALL, LARGE, "text-embedding-ada-002")],
+        ),
     )
     channel.refresh_from_db()
     assert channel.credential == "sk-replacement-0002"
@@ -96,7 +128,8 @@ def test_enabling_and_disabling_a_channel_is_audited(staff_client, channel):
     channel.refresh_from_db()
     assert channel.enabled
     assert [e.action for e in AuditEvent.objects.order_by("pk")] == [
-        "channel.disabled", "channel.enabled",
+        "channel.disabled",
+        "channel.enabled",
     ]
 
 

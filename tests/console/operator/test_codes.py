@@ -56,8 +56,11 @@ def test_a_batch_shows_its_codes_once_to_copy_and_as_csv(staff_client, tenant):
     assert event.detail["count"] == 3 and event.tenant == tenant
 
     # Never again: not in the list, not on the batch's page, not in the audit log.
-    for url in (reverse("operator:codes"), reverse("operator:code_batch", args=[batch.pk]),
-                reverse("operator:audit")):
+    for url in (
+        reverse("operator:codes"),
+        reverse("operator:code_batch", args=[batch.pk]),
+        reverse("operator:audit"),
+    ):
         later = staff_client.get(url).content.decode()
         assert not any(code in later or code.replace("-", "") in later for code in codes)
     assert "launch" in staff_client.get(reverse("operator:codes")).content.decode()
@@ -89,8 +92,9 @@ def test_staff_void_one_code_or_the_rest_of_a_batch_and_see_who_redeemed(
     staff_client, tenant, owner
 ):
     page = create(staff_client, count="3").content.decode()
-    first, second, _third = re.search(r'<textarea id="codes"[^>]*>([^<]*)</textarea>',
-                                      page).group(1).split("\n")
+    first, second, _third = (
+        re.search(r'<textarea id="codes"[^>]*>([^<]*)</textarea>', page).group(1).split("\n")
+    )
     redemption.redeem(text=first, tenant=tenant, user=owner)
     batch = RedemptionBatch.objects.get()
     code = RedemptionCode.objects.get(hint=second[-4:])
@@ -100,12 +104,9 @@ def test_staff_void_one_code_or_the_rest_of_a_batch_and_see_who_redeemed(
     [event] = events("code.voided")
     assert event.target == f"…{second[-4:]}"
 
-    response = staff_client.post(reverse("operator:code_batch_void", args=[batch.pk]),
-                                 follow=True)
+    response = staff_client.post(reverse("operator:code_batch_void", args=[batch.pk]), follow=True)
     assert "1 unused code voided." in response.content.decode()
-    assert sorted(batch.codes.values_list("status", flat=True)) == [
-        "redeemed", "voided", "voided"
-    ]
+    assert sorted(batch.codes.values_list("status", flat=True)) == ["redeemed", "voided", "voided"]
     detail = staff_client.get(reverse("operator:code_batch", args=[batch.pk])).content.decode()
     redeemed = RedemptionCode.objects.get(status="redeemed")
     assert f"…{first[-4:]}" in detail and "acme" in detail and "olivia" in detail

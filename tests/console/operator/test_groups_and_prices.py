@@ -19,10 +19,16 @@ pytestmark = pytest.mark.django_db
 def group_post(name: str, rows: list[tuple[str, str]], **fields) -> dict:
     """A group form submission with its model rows (model, price in units)."""
     data = {
-        "name": name, "description": "", "price_ratio": "1", "limit_rpm": "",
-        "limit_tpm": "", "limit_concurrency": "",
-        "models-TOTAL_FORMS": str(len(rows)), "models-INITIAL_FORMS": "0",
-        "models-MIN_NUM_FORMS": "0", "models-MAX_NUM_FORMS": "1000",
+        "name": name,
+        "description": "",
+        "price_ratio": "1",
+        "limit_rpm": "",
+        "limit_tpm": "",
+        "limit_concurrency": "",
+        "models-TOTAL_FORMS": str(len(rows)),
+        "models-INITIAL_FORMS": "0",
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
     }
     for index, (model, price) in enumerate(rows):
         data[f"models-{index}-model"] = model

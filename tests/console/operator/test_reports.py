@@ -77,12 +77,19 @@ def rollups(tenant, outsider_tenant, group, channel):
             (globex_key, SMALL, channel.pk, 3),
             (globex_key, SMALL, None, 4),
         ):
-            rows.append(DailyUsage.objects.create(
-                day=day + dt.timedelta(days=offset - 1), tenant=key.tenant, api_key=key,
-                model=model, channel_id=channel_id, requests=10 * n + offset,
-                failed=n if channel_id is None else offset % 2, tokens=1000 * n + offset,
-                cost_nanos=123_456_789 * n + offset,
-            ))
+            rows.append(
+                DailyUsage.objects.create(
+                    day=day + dt.timedelta(days=offset - 1),
+                    tenant=key.tenant,
+                    api_key=key,
+                    model=model,
+                    channel_id=channel_id,
+                    requests=10 * n + offset,
+                    failed=n if channel_id is None else offset % 2,
+                    tokens=1000 * n + offset,
+                    cost_nanos=123_456_789 * n + offset,
+                )
+            )
     return rows
 
 
@@ -105,7 +112,9 @@ def test_report_totals_equal_the_sum_of_the_rollups_they_cover(staff_client, rol
     assert [row.label for row in report.by_day] == ["2025-03-10", "2025-03-11", "2025-03-12"]
     assert {row.label for row in report.by_tenant} == {"acme", "globex"}
     assert {row.label for row in report.by_channel} == {
-        "main", "other", "(no channel: every channel failed)",
+        "main",
+        "other",
+        "(no channel: every channel failed)",
     }
     page = response.content.decode()
     assert formatting.money(report.total.cost_nanos) in page
@@ -126,10 +135,16 @@ def test_the_report_csv_has_the_rows_of_the_page(staff_client, rollups):
         for cells in rows
     ]
     expected = [
-        (row["breakdown"], row["name"], formatting.thousands(int(row["requests"])),
-         formatting.thousands(int(row["failed"])), formatting.thousands(int(row["tokens"])),
-         formatting.money(int(row["spend_nanos"])))
-        for row in csv_rows if row["breakdown"] != "total"
+        (
+            row["breakdown"],
+            row["name"],
+            formatting.thousands(int(row["requests"])),
+            formatting.thousands(int(row["failed"])),
+            formatting.thousands(int(row["tokens"])),
+            formatting.money(int(row["spend_nanos"])),
+        )
+        for row in csv_rows
+        if row["breakdown"] != "total"
     ]
     assert page_rows == expected
     assert len(page_rows) == 3 + 2 + 2 + 3 + 2

@@ -61,7 +61,9 @@ def test_a_top_up_writes_a_ledger_entry_and_moves_the_balance(staff_client, staf
     assert response.status_code == 302
     entry = LedgerEntry.objects.filter(tenant=tenant, kind="topup").latest("pk")
     assert (entry.amount_nanos, entry.reason, entry.created_by) == (
-        12_500_000_000, "wire 2024-11", staff,
+        12_500_000_000,
+        "wire 2024-11",
+        staff,
     )
     assert ledger.balance_nanos(tenant) == STARTING_BALANCE_NANOS + 12_500_000_000
     assert ledger.ledger_sum_nanos(tenant) == ledger.balance_nanos(tenant)
@@ -87,9 +89,9 @@ def test_an_adjustment_with_a_reason_moves_the_balance_either_way(staff_client, 
     staff_client.post(url, {"kind": "adjustment", "amount": "-30", "reason": "duplicate top-up"})
     staff_client.post(url, {"kind": "adjustment", "amount": "0.000000001", "reason": "rounding"})
     amounts = list(
-        LedgerEntry.objects.filter(kind="adjustment").order_by("pk").values_list(
-            "amount_nanos", "reason"
-        )
+        LedgerEntry.objects.filter(kind="adjustment")
+        .order_by("pk")
+        .values_list("amount_nanos", "reason")
     )
     assert amounts == [(-30 * 10**9, "duplicate top-up"), (1, "rounding")]
     assert ledger.balance_nanos(tenant) == STARTING_BALANCE_NANOS - 30 * 10**9 + 1
@@ -134,7 +136,8 @@ def test_suspend_and_reactivate_are_audited(staff_client, tenant):
     tenant.refresh_from_db()
     assert tenant.status == "active"
     assert [e.action for e in AuditEvent.objects.filter(tenant=tenant).order_by("pk")] == [
-        "tenant.suspended", "tenant.reactivated",
+        "tenant.suspended",
+        "tenant.reactivated",
     ]
 
 

@@ -39,8 +39,7 @@ def usage(tenant, open_group, acme_key, globex_key) -> dict:
     # Noon yesterday (UTC), not now: each record's date then does not depend
     # on the time of day the suite runs (a run just after midnight pushed the
     # minutes below into the day before and left one page, not two).
-    midnight = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0,
-                                                         microsecond=0)
+    midnight = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     now = midnight - dt.timedelta(hours=12)
     rows = []
     combos = itertools.product(range(40), [acme_key, other], [SMALL, LARGE, ADA])

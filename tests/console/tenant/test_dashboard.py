@@ -23,18 +23,62 @@ def test_the_dashboard_adds_up_the_rollups(client, owner, tenant, usage, globex_
     day = today()
     month_start = day.replace(day=1)
     rows = [
-        DailyUsage(day=day, tenant=tenant, api_key=acme_key, model=SMALL, requests=10,
-                   failed=1, tokens=1_000, cost_nanos=20_000),
-        DailyUsage(day=day, tenant=tenant, api_key=other, model=LARGE, requests=3,
-                   tokens=3_000, cost_nanos=390_000),
-        DailyUsage(day=month_start, tenant=tenant, api_key=acme_key, model=LARGE, channel_id=7,
-                   requests=5, tokens=5_000_000, cost_nanos=650_000_000),
-        DailyUsage(day=day - dt.timedelta(days=12), tenant=tenant, api_key=other, model=ADA,
-                   requests=2, tokens=200, cost_nanos=20_000),
-        DailyUsage(day=day - dt.timedelta(days=45), tenant=tenant, api_key=acme_key,
-                   model=SMALL, requests=99, tokens=99, cost_nanos=99_999_999),
-        DailyUsage(day=day, tenant=globex_key.tenant, api_key=globex_key, model=SMALL,
-                   requests=50, tokens=50, cost_nanos=77_777),
+        DailyUsage(
+            day=day,
+            tenant=tenant,
+            api_key=acme_key,
+            model=SMALL,
+            requests=10,
+            failed=1,
+            tokens=1_000,
+            cost_nanos=20_000,
+        ),
+        DailyUsage(
+            day=day,
+            tenant=tenant,
+            api_key=other,
+            model=LARGE,
+            requests=3,
+            tokens=3_000,
+            cost_nanos=390_000,
+        ),
+        DailyUsage(
+            day=month_start,
+            tenant=tenant,
+            api_key=acme_key,
+            model=LARGE,
+            channel_id=7,
+            requests=5,
+            tokens=5_000_000,
+            cost_nanos=650_000_000,
+        ),
+        DailyUsage(
+            day=day - dt.timedelta(days=12),
+            tenant=tenant,
+            api_key=other,
+            model=ADA,
+            requests=2,
+            tokens=200,
+            cost_nanos=20_000,
+        ),
+        DailyUsage(
+            day=day - dt.timedelta(days=45),
+            tenant=tenant,
+            api_key=acme_key,
+            model=SMALL,
+            requests=99,
+            tokens=99,
+            cost_nanos=99_999_999,
+        ),
+        DailyUsage(
+            day=day,
+            tenant=globex_key.tenant,
+            api_key=globex_key,
+            model=SMALL,
+            requests=50,
+            tokens=50,
+            cost_nanos=77_777,
+        ),
     ]
     DailyUsage.objects.bulk_create(rows)
     mine = [r for r in rows if r.tenant == tenant]
@@ -47,7 +91,8 @@ def test_the_dashboard_adds_up_the_rollups(client, owner, tenant, usage, globex_
     assert context["spend_today"]["cost_nanos"] == sum(r.cost_nanos for r in mine if r.day == day)
     assert context["spend_today"]["requests"] == sum(r.requests for r in mine if r.day == day)
     assert context["spend_month"]["cost_nanos"] == sum(
-        r.cost_nanos for r in mine if month_start <= r.day <= day)
+        r.cost_nanos for r in mine if month_start <= r.day <= day
+    )
     report = context["report"]
     assert report.total["cost_nanos"] == sum(r.cost_nanos for r in window)
     assert report.total["tokens"] == sum(r.tokens for r in window)

@@ -29,8 +29,9 @@ def test_issuing_a_key_shows_its_secret_exactly_once(client, owner, tenant, open
     signed_in(client, owner)
     form = client.get(reverse("console:key_issue"))
     nonce = form.context["form"]["nonce"].value()
-    response = client.post(reverse("console:key_issue"),
-                           issue_form(open_group, nonce=nonce, spend_cap="12.5"))
+    response = client.post(
+        reverse("console:key_issue"), issue_form(open_group, nonce=nonce, spend_cap="12.5")
+    )
     assert response.status_code == 200
     secret = response.context["secret"]
     assert keys.has_generated_shape(secret) and keys.checksum_ok(secret)
@@ -44,8 +45,11 @@ def test_issuing_a_key_shows_its_secret_exactly_once(client, owner, tenant, open
     event = AuditEvent.objects.get(action="key.issued")
     assert (event.actor, event.tenant, event.target) == (owner, tenant, f"prod ({key.masked})")
 
-    for url in (reverse("console:keys"), reverse("console:key_detail", kwargs={"key_id": key.pk}),
-                reverse("console:audit")):
+    for url in (
+        reverse("console:keys"),
+        reverse("console:key_detail", kwargs={"key_id": key.pk}),
+        reverse("console:audit"),
+    ):
         page = client.get(url).content.decode()
         assert key.masked in page and secret not in page
     assert secret not in client.get(reverse("console:dashboard")).content.decode()
@@ -97,8 +101,16 @@ def test_a_key_may_only_narrow_its_group(client, owner, tenant, open_group):
     assert "allowed_models" in response.context["form"].errors
     assert not ApiKey.objects.exists()
 
-    response = client.post(url, issue_form(open_group, limit_rpm=600, limit_concurrency=4,
-                                           allowed_models=[SMALL], expires="2999-01-01T12:30"))
+    response = client.post(
+        url,
+        issue_form(
+            open_group,
+            limit_rpm=600,
+            limit_concurrency=4,
+            allowed_models=[SMALL],
+            expires="2999-01-01T12:30",
+        ),
+    )
     assert "secret" in response.context
     key = ApiKey.objects.get()
     assert (key.limit_rpm, key.limit_tpm, key.limit_concurrency) == (600, None, 4)
@@ -107,22 +119,26 @@ def test_a_key_may_only_narrow_its_group(client, owner, tenant, open_group):
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "not-an-ip", "10.0.0.5/24", "300.1.1.1"])
-def test_an_ip_allow_list_entry_that_is_not_a_cidr_range_is_refused(
-    client, owner, open_group, bad
-):
+def test_an_ip_allow_list_entry_that_is_not_a_cidr_range_is_refused(client, owner, open_group, bad):
     signed_in(client, owner)
-    response = client.post(reverse("console:key_issue"),
-                           issue_form(open_group, allowed_ips=f"203.0.113.0/24\n{bad}"))
+    response = client.post(
+        reverse("console:key_issue"), issue_form(open_group, allowed_ips=f"203.0.113.0/24\n{bad}")
+    )
     assert bad in str(response.context["form"].errors["allowed_ips"])
     assert not ApiKey.objects.exists()
 
 
 def test_an_ip_allow_list_is_stored_as_ranges(client, owner, open_group):
     signed_in(client, owner)
-    client.post(reverse("console:key_issue"), issue_form(
-        open_group, allowed_ips="203.0.113.0/24\n2001:db8::/32, 198.51.100.7"))
-    assert ApiKey.objects.get().allowed_ips == ["203.0.113.0/24", "2001:db8::/32",
-                                                "198.51.100.7/32"]
+    client.post(
+        reverse("console:key_issue"),
+        issue_form(open_group, allowed_ips="203.0.113.0/24\n2001:db8::/32, 198.51.100.7"),
+    )
+    assert ApiKey.objects.get().allowed_ips == [
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "198.51.100.7/32",
+    ]
 
 
 def test_revoking_a_key_is_audited_and_the_key_is_revoked(client, owner, tenant, acme_key):
@@ -135,7 +151,10 @@ def test_revoking_a_key_is_audited_and_the_key_is_revoked(client, owner, tenant,
     assert acme_key.status == ApiKey.Status.REVOKED and acme_key.revoked is not None
     [event] = AuditEvent.objects.filter(action="key.revoked")
     assert (event.actor, event.tenant, event.target) == (
-        owner, tenant, f"acme-prod ({acme_key.masked})")
+        owner,
+        tenant,
+        f"acme-prod ({acme_key.masked})",
+    )
     client.post(url)  # twice: still one event
     assert AuditEvent.objects.filter(action="key.revoked").count() == 1
     listing = client.get(reverse("console:keys")).content.decode()

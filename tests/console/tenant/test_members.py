@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 # --- members -------------------------------------------------------------------
 
 
-def test_owners_add_change_and_remove_members(client, owner, member, tenant,
-                                              django_user_model):
+def test_owners_add_change_and_remove_members(client, owner, member, tenant, django_user_model):
     django_user_model.objects.create_user("nina", password="pw-nina-123")
     signed_in(client, owner)
     url = reverse("console:members")
@@ -33,8 +32,9 @@ def test_owners_add_change_and_remove_members(client, owner, member, tenant,
     assert nina.role == Membership.Role.OWNER
     client.post(reverse("console:member_remove", kwargs={"member_id": nina.pk}))
     assert not Membership.objects.filter(pk=nina.pk).exists()
-    assert list(AuditEvent.objects.filter(tenant=tenant).order_by("pk").values_list(
-        "action", flat=True)) == ["member.added", "member.role_changed", "member.removed"]
+    assert list(
+        AuditEvent.objects.filter(tenant=tenant).order_by("pk").values_list("action", flat=True)
+    ) == ["member.added", "member.role_changed", "member.removed"]
 
 
 def test_the_last_owner_can_be_neither_demoted_nor_removed(client, owner, member, tenant):

@@ -32,8 +32,9 @@ def test_an_owner_sets_and_clears_the_low_balance_alert(client, owner, tenant):
 
 
 def test_a_new_threshold_rearms_the_alert(client, owner, tenant):
-    Tenant.objects.filter(pk=tenant.pk).update(low_balance_threshold_nanos=1,
-                                               low_balance_notified=True)
+    Tenant.objects.filter(pk=tenant.pk).update(
+        low_balance_threshold_nanos=1, low_balance_notified=True
+    )
     signed_in(client, owner).post(reverse("console:notifications"), {"threshold": "3"})
     tenant.refresh_from_db()
     assert tenant.low_balance_threshold_nanos == 3 * 10**9 and not tenant.low_balance_notified
@@ -49,7 +50,8 @@ def test_bad_input_is_a_clear_error_not_a_500(client, owner, tenant, bad):
 
 
 def test_the_page_reads_in_chinese(client, owner, tenant):
-    page = signed_in(client, owner).get(reverse("console:notifications"),
-                                        HTTP_ACCEPT_LANGUAGE="zh-Hans")
+    page = signed_in(client, owner).get(
+        reverse("console:notifications"), HTTP_ACCEPT_LANGUAGE="zh-Hans"
+    )
     text = page.content.decode()
     assert "余额低于此值时提醒" in text and "即将过期的令牌" in text

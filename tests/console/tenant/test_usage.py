@@ -48,13 +48,23 @@ def csv_rows(response) -> list[dict]:
 def test_usage_totals_are_those_of_every_filtered_record(client, owner, usage):
     acme_key, _other = usage["keys"]
     since, until = today() - dt.timedelta(days=25), today() - dt.timedelta(days=1)
-    params = {"key": acme_key.pk, "model": "", "status": "served",
-              "since": since.isoformat(), "until": until.isoformat()}
+    params = {
+        "key": acme_key.pk,
+        "model": "",
+        "status": "served",
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+    }
     expected = sorted(
-        (r for r in usage["records"]
-         if r.api_key == acme_key and r.status == "served"
-         and since <= r.created.astimezone(dt.UTC).date() <= until),
-        key=lambda r: r.created, reverse=True,
+        (
+            r
+            for r in usage["records"]
+            if r.api_key == acme_key
+            and r.status == "served"
+            and since <= r.created.astimezone(dt.UTC).date() <= until
+        ),
+        key=lambda r: r.created,
+        reverse=True,
     )
     assert len(expected) > 50  # more than one page
     signed_in(client, owner)
@@ -72,8 +82,13 @@ def test_usage_totals_are_those_of_every_filtered_record(client, owner, usage):
 
 def test_the_csv_holds_exactly_the_filtered_rows_of_every_page(client, owner, usage):
     signed_in(client, owner)
-    params = {"model": LARGE, "status": "", "key": "",
-              "since": (today() - dt.timedelta(days=35)).isoformat(), "until": ""}
+    params = {
+        "model": LARGE,
+        "status": "",
+        "key": "",
+        "since": (today() - dt.timedelta(days=35)).isoformat(),
+        "until": "",
+    }
     on_pages = pages(client, params)
     assert len(on_pages) > 50
     page = client.get(reverse("console:usage"), params)
@@ -95,8 +110,11 @@ def test_the_csv_holds_exactly_the_filtered_rows_of_every_page(client, owner, us
 def test_without_filters_the_usage_page_shows_the_last_30_days(client, owner, usage):
     signed_in(client, owner)
     since = today() - dt.timedelta(days=29)
-    expected = {r.request_id for r in usage["records"]
-                if r.tenant.slug == "acme" and r.created.astimezone(dt.UTC).date() >= since}
+    expected = {
+        r.request_id
+        for r in usage["records"]
+        if r.tenant.slug == "acme" and r.created.astimezone(dt.UTC).date() >= since
+    }
     response = client.get(reverse("console:usage"))
     assert response.context["totals"]["count"] == len(expected)
     rows = csv_rows(client.get(reverse("console:usage_csv")))
@@ -107,8 +125,11 @@ def test_the_csv_streams_asynchronously_under_asgi(owner, usage):
     client = AsyncClient()
     client.force_login(owner)
     params = {"key": "", "model": SMALL, "status": "failed", "since": "", "until": ""}
-    expected = {r.request_id for r in usage["records"]
-                if r.tenant.slug == "acme" and r.model == SMALL and r.status == "failed"}
+    expected = {
+        r.request_id
+        for r in usage["records"]
+        if r.tenant.slug == "acme" and r.model == SMALL and r.status == "failed"
+    }
 
     async def fetch():
         response = await client.get(reverse("console:usage_csv"), params)

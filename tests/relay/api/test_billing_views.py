@@ -33,15 +33,17 @@ def dollars(nanos: int) -> float:
 
 @server
 def test_the_subscription_endpoint_reports_the_balance_left(relay, tenant, secret):
-    before = relay.get("/v1/dashboard/billing/subscription",
-                       headers={"Authorization": f"Bearer {secret}"})
+    before = relay.get(
+        "/v1/dashboard/billing/subscription", headers={"Authorization": f"Bearer {secret}"}
+    )
     assert before.status_code == 200, before.text
     assert before.json()["object"] == "billing_subscription"
     assert before.json()["hard_limit_usd"] == 100.0
 
     assert hello(relay, secret).status_code == 200
-    after = relay.get("/v1/dashboard/billing/subscription",
-                      headers={"Authorization": f"Bearer {secret}"})
+    after = relay.get(
+        "/v1/dashboard/billing/subscription", headers={"Authorization": f"Bearer {secret}"}
+    )
 
     assert after.json()["hard_limit_usd"] == dollars(STARTING_BALANCE_NANOS - HELLO_COST)
     assert after.json()["hard_limit_usd"] < 100.0
@@ -62,10 +64,16 @@ def test_the_usage_endpoint_reports_the_spend_of_the_range_in_cents(
     today = dt.datetime.now(dt.UTC).date()
     auth = {"Authorization": f"Bearer {secret}"}
 
-    usage = relay.get("/v1/dashboard/billing/usage", headers=auth, params={
-        "start_date": str(today), "end_date": str(today + dt.timedelta(days=1))})
-    earlier = relay.get("/v1/dashboard/billing/usage", headers=auth, params={
-        "start_date": str(today - dt.timedelta(days=3)), "end_date": str(today)})
+    usage = relay.get(
+        "/v1/dashboard/billing/usage",
+        headers=auth,
+        params={"start_date": str(today), "end_date": str(today + dt.timedelta(days=1))},
+    )
+    earlier = relay.get(
+        "/v1/dashboard/billing/usage",
+        headers=auth,
+        params={"start_date": str(today - dt.timedelta(days=3)), "end_date": str(today)},
+    )
 
     assert usage.status_code == 200, usage.text
     assert usage.json()["total_usage"] == round(spent / 1e9 * 100, 7)
@@ -75,9 +83,11 @@ def test_the_usage_endpoint_reports_the_spend_of_the_range_in_cents(
 
 @server
 def test_the_usage_endpoint_refuses_a_bad_date_in_the_envelope(relay, secret):
-    response = relay.get("/v1/dashboard/billing/usage",
-                         headers={"Authorization": f"Bearer {secret}"},
-                         params={"start_date": "last tuesday"})
+    response = relay.get(
+        "/v1/dashboard/billing/usage",
+        headers={"Authorization": f"Bearer {secret}"},
+        params={"start_date": "last tuesday"},
+    )
 
     error = assert_envelope(response, 400, "invalid_request_error")
     assert error["param"] == "start_date"

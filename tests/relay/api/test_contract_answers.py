@@ -46,8 +46,10 @@ def test_a_token_array_gets_one_embedding(relay, secret):
     assert response.status_code == 200, response.text
     assert [item["index"] for item in response.json()["data"]] == [0]
     assert len(response.json()["data"][0]["embedding"]) == 1536
-    assert response.json()["usage"] == {"prompt_tokens": len(token_ids),
-                                        "total_tokens": len(token_ids)}
+    assert response.json()["usage"] == {
+        "prompt_tokens": len(token_ids),
+        "total_tokens": len(token_ids),
+    }
 
 
 def test_a_list_of_token_arrays_gets_one_embedding_each_in_input_order(relay, secret):
@@ -78,8 +80,7 @@ def test_endoftext_in_text_is_counted_as_text(relay, secret):
 def test_base64_embeddings_decode_to_the_float_answer(relay, secret):
     texts = ["hello world", PROSE]
     as_floats = vectors(embed(relay, secret, {"model": SMALL, "input": texts}))
-    response = embed(relay, secret, {"model": SMALL, "input": texts,
-                                     "encoding_format": "base64"})
+    response = embed(relay, secret, {"model": SMALL, "input": texts, "encoding_format": "base64"})
     as_base64 = vectors(response)
     assert all(isinstance(item, str) for item in as_base64)
     assert [decoded(item) for item in as_base64] == [float32(v) for v in as_floats]
@@ -93,8 +94,9 @@ def test_base64_is_encoded_by_the_relay_when_the_upstream_sends_floats(
     _key, secret = ApiKey.issue(tenant=tenant, group=group, name="floats")
     texts = ["hello world", "second"]
     as_floats = vectors(embed(relay, secret, {"model": SMALL, "input": texts}))
-    as_base64 = vectors(embed(relay, secret, {"model": SMALL, "input": texts,
-                                              "encoding_format": "base64"}))
+    as_base64 = vectors(
+        embed(relay, secret, {"model": SMALL, "input": texts, "encoding_format": "base64"})
+    )
     assert all(isinstance(item, str) for item in as_base64)
     assert [decoded(item) for item in as_base64] == [float32(v) for v in as_floats]
 

@@ -32,8 +32,13 @@ def test_a_body_that_is_not_json_gets_400(relay, secret, upstream, body):
 
 @pytest.mark.parametrize(
     "body",
-    [b"[]", b'"text-embedding-3-small"', b"42", b"null",
-     b'[{"model": "text-embedding-3-small", "input": "hi"}]'],
+    [
+        b"[]",
+        b'"text-embedding-3-small"',
+        b"42",
+        b"null",
+        b'[{"model": "text-embedding-3-small", "input": "hi"}]',
+    ],
     ids=["array", "string", "number", "null", "array-of-object"],
 )
 def test_json_that_is_not_an_object_gets_400(relay, secret, upstream, body):
@@ -177,8 +182,11 @@ def test_dimensions_on_ada_002_get_400(relay, secret, upstream):
     assert error["param"] == "dimensions"
 
 
-@pytest.mark.parametrize("dimensions", [0, -1, "8", 1.5, True, 1537],
-                         ids=["zero", "negative", "string", "float", "boolean", "above-1536"])
+@pytest.mark.parametrize(
+    "dimensions",
+    [0, -1, "8", 1.5, True, 1537],
+    ids=["zero", "negative", "string", "float", "boolean", "above-1536"],
+)
 def test_a_bad_dimensions_value_gets_400(relay, secret, upstream, dimensions):
     body = {"model": SMALL, "input": "hi", "dimensions": dimensions}
     error = refused(embed(relay, secret, body), 400, upstream)
@@ -194,8 +202,9 @@ def test_dimensions_above_3072_on_3_large_get_400(relay, secret, upstream):
     assert "between 1 and 3072" in error["message"]
 
 
-@pytest.mark.parametrize("encoding_format", ["json", "FLOAT", "", 1],
-                         ids=["json", "upper-case", "empty", "number"])
+@pytest.mark.parametrize(
+    "encoding_format", ["json", "FLOAT", "", 1], ids=["json", "upper-case", "empty", "number"]
+)
 def test_a_bad_encoding_format_gets_400(relay, secret, upstream, encoding_format):
     body = {"model": SMALL, "input": "hi", "encoding_format": encoding_format}
     error = refused(embed(relay, secret, body), 400, upstream)
@@ -230,8 +239,9 @@ def test_a_model_of_another_group_gets_404(relay, secret, fake_upstream, upstrea
 
 
 def test_a_model_outside_the_keys_allow_list_gets_404(relay, tenant, group, channel, upstream):
-    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="small-only",
-                                allowed_models=[SMALL])
+    _key, secret = ApiKey.issue(
+        tenant=tenant, group=group, name="small-only", allowed_models=[SMALL]
+    )
     error = refused(embed(relay, secret, {"model": LARGE, "input": "hi"}), 404, upstream)
     assert error["message"] == (
         f"The model `{LARGE}` does not exist or you do not have access to it."

@@ -40,8 +40,9 @@ def test_models_lists_the_keys_group_models_in_openai_shape(relay, secret, fake_
 
 def test_models_are_filtered_by_the_keys_allow_list(relay, tenant, group, channel, fake_upstream):
     group_with("premium", ["bge-m3"], fake_upstream.base_url())
-    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="limited",
-                                allowed_models=[SMALL, ADA, "bge-m3"])
+    _key, secret = ApiKey.issue(
+        tenant=tenant, group=group, name="limited", allowed_models=[SMALL, ADA, "bge-m3"]
+    )
     response = relay.get("/v1/models", headers=bearer(secret))
     assert response.status_code == 200, response.text
     assert sorted(item["id"] for item in response.json()["data"]) == [SMALL, ADA]
@@ -57,14 +58,16 @@ def test_one_model_can_be_fetched(relay, secret):
     assert isinstance(body["owned_by"], str)
 
 
-@pytest.mark.parametrize("model", ["no-such-model", "bge-m3", LARGE],
-                         ids=["unknown", "other-group", "outside-allow-list"])
+@pytest.mark.parametrize(
+    "model",
+    ["no-such-model", "bge-m3", LARGE],
+    ids=["unknown", "other-group", "outside-allow-list"],
+)
 def test_a_model_the_key_may_not_use_gets_404_from_models(
     relay, tenant, group, channel, fake_upstream, model
 ):
     group_with("premium", ["bge-m3"], fake_upstream.base_url())
-    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="limited",
-                                allowed_models=[SMALL])
+    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="limited", allowed_models=[SMALL])
     error = enveloped(relay.get(f"/v1/models/{model}", headers=bearer(secret)), 404)
     assert error["code"] == "model_not_found"
     assert error["message"] == (
@@ -98,12 +101,17 @@ def test_models_with_an_unknown_key_gets_401(relay, secret):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/nothing"), ("GET", "/v1/nothing"), ("POST", "/v1/embeddings/extra"),
-     ("POST", "/v1/chat/completions")],
+    [
+        ("POST", "/v1/nothing"),
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/embeddings/extra"),
+        ("POST", "/v1/chat/completions"),
+    ],
 )
 def test_an_unknown_v1_path_gets_404_in_the_envelope(relay, secret, upstream, method, path):
-    response = relay.request(method, path, json={"model": SMALL, "input": "hi"},
-                             headers=bearer(secret))
+    response = relay.request(
+        method, path, json={"model": SMALL, "input": "hi"}, headers=bearer(secret)
+    )
     error = refused(response, 404, upstream)
     assert "<html" not in response.text.lower()
     assert error["type"] == "invalid_request_error"

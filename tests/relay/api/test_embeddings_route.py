@@ -64,8 +64,11 @@ def assert_same_answer(direct: Answer, through_django: Answer) -> None:
 
 
 def logged(caplog, answer: Answer) -> tuple[int, str]:
-    [line] = [r for r in caplog.records if r.name == "relay.requests"
-              and r.request_id == answer.headers["x-request-id"]]
+    [line] = [
+        r
+        for r in caplog.records
+        if r.name == "relay.requests" and r.request_id == answer.headers["x-request-id"]
+    ]
     return line.status, line.error_code
 
 
@@ -117,8 +120,10 @@ def test_a_body_over_the_limit_is_refused_before_the_rest_is_read(settings):
 
 
 def test_a_client_that_hangs_up_mid_body_gets_no_answer_and_no_log_line(caplog):
-    messages = [{"type": "http.request", "body": b'{"model": ', "more_body": True},
-                {"type": "http.disconnect"}]
+    messages = [
+        {"type": "http.request", "body": b'{"model": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
     with caplog.at_level(logging.INFO, logger="relay.requests"):
         answer = call(application, messages=messages)
     assert answer.messages == []
@@ -158,10 +163,14 @@ def test_a_request_cancelled_in_the_pipeline_is_cleaned_up_and_not_answered(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("path", ["/v1/embeddings", "/v1/embeddings/"])
 def test_a_served_and_a_refused_request_carry_their_length_and_request_id(relay, secret, path):
-    served = relay.post(path, json={"model": SMALL, "input": "hi"},
-                        headers={"Authorization": f"Bearer {secret}"})
-    refused = relay.post(path, json={"model": "no-such-model", "input": "hi"},
-                         headers={"Authorization": f"Bearer {secret}"})
+    served = relay.post(
+        path, json={"model": SMALL, "input": "hi"}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    refused = relay.post(
+        path,
+        json={"model": "no-such-model", "input": "hi"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
     assert (served.status_code, refused.status_code) == (200, 404)
     for response in (served, refused):
         assert response.headers["content-type"] == "application/json"

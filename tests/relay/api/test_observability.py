@@ -24,10 +24,19 @@ def logged_relay(server_env, tmp_path):
     log_path = tmp_path / "relay.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "relay.asgi:application", "--port", str(port),
-             "--no-access-log"],
-            cwd=ROOT, env={**server_env, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
-            stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "relay.asgi:application",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={**server_env, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         wait_for_port(port, process)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

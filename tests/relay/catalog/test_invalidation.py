@@ -35,10 +35,13 @@ def statuses(urls: list[str], secret: str, per_node: int = 6) -> set[int]:
     for url in urls:
         with httpx.Client(base_url=url, timeout=10) as client:
             for _ in range(per_node):
-                seen.add(client.post(
-                    "/v1/embeddings", json={"model": SMALL, "input": HELLO},
-                    headers={"Authorization": f"Bearer {secret}"},
-                ).status_code)
+                seen.add(
+                    client.post(
+                        "/v1/embeddings",
+                        json={"model": SMALL, "input": HELLO},
+                        headers={"Authorization": f"Bearer {secret}"},
+                    ).status_code
+                )
     return seen
 
 

@@ -2,71 +2,18 @@
 
 from __future__ import annotations
 
-import copy
-import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import yaml
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from accounts import keys
-from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
+from accounts.models import ApiKey, Group, GroupModel, Tenant
 from billing.models import BasePrice
 from relay.models import Channel, ChannelModel
 from tests.helpers import ROOT
-
-UPSTREAM_KEY = "sk-upstream-0123456789-do-not-print"
-IMPORTED_SECRET = "sk-imported-0123456789abcdef"
-
-EXAMPLE = f"""
-currency: USD
-base_prices:
-  text-embedding-3-small: "0.02"
-  text-embedding-3-large: 0.13
-groups:
-  default: {{models: [text-embedding-3-small, text-embedding-3-large], price_ratio: 1.0,
-             rpm: 600, tpm: 1000000, concurrency: 50}}
-  vip:     {{models: [text-embedding-3-small], prices: {{text-embedding-3-small: "0.016"}},
-             rpm: 6000}}
-channels:
-  openai-main: {{kind: openai, base_url: "https://api.openai.com/v1", api_key_env: OPENAI_API_KEY,
-                models: [text-embedding-3-small, text-embedding-3-large], groups: [default, vip],
-                priority: 0, weight: 10}}
-  local-bge:   {{kind: openai, base_url: "http://127.0.0.1:8080/v1", api_key: "sk-local",
-                models: {{text-embedding-3-small: "BAAI/bge-m3"}}, groups: [default], priority: 1,
-                enabled: false}}
-tenants:
-  acme: {{name: "Acme Corp", balance: "25.00", groups: [default, vip]}}
-keys:
-  - {{tenant: acme, group: default, name: ci, secret: "{IMPORTED_SECRET}"}}
-  - {{tenant: acme, group: vip, name: batch, rpm: 60, models: [text-embedding-3-small],
-     expires: "2027-01-01T00:00:00Z"}}
-"""
-
-
-@pytest.fixture(autouse=True)
-def upstream_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", UPSTREAM_KEY)
-
-
-@pytest.fixture
-def apply(tmp_path):
-    """Write ``config`` (YAML text or a dict) to a file, apply it, return the output lines."""
-
-    def apply(config: str | dict) -> list[str]:
-        path = tmp_path / "relay.yaml"
-        path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
-        out = io.StringIO()
-        call_command("apply_config", str(path), stdout=out)
-        return out.getvalue().splitlines()
-
-    return apply
-
-
-def example() -> dict:
-    return copy.deepcopy(yaml.safe_load(EXAMPLE))
+from tests.relay.config.example import EXAMPLE, IMPORTED_SECRET, UPSTREAM_KEY, example
 
 
 def snapshot() -> dict:
@@ -376,8 +323,11 @@ def _unknown_tenant(config):
         (_model_without_any_price, "groups.vip.models: text-embedding-ada-002 has no price"),
         (_sub_nano_price, "base_prices.text-embedding-3-large: .* more precise than 9 decimal"),
         (_ftp_base_url, "channels.local-bge.base_url: must start with http:// or https://"),
-        (_metadata_base_url, "channels.local-bge.base_url: upstream address 169.254.169.254 "
-                             "is not allowed.* cloud metadata addresses are never allowed"),
+        (
+            _metadata_base_url,
+            "channels.local-bge.base_url: upstream address 169.254.169.254 "
+            "is not allowed.* cloud metadata addresses are never allowed",
+        ),
         (_zero_weight, "channels.local-bge.weight: expected a whole number from 1"),
         (_naive_expiry, r"keys\[1\] \(acme/batch\)\.expires: needs a timezone"),
         (_unknown_tenant, r"keys\[0\] \(globex/ci\)\.tenant: unknown tenant 'globex'"),
@@ -455,43 +405,3 @@ def test_the_example_in_the_docs_applies_twice(apply, monkeypatch):
     assert ChannelModel.objects.get(channel__name="azure-east").upstream_model == (
         "embed-large-deployment"
     )
-
-
-# --- the config file is an audited door, like the consoles ----------------------------------
-
-
-def config_events() -> list[tuple[str, str]]:
-    return sorted(
-        AuditEvent.objects.filter(detail__door="config").values_list("action", "target")
-    )
-
-
-@pytest.mark.django_db
-def test_each_object_the_file_creates_or_changes_is_audited_as_the_config_doors_change(apply):
-    apply(EXAMPLE)
-
-    assert config_events() == sorted([
-        ("price.set", "text-embedding-3-small"), ("price.set", "text-embedding-3-large"),
-        ("group.created", "default"), ("group.created", "vip"),
-        ("channel.created", "openai-main"), ("channel.created", "local-bge"),
-        ("tenant.created", "acme"),
-        ("keys.issued", "acme/ci"), ("keys.issued", "acme/batch"),
-    ])
-    assert all(event.actor is None for event in AuditEvent.objects.all())
-    # Names of what changed, never a credential or a secret.
-    details = str(list(AuditEvent.objects.values_list("detail", flat=True)))
-    for secret in (UPSTREAM_KEY, IMPORTED_SECRET, "sk-local"):
-        assert secret not in details
-
-    apply(EXAMPLE)  # nothing changes: nothing is audited
-    assert len(config_events()) == 9
-
-    config = example()
-    config["channels"]["local-bge"]["priority"] = 5
-    config["channels"]["local-bge"]["api_key"] = "sk-local-rotated"
-    apply(config)
-    [updated] = AuditEvent.objects.filter(action="channel.updated", detail__door="config")
-    assert updated.target == "local-bge"
-    assert sorted(updated.detail["changed"]) == ["credential", "priority"]
-    assert "sk-local-rotated" not in str(updated.detail)
-

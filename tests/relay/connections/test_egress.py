@@ -14,8 +14,18 @@ from relay.providers.base import ChannelRoute
 
 
 @pytest.mark.parametrize(
-    "address", ["10.1.2.3", "192.168.0.10", "172.16.5.5", "127.0.0.1", "::1", "fe80::1",
-                "169.254.1.1", "100.64.0.1", "::ffff:10.0.0.1"],
+    "address",
+    [
+        "10.1.2.3",
+        "192.168.0.10",
+        "172.16.5.5",
+        "127.0.0.1",
+        "::1",
+        "fe80::1",
+        "169.254.1.1",
+        "100.64.0.1",
+        "::ffff:10.0.0.1",
+    ],
 )
 def test_private_local_and_link_local_addresses_are_refused_by_default(address):
     with override_settings(RELAY_UPSTREAM_ALLOWED_NETWORKS=[]):
@@ -36,8 +46,14 @@ def test_an_allowed_range_opens_a_local_model_server_but_never_the_metadata_serv
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/v1", "file:///etc/passwd", "gopher://x/", "example.com/v1",
-            "http://169.254.169.254/latest/v1"],
+    "url",
+    [
+        "ftp://example.com/v1",
+        "file:///etc/passwd",
+        "gopher://x/",
+        "example.com/v1",
+        "http://169.254.169.254/latest/v1",
+    ],
 )
 def test_a_channel_base_url_must_be_http_and_not_a_refused_address(url):
     with pytest.raises(ValidationError):
@@ -49,8 +65,10 @@ class FakeResolver:
         self.addresses = addresses
 
     async def resolve(self, host, port=0, family=0):
-        return [{"hostname": host, "host": a, "port": port, "family": family, "proto": 0,
-                 "flags": 0} for a in self.addresses]
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
 
     async def close(self):
         return None
@@ -71,8 +89,14 @@ def test_a_channel_at_a_metadata_address_fails_over_without_connecting(monkeypat
 
     monkeypatch.setattr(upstream.pools, "http", no_connection)
     channel = ChannelRoute(
-        channel_id=1, name="evil", kind="openai", base_url="http://169.254.169.254/v1",
-        credential="sk-x", priority=0, weight=1, upstream_model="m",
+        channel_id=1,
+        name="evil",
+        kind="openai",
+        base_url="http://169.254.169.254/v1",
+        credential="sk-x",
+        priority=0,
+        weight=1,
+        upstream_model="m",
     )
     request = EmbeddingRequest(model="m", input="hi", token_counts=[1])
     with pytest.raises(upstream.ChannelFailed) as failure:

@@ -20,8 +20,9 @@ FAILS = Script("return redis.error_reply('ERR the script says no')")
 
 
 def client(url: str | None = None, reply_timeout_s: float = 2.0) -> LuaClient:
-    return LuaClient(url or settings.REDIS_URL, connect_timeout_s=1.0,
-                     reply_timeout_s=reply_timeout_s)
+    return LuaClient(
+        url or settings.REDIS_URL, connect_timeout_s=1.0, reply_timeout_s=reply_timeout_s
+    )
 
 
 def with_db(url: str, db: int) -> str:
@@ -164,9 +165,7 @@ def test_the_reply_of_a_call_whose_caller_left_goes_to_if_abandoned():
         lua = client()
         await lua.run(ECHO, ["i"], [0])  # connected: the next call is written at once
         abandoned = []
-        gone = asyncio.ensure_future(
-            lua.send(ECHO, ["left"], [1], if_abandoned=abandoned.append)
-        )
+        gone = asyncio.ensure_future(lua.send(ECHO, ["left"], [1], if_abandoned=abandoned.append))
         await asyncio.sleep(0)
         gone.cancel()
         answered = await lua.send(ECHO, ["kept"], [2], if_abandoned=abandoned.append)

@@ -40,10 +40,14 @@ def test_usage_is_read_from_an_upstream_body():
 
 @pytest.mark.parametrize(
     ("usage", "expected"),
-    [(..., (None, None)), (None, (None, None)), ({"total_tokens": 5}, (None, 5)),
-     ({"prompt_tokens": 0, "total_tokens": 0}, (0, 0)),
-     ({"prompt_tokens": -3, "total_tokens": True}, (None, None)),
-     ({"prompt_tokens": "8", "total_tokens": 8.5}, (None, None))],
+    [
+        (..., (None, None)),
+        (None, (None, None)),
+        ({"total_tokens": 5}, (None, 5)),
+        ({"prompt_tokens": 0, "total_tokens": 0}, (0, 0)),
+        ({"prompt_tokens": -3, "total_tokens": True}, (None, None)),
+        ({"prompt_tokens": "8", "total_tokens": 8.5}, (None, None)),
+    ],
     ids=["absent", "null", "only-total", "zeros", "negative-and-bool", "string-and-float"],
 )
 def test_missing_or_unusable_usage_reads_as_none(usage, expected):
@@ -52,14 +56,20 @@ def test_missing_or_unusable_usage_reads_as_none(usage, expected):
 
 def test_usage_with_nested_token_details_is_read():
     # Several OpenAI-compatible providers add *_tokens_details objects.
-    upstream = body({"prompt_tokens": 8, "total_tokens": 8,
-                     "prompt_tokens_details": {"cached_tokens": 0, "text_tokens": 8}})
+    upstream = body(
+        {
+            "prompt_tokens": 8,
+            "total_tokens": 8,
+            "prompt_tokens_details": {"cached_tokens": 0, "text_tokens": 8},
+        }
+    )
     assert passthrough.read_usage(upstream) == (8, 8)
 
 
 def test_a_pretty_printed_body_is_read():
-    upstream = orjson.dumps(orjson.loads(body({"prompt_tokens": 3, "total_tokens": 3})),
-                            option=orjson.OPT_INDENT_2)
+    upstream = orjson.dumps(
+        orjson.loads(body({"prompt_tokens": 3, "total_tokens": 3})), option=orjson.OPT_INDENT_2
+    )
     assert passthrough.read_usage(upstream) == (3, 3)
     assert passthrough.read_model(upstream) == SMALL
     assert passthrough.is_float_encoded(upstream)
@@ -67,8 +77,12 @@ def test_a_pretty_printed_body_is_read():
 
 @pytest.mark.parametrize(
     "usage",
-    [..., None, {"total_tokens": 0}, {"prompt_tokens": 0, "total_tokens": 0,
-                                       "prompt_tokens_details": {"cached_tokens": 0}}],
+    [
+        ...,
+        None,
+        {"total_tokens": 0},
+        {"prompt_tokens": 0, "total_tokens": 0, "prompt_tokens_details": {"cached_tokens": 0}},
+    ],
     ids=["absent", "null", "partial", "nested-details"],
 )
 def test_usage_filled_in_by_the_relay_leaves_a_valid_body(usage):
@@ -102,28 +116,37 @@ def test_a_float_embedding_is_recognised_and_a_base64_one_is_not():
     assert passthrough.is_float_encoded(body())
     as_base64 = base64.b64encode(struct.pack("<2f", 0.25, -0.5)).decode()
     assert not passthrough.is_float_encoded(
-        orjson.dumps({"object": "list", "data": [{"object": "embedding", "index": 0,
-                                                  "embedding": as_base64}]})
+        orjson.dumps(
+            {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": as_base64}],
+            }
+        )
     )
     assert not passthrough.is_float_encoded(b'{"object":"list","data":[]}')
 
 
 def test_floats_are_encoded_as_little_endian_float32_base64():
     values = [0.1, -0.2, 0.30000001192092896, 1e-8]
-    upstream = orjson.dumps({
-        "object": "list",
-        "data": [{"object": "embedding", "index": 0, "embedding": values},
-                 {"object": "embedding", "index": 1, "embedding": values[::-1]}],
-        "model": SMALL,
-        "usage": {"prompt_tokens": 2, "total_tokens": 2},
-    })
+    upstream = orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": 0, "embedding": values},
+                {"object": "embedding", "index": 1, "embedding": values[::-1]},
+            ],
+            "model": SMALL,
+            "usage": {"prompt_tokens": 2, "total_tokens": 2},
+        }
+    )
     converted = orjson.loads(passthrough.to_base64(upstream))
     for item, expected in zip(converted["data"], [values, values[::-1]], strict=True):
         raw = base64.b64decode(item["embedding"])
         assert len(raw) == 4 * len(expected)
         decoded = struct.unpack(f"<{len(expected)}f", raw)
-        assert decoded == struct.unpack(f"<{len(expected)}f",
-                                        struct.pack(f"<{len(expected)}f", *expected))
+        assert decoded == struct.unpack(
+            f"<{len(expected)}f", struct.pack(f"<{len(expected)}f", *expected)
+        )
     assert [item["index"] for item in converted["data"]] == [0, 1]
     assert converted["model"] == SMALL
     assert converted["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
@@ -153,14 +176,22 @@ def known(payload: dict) -> tuple[bytes, dict]:
     return orjson.dumps(payload), payload
 
 
-NESTED_USAGE = known({
-    "object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-    "model": "m", "usage": {"prompt_tokens": 4, "prompt_tokens_details": {"cached_tokens": 0}},
-})
-QUOTED_MODEL = known({
-    "object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-    "model": 'say "model', "usage": {"prompt_tokens": 4, "total_tokens": 4},
-})
+NESTED_USAGE = known(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+        "model": "m",
+        "usage": {"prompt_tokens": 4, "prompt_tokens_details": {"cached_tokens": 0}},
+    }
+)
+QUOTED_MODEL = known(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+        "model": 'say "model',
+        "usage": {"prompt_tokens": 4, "total_tokens": 4},
+    }
+)
 # No example database written into the repository.
 no_database = settings(database=None)
 
@@ -173,8 +204,10 @@ def test_any_upstream_body_keeps_valid_json_when_usage_is_filled_in(case, tokens
     filled = orjson.loads(
         passthrough.with_usage(upstream, prompt_tokens=tokens_count, total_tokens=tokens_count)
     )
-    assert filled == {**payload, "usage": {"prompt_tokens": tokens_count,
-                                           "total_tokens": tokens_count}}
+    assert filled == {
+        **payload,
+        "usage": {"prompt_tokens": tokens_count, "total_tokens": tokens_count},
+    }
 
 
 @no_database

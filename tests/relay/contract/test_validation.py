@@ -45,10 +45,28 @@ def test_a_json_object_body_is_parsed():
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b'{"model": "m",', b"\xff\xfe{}", b"[]", b'"text"', b"42", b"null",
-     b'[{"model": "m", "input": "hi"}]'],
-    ids=["empty", "text", "truncated", "not-utf8", "array", "string", "number", "null",
-         "array-of-object"],
+    [
+        b"",
+        b"not json",
+        b'{"model": "m",',
+        b"\xff\xfe{}",
+        b"[]",
+        b'"text"',
+        b"42",
+        b"null",
+        b'[{"model": "m", "input": "hi"}]',
+    ],
+    ids=[
+        "empty",
+        "text",
+        "truncated",
+        "not-utf8",
+        "array",
+        "string",
+        "number",
+        "null",
+        "array-of-object",
+    ],
 )
 def test_a_body_that_is_not_a_json_object_is_refused(body):
     error = refusal(validation.parse_body, body)
@@ -246,9 +264,7 @@ def test_texts_over_300000_tokens_in_all_are_refused_with_their_count():
     per_item = tokens.count_text(item)
     assert 7000 < per_item <= 8192
     error = refusal(read_input, [item] * 40)
-    assert error["message"] == (
-        f"Requested {40 * per_item} tokens, max 300000 tokens per request"
-    )
+    assert error["message"] == (f"Requested {40 * per_item} tokens, max 300000 tokens per request")
 
 
 # --- options ------------------------------------------------------------------
@@ -281,8 +297,9 @@ def test_a_bad_dimensions_value_is_refused_naming_the_allowed_range(dimensions):
     assert "between 1 and 1536" in error["message"]
 
 
-@pytest.mark.parametrize(("model", "dimensions"), [(SMALL, 1), (SMALL, 256), (SMALL, 1536),
-                                                   (LARGE, 3072)])
+@pytest.mark.parametrize(
+    ("model", "dimensions"), [(SMALL, 1), (SMALL, 256), (SMALL, 1536), (LARGE, 3072)]
+)
 def test_dimensions_up_to_the_native_size_are_accepted(model, dimensions):
     assert read_options(model, dimensions=dimensions)[1] == dimensions
 
@@ -314,8 +331,13 @@ def test_a_user_with_any_other_unicode_is_accepted():
 
 
 def test_a_whole_request_is_read_into_one_object():
-    data = {"model": SMALL, "input": ["hello world", "a"], "encoding_format": "base64",
-            "dimensions": 256, "user": "end-user-7"}
+    data = {
+        "model": SMALL,
+        "input": ["hello world", "a"],
+        "encoding_format": "base64",
+        "dimensions": 256,
+        "user": "end-user-7",
+    }
     request = asyncio.run(validation.read_request(data, SMALL))
     assert request.model == SMALL
     assert request.input == ["hello world", "a"]

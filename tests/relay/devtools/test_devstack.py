@@ -164,10 +164,14 @@ def test_the_test_command_checks_style_formatting_and_types():
 
 
 def test_a_failing_check_is_named_and_the_next_checks_still_run(monkeypatch, capsys):
-    monkeypatch.setattr(suite, "CHECKS", {
-        "fails": ["-c", "raise SystemExit(3)"],
-        "passes": ["-c", "print('ran')"],
-    })
+    monkeypatch.setattr(
+        suite,
+        "CHECKS",
+        {
+            "fails": ["-c", "raise SystemExit(3)"],
+            "passes": ["-c", "print('ran')"],
+        },
+    )
 
     failed = suite.run_checks(dict(os.environ))
 

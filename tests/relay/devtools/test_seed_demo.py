@@ -23,11 +23,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Every demo model, as the seed lists them, and the vector size the fake answers for it.
 DEMO_MODELS = {
-    "text-embedding-3-small": 1536, "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536, "azure-text-embedding-3-small": 1536,
-    "gemini-embedding-001": 3072, "embed-v4.0": 1536, "voyage-3.5": 1024,
-    "jina-embeddings-v3": 1024, "mistral-embed": 1024, "nomic-embed-text": 768,
-    "titan-embed-text-v2": 1024, "cohere-embed-v4": 1536,
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+    "azure-text-embedding-3-small": 1536,
+    "gemini-embedding-001": 3072,
+    "embed-v4.0": 1536,
+    "voyage-3.5": 1024,
+    "jina-embeddings-v3": 1024,
+    "mistral-embed": 1024,
+    "nomic-embed-text": 768,
+    "titan-embed-text-v2": 1024,
+    "cohere-embed-v4": 1536,
 }
 TEXTS = ["hello world", "naïve café"]
 
@@ -45,8 +52,7 @@ def test_every_demo_model_answers_with_its_vectors_through_the_relay(relay, fake
     assert lines[-1] == "demo models: " + ", ".join(DEMO_MODELS)
     fake_upstream.reset()
     for model, size in DEMO_MODELS.items():
-        answer = embed(relay, secret, {"model": model, "input": TEXTS,
-                                       "encoding_format": "base64"})
+        answer = embed(relay, secret, {"model": model, "input": TEXTS, "encoding_format": "base64"})
         assert answer.status_code == 200, (model, answer.text)
         rows = [decoded(item["embedding"]) for item in answer.json()["data"]]
         assert np.array_equal(as_float32(rows), expected(TEXTS, size)), model
@@ -57,8 +63,7 @@ def test_every_demo_model_answers_with_its_vectors_through_the_relay(relay, fake
 
 def test_the_demo_has_a_channel_of_every_kind_in_its_own_tenant_and_group(fake_upstream):
     default = Group.objects.create(name="default")
-    GroupModel.objects.create(group=default, model="text-embedding-3-small",
-                              price_per_mtok_nanos=7)
+    GroupModel.objects.create(group=default, model="text-embedding-3-small", price_per_mtok_nanos=7)
     _lines, first = seed(fake_upstream)
     _lines, second = seed(fake_upstream)  # again, as every start does
     assert first != second  # the secret is re-issued

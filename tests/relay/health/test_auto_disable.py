@@ -33,8 +33,7 @@ def setup(cases, tenant, fake_url) -> list[tuple[Channel, str, str]]:
     rows = []
     for dialect, options, credential in cases:
         group = priced_group(f"g-{uuid.uuid4().hex[:8]}", [dialect])
-        channel = dialect_channel(group, fake_url, dialect, options=options,
-                                  credential=credential)
+        channel = dialect_channel(group, fake_url, dialect, options=options, credential=credential)
         _key, secret = ApiKey.issue(tenant=tenant, group=group, name=channel.name)
         rows.append((channel, dialect.model, secret))
     return rows
@@ -79,9 +78,7 @@ def test_an_exhausted_upstream_quota_takes_every_kind_of_channel_out_at_once(
 
 
 @uses_live_relay
-def test_a_refused_credential_takes_every_kind_of_channel_out_at_once(
-    relay, fake_upstream, tenant
-):
+def test_a_refused_credential_takes_every_kind_of_channel_out_at_once(relay, fake_upstream, tenant):
     cases = []
     for dialect in DIALECTS:
         if dialect.kind == "azure":  # the fake refuses Azure calls without a key

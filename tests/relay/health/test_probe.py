@@ -43,9 +43,7 @@ def test_the_probe_makes_one_embeddings_call_in_the_channels_dialect(dialect, fa
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=ids)
-def test_a_failing_probe_reports_the_dialects_error_without_the_credential(
-    dialect, fake_upstream
-):
+def test_a_failing_probe_reports_the_dialects_error_without_the_credential(dialect, fake_upstream):
     if dialect.takes_options:
         channel = dialect_channel(None, fake_upstream.url, dialect, options="status=401")
     else:  # Azure: the fake refuses a call without a key
@@ -60,9 +58,7 @@ def test_a_failing_probe_reports_the_dialects_error_without_the_credential(
         assert secret not in result.error
 
 
-def test_a_bedrock_channel_with_a_malformed_credential_fails_without_showing_it(
-    fake_upstream
-):
+def test_a_bedrock_channel_with_a_malformed_credential_fails_without_showing_it(fake_upstream):
     titan = next(d for d in DIALECTS if d.upstream_model.startswith("amazon.titan"))
     credential = "AKIAFAKERELAYTEST001/fakeRelaySecretWithoutItsColon"
     channel = dialect_channel(None, fake_upstream.url, titan, credential=credential)

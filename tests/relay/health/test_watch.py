@@ -45,16 +45,13 @@ def test_a_healed_channel_of_every_kind_is_put_back_by_its_probe(dialect, fake_u
     # One call, at the dialect's embeddings route (the fake has no chat
     # routes: a chat call would not have been answered).
     called = httpx.get(f"{fake_upstream.url}/_stats").json()
-    assert {route: stats["requests"] for route, stats in called.items()} == {
-        dialect.stats_key(): 1
-    }
+    assert {route: stats["requests"] for route, stats in called.items()} == {dialect.stats_key(): 1}
 
 
 def test_a_failed_probe_waits_twice_as_long_for_the_next(fake_upstream, settings):
     settings.RELAY_HEALTH_PROBE_BASE_S = 60
     settings.RELAY_HEALTH_PROBE_MAX_S = 200
-    channel = taken_out(dialect_channel(None, fake_upstream.url, DIALECTS[0],
-                                        options="status=503"))
+    channel = taken_out(dialect_channel(None, fake_upstream.url, DIALECTS[0], options="status=503"))
     waits = []
     for _ in range(3):
         due_now(channel)

@@ -21,16 +21,32 @@ _ids = itertools.count(random.randrange(10**6, 10**9, 1000))
 
 
 def key_context(
-    *, rpm=None, tpm=None, concurrency=None, tenant_rpm=None, tenant_tpm=None,
-    tenant_concurrency=None, allowed_ips=(), tenant_id=None,
+    *,
+    rpm=None,
+    tpm=None,
+    concurrency=None,
+    tenant_rpm=None,
+    tenant_tpm=None,
+    tenant_concurrency=None,
+    allowed_ips=(),
+    tenant_id=None,
 ) -> KeyContext:
     key_id = next(_ids)
     return KeyContext(
-        key_id=key_id, tenant_id=tenant_id or key_id, group_id=1, prefix="sk-test",
-        last4="test", expires=None, allowed_models=frozenset(),
+        key_id=key_id,
+        tenant_id=tenant_id or key_id,
+        group_id=1,
+        prefix="sk-test",
+        last4="test",
+        expires=None,
+        allowed_models=frozenset(),
         allowed_ips=tuple(allowed_ips),
-        spend_cap_nanos=None, limit_rpm=rpm, limit_tpm=tpm, limit_concurrency=concurrency,
-        tenant_limit_rpm=tenant_rpm, tenant_limit_tpm=tenant_tpm,
+        spend_cap_nanos=None,
+        limit_rpm=rpm,
+        limit_tpm=tpm,
+        limit_concurrency=concurrency,
+        tenant_limit_rpm=tenant_rpm,
+        tenant_limit_tpm=tenant_tpm,
         tenant_limit_concurrency=tenant_concurrency,
     )
 

@@ -62,9 +62,10 @@ def test_the_group_default_applies_unless_the_key_overrides_it(relay, tenant, gr
     group.save()
     default = issue(tenant, group)
     override = issue(tenant, group, limit_rpm=50)
-    assert embed(relay, default, {"model": SMALL, "input": "a"}).headers[
-        "x-ratelimit-limit-requests"
-    ] == "7"
+    assert (
+        embed(relay, default, {"model": SMALL, "input": "a"}).headers["x-ratelimit-limit-requests"]
+        == "7"
+    )
     reply = embed(relay, override, {"model": SMALL, "input": "a"})
     assert reply.headers["x-ratelimit-limit-requests"] == "50"
     # No token limit anywhere: no token headers rather than invented ones.
@@ -83,7 +84,9 @@ def test_a_refused_request_gets_openais_429_and_never_reaches_upstream_or_billin
     assert refused.status_code == 429
     error = error_of(refused)
     assert (error["type"], error["code"], error["param"]) == (
-        "requests", "rate_limit_exceeded", None
+        "requests",
+        "rate_limit_exceeded",
+        None,
     )
     assert re.fullmatch(
         rf"Rate limit reached for {SMALL} on requests per min \(RPM\): Limit 2, Used 2, "
@@ -128,9 +131,9 @@ def test_a_key_never_has_more_requests_upstream_than_its_in_flight_limit(
     make_channel(group, fake_upstream.base_url(options))
     key, secret = ApiKey.issue(tenant=tenant, group=group, name="busy", limit_concurrency=3)
     with ThreadPoolExecutor(12) as pool:
-        replies = list(pool.map(
-            lambda _: embed(relay, secret, {"model": SMALL, "input": "slow"}), range(12)
-        ))
+        replies = list(
+            pool.map(lambda _: embed(relay, secret, {"model": SMALL, "input": "slow"}), range(12))
+        )
     statuses = sorted(r.status_code for r in replies)
     assert 200 in statuses and 429 in statuses and set(statuses) == {200, 429}
     assert fake_upstream.stats(options)["peak_in_flight"] <= 3
@@ -148,6 +151,7 @@ def test_a_client_that_hangs_up_gives_its_in_flight_slot_back(relay, tenant, gro
     secret = issue(tenant, group, limit_concurrency=1)
     with pytest.raises(Exception, match="(?i)timed? ?out"):
         embed(relay, secret, {"model": SMALL, "input": "bye"}, timeout=0.1)
+
     # Within the upstream's 500 ms the request ends (cancelled or served)
     # and its slot is free: the next one is not refused for 300 s.
     def served() -> bool:

@@ -42,8 +42,9 @@ def operators(django_user_model):
 @pytest.fixture
 def channel(group, fake_upstream) -> Channel:
     channel = make_channel(group, fake_upstream.base_url(), name="primary")
-    state.auto_disable(channel_id=channel.pk, reason="quota", detail="429 You exceeded your "
-                       "current quota")
+    state.auto_disable(
+        channel_id=channel.pk, reason="quota", detail="429 You exceeded your current quota"
+    )
     channel.refresh_from_db()
     return channel
 
@@ -55,8 +56,9 @@ class Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         # What a receiver does: recompute the signature over "<timestamp>.<body>".
         timestamp = self.headers["X-Relay-Timestamp"]
-        expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body,
-                            hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+        ).hexdigest()
         valid = hmac.compare_digest(self.headers["X-Relay-Signature"], f"sha256={expected}")
         self.received.append((valid, json.loads(body)))
         self.send_response(204 if valid else 401)
@@ -97,8 +99,10 @@ def test_the_configured_addresses_replace_the_staff_list(operators, channel, set
     settings.RELAY_NOTIFY_EMAILS = ["oncall@relay.test", "LI@relay.test"]
     tasks.channel_changed(channel.pk, "enabled")
     sent = {message.to[0]: message.subject for message in mail.outbox}
-    assert sent == {"oncall@relay.test": "Channel primary is back in rotation",
-                    "LI@relay.test": "渠道 primary 已恢复轮换"}
+    assert sent == {
+        "oncall@relay.test": "Channel primary is back in rotation",
+        "LI@relay.test": "渠道 primary 已恢复轮换",
+    }
 
 
 def test_the_webhook_gets_a_signed_event_a_receiver_can_verify(receiver, channel):
@@ -172,8 +176,12 @@ def test_a_tenant_without_a_threshold_is_never_told(tenant, owners):
 
 
 def expiring(tenant, group, *, in_hours: float) -> ApiKey:
-    key, _secret = ApiKey.issue(tenant=tenant, group=group, name=f"k{in_hours}",
-                                expires=timezone.now() + dt.timedelta(hours=in_hours))
+    key, _secret = ApiKey.issue(
+        tenant=tenant,
+        group=group,
+        name=f"k{in_hours}",
+        expires=timezone.now() + dt.timedelta(hours=in_hours),
+    )
     return key
 
 
@@ -191,9 +199,13 @@ def test_owners_hear_of_an_expiring_key_seven_days_and_one_day_before_once_each(
     assert tenants.check_expiring_keys(last_day) == [(key.pk, 1)]
     assert tenants.check_expiring_keys(last_day + dt.timedelta(hours=1)) == []
     sent = [(m.to[0], m.subject) for m in mail.outbox]
-    assert sorted(sent) == sorted([
-        ("olivia@acme.test", "API key k240 expires soon"), ("wei@acme.test", "令牌 k240 即将过期"),
-    ] * 2)
+    assert sorted(sent) == sorted(
+        [
+            ("olivia@acme.test", "API key k240 expires soon"),
+            ("wei@acme.test", "令牌 k240 即将过期"),
+        ]
+        * 2
+    )
     assert "in 20 hours" in mail.outbox[-2].body or "in 20 hours" in mail.outbox[-1].body
 
 

@@ -92,8 +92,10 @@ def test_a_waiter_cancelled_after_its_grant_gives_the_bytes_back():
     ("request_fields", "expected"),
     [
         ({"model": SMALL, "input": "hi"}, 512 + 1536 * 20),
-        ({"model": SMALL, "input": ["a", "b"], "encoding_format": "base64"},
-         512 + int(2 * 1536 * 5.4)),
+        (
+            {"model": SMALL, "input": ["a", "b"], "encoding_format": "base64"},
+            512 + int(2 * 1536 * 5.4),
+        ),
         ({"model": "text-embedding-3-large", "input": ["a"] * 3}, 512 + 3 * 3072 * 20),
         ({"model": "text-embedding-3-large", "input": "a", "dimensions": 256}, 512 + 256 * 20),
         ({"model": "bge-m3", "input": ["a"] * 4}, 512 + 4 * 1536 * 20),

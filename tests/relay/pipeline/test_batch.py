@@ -36,26 +36,45 @@ MODEL = "bge-m3"  # an OpenAI-compatible server's model: it takes any dimensions
 DIMENSIONS = 8  # small vectors keep 2,048-item examples cheap
 
 
-def channel(fake, options: str = "", *, channel_id: int = 1, priority: int = 0,
-            items_per_call: int | None = None, truncatable: bool = False) -> ChannelRoute:
+def channel(
+    fake,
+    options: str = "",
+    *,
+    channel_id: int = 1,
+    priority: int = 0,
+    items_per_call: int | None = None,
+    truncatable: bool = False,
+) -> ChannelRoute:
     return ChannelRoute(
-        channel_id=channel_id, name=f"c{channel_id}", kind="openai",
-        base_url=fake.base_url(options), credential="sk-fake", priority=priority, weight=1,
-        upstream_model=MODEL, items_per_call=items_per_call, truncatable=truncatable,
+        channel_id=channel_id,
+        name=f"c{channel_id}",
+        kind="openai",
+        base_url=fake.base_url(options),
+        credential="sk-fake",
+        priority=priority,
+        weight=1,
+        upstream_model=MODEL,
+        items_per_call=items_per_call,
+        truncatable=truncatable,
     )
 
 
-def request_for(items: list, *, dimensions: int | None = DIMENSIONS,
-                encoding_format: str | None = "base64") -> EmbeddingRequest:
+def request_for(
+    items: list, *, dimensions: int | None = DIMENSIONS, encoding_format: str | None = "base64"
+) -> EmbeddingRequest:
     counts = [tokens.count_text(i) if isinstance(i, str) else len(i) for i in items]
     return EmbeddingRequest(
-        model=MODEL, input=[list(i) if isinstance(i, tuple) else i for i in items],
-        encoding_format=encoding_format, dimensions=dimensions, token_counts=counts,
+        model=MODEL,
+        input=[list(i) if isinstance(i, tuple) else i for i in items],
+        encoding_format=encoding_format,
+        dimensions=dimensions,
+        token_counts=counts,
     )
 
 
-def forward(request: EmbeddingRequest, channels: list[ChannelRoute], *,
-            cache_namespace: str | None = None):
+def forward(
+    request: EmbeddingRequest, channels: list[ChannelRoute], *, cache_namespace: str | None = None
+):
     """``embed.forward`` on a loop of its own, as a web process runs it."""
     route = ModelRoute(model=MODEL, price_per_mtok_nanos=1, channels=tuple(channels))
 
@@ -251,8 +270,9 @@ def test_a_truncatable_model_without_a_dimensions_parameter_is_cut_and_renormali
     fake_upstream, openai_dialect_without
 ):
     openai_dialect_without(dimensions=False)
-    merged = forward(request_for(["some words"], dimensions=4),
-                     [channel(fake_upstream, truncatable=True)])
+    merged = forward(
+        request_for(["some words"], dimensions=4), [channel(fake_upstream, truncatable=True)]
+    )
     # Nothing asked of the provider: its native 1,536 numbers, cut to 4.
     native = expected("some words", 1536)[:4].astype(np.float64)
     assert merged.vectors[0].shape == (4,)
@@ -271,7 +291,6 @@ def test_dimensions_no_channel_can_give_are_openais_400(fake_upstream, openai_di
 def test_dimensions_past_the_models_own_size_are_a_400(fake_upstream, openai_dialect_without):
     openai_dialect_without(dimensions=False)
     with pytest.raises(InvalidRequest) as refused:
-        forward(request_for(["words"], dimensions=2000),
-                [channel(fake_upstream, truncatable=True)])
+        forward(request_for(["words"], dimensions=2000), [channel(fake_upstream, truncatable=True)])
     assert refused.value.param == "dimensions"
     assert "at most 1536" in refused.value.message

@@ -44,8 +44,7 @@ def vectors_of(response) -> list[np.ndarray]:
 
 
 def body(texts: list[str]) -> dict:
-    return {"model": SMALL, "input": texts, "dimensions": DIMENSIONS,
-            "encoding_format": "base64"}
+    return {"model": SMALL, "input": texts, "dimensions": DIMENSIONS, "encoding_format": "base64"}
 
 
 def the_record(request_id: str) -> UsageRecord:
@@ -56,8 +55,7 @@ def only_channel(group, fake_upstream, name: str, options: str, **fields):
     """A channel of the group that serves SMALL; the cast's own channel is
     switched off, so every request goes here."""
     Channel.objects.filter(name="main").update(enabled=False)
-    channel = make_channel(group, fake_upstream.base_url(options), name=name,
-                           models={SMALL: ""})
+    channel = make_channel(group, fake_upstream.base_url(options), name=name, models={SMALL: ""})
     Channel.objects.filter(pk=channel.pk).update(**fields)
     return channel
 
@@ -122,8 +120,10 @@ def test_a_partly_cached_request_pays_the_cache_price_for_its_hits(
     assert record.tokens == texts_tokens(TEXTS[10:])
     assert record.cached_price_per_mtok_nanos == cached_price
     assert record.cost_nanos == cost_nanos(
-        record.tokens, SMALL_PRICE_NANOS,
-        cached_tokens=record.cached_tokens, cached_price_per_mtok_nanos=cached_price,
+        record.tokens,
+        SMALL_PRICE_NANOS,
+        cached_tokens=record.cached_tokens,
+        cached_price_per_mtok_nanos=cached_price,
     )
     caught_up(tenant)
     reconciled()
@@ -155,8 +155,9 @@ def test_books_agree_after_failed_calls_a_failed_request_and_a_killed_worker(
     relay, tenant, secret, group, channel, fake_upstream, celery_worker
 ):
     only_channel(group, fake_upstream, "flaky", "fail_if=FLAKY", items_per_call=3)
-    make_channel(group, fake_upstream.base_url("steady"), name="steady", priority=1,
-                 models={SMALL: ""})
+    make_channel(
+        group, fake_upstream.base_url("steady"), name="steady", priority=1, models={SMALL: ""}
+    )
     texts = [f"{text} FLAKY" if n % 4 == 0 else text for n, text in enumerate(TEXTS)]
     served = [embed(relay, secret, body(texts)) for _ in range(3)]
     assert all(response.status_code == 200 for response in served)
@@ -170,8 +171,9 @@ def test_books_agree_after_failed_calls_a_failed_request_and_a_killed_worker(
     assert failed.json()["error"]["type"] == "server_error"
     celery_worker.start()
     ids = [response.headers["x-request-id"] for response in served]
-    wait_until(lambda: UsageRecord.objects.filter(request_id__in=ids).count() == len(ids),
-               timeout_s=90)
+    wait_until(
+        lambda: UsageRecord.objects.filter(request_id__in=ids).count() == len(ids), timeout_s=90
+    )
     caught_up(tenant)
     assert not UsageRecord.objects.filter(
         request_id=failed.headers["x-request-id"], cost_nanos__gt=0

@@ -60,8 +60,9 @@ REQUEST = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
 
 
 def routes(*, rpm=None, concurrency=None) -> GroupRoutes:
-    return GroupRoutes(group_id=1, limit_rpm=rpm, limit_tpm=None,
-                       limit_concurrency=concurrency, models={})
+    return GroupRoutes(
+        group_id=1, limit_rpm=rpm, limit_tpm=None, limit_concurrency=concurrency, models={}
+    )
 
 
 def sync_redis() -> redis.Redis:
@@ -70,8 +71,14 @@ def sync_redis() -> redis.Redis:
 
 async def outcome(key, group_routes, request_id: str):
     try:
-        return await gate.enter(key=key, routes=group_routes, route=ROUTE, request=REQUEST,
-                                client_ip="127.0.0.1", request_id=request_id)
+        return await gate.enter(
+            key=key,
+            routes=group_routes,
+            route=ROUTE,
+            request=REQUEST,
+            client_ip="127.0.0.1",
+            request_id=request_id,
+        )
     except (RateLimited, InsufficientQuota) as refused:
         return refused
 
@@ -205,37 +212,52 @@ def test_a_client_with_one_slot_never_finds_it_still_taken_by_its_last_request(
     """The answer goes out before the settle's reply comes back, but after
     the settle (which frees the slot) is on its way to Redis: a client that
     sends its next request the moment it has an answer is never refused."""
-    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="one-slot",
-                                limit_concurrency=1)
-    statuses = [embed(relay, secret, {"model": SMALL, "input": "next"}).status_code
-                for _ in range(60)]
+    _key, secret = ApiKey.issue(tenant=tenant, group=group, name="one-slot", limit_concurrency=1)
+    statuses = [
+        embed(relay, secret, {"model": SMALL, "input": "next"}).status_code for _ in range(60)
+    ]
     assert statuses == [200] * 60
 
 
 # --- Redis unreachable: fail closed ------------------------------------------------------
 
-NO_LIMITS = GroupRoutes(group_id=1, limit_rpm=None, limit_tpm=None, limit_concurrency=None,
-                        models={})
+NO_LIMITS = GroupRoutes(
+    group_id=1, limit_rpm=None, limit_tpm=None, limit_concurrency=None, models={}
+)
 
 
 def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     # Every other field (limits, expiry...) unset: only money is under test.
     unset = {f.name: None for f in dataclasses.fields(KeyContext)}
-    key = KeyContext(**{**unset, "key_id": 1, "tenant_id": 1, "group_id": 1,
-                        "prefix": "sk-test", "allowed_models": frozenset(), "allowed_ips": ()})
+    key = KeyContext(
+        **{
+            **unset,
+            "key_id": 1,
+            "tenant_id": 1,
+            "group_id": 1,
+            "prefix": "sk-test",
+            "allowed_models": frozenset(),
+            "allowed_ips": (),
+        }
+    )
     route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
     request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
+    monkeypatch.setattr(pools, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL))
     monkeypatch.setattr(
-        pools, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL)
-    )
-    monkeypatch.setattr(
-        pools, "lua",
+        pools,
+        "lua",
         lambda: LuaClient(DEAD_REDIS_URL, connect_timeout_s=1, reply_timeout_s=1),
     )
 
     async def place():
-        return await gate.enter(key=key, routes=NO_LIMITS, route=route, request=request,
-                                client_ip="127.0.0.1", request_id="req_dead")
+        return await gate.enter(
+            key=key,
+            routes=NO_LIMITS,
+            route=route,
+            request=request,
+            client_ip="127.0.0.1",
+            request_id="req_dead",
+        )
 
     with pytest.raises(ServiceUnavailable) as refused:
         asyncio.run(place())
@@ -263,8 +285,16 @@ def test_a_key_that_expires_is_refused_in_the_same_step_as_its_spend_cap(group):
     route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
     request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     with pytest.raises(InvalidApiKey) as refused:
-        asyncio.run(gate.enter(key=context, routes=NO_LIMITS, route=route, request=request,
-                               client_ip="127.0.0.1", request_id="req_exp"))
+        asyncio.run(
+            gate.enter(
+                key=context,
+                routes=NO_LIMITS,
+                route=route,
+                request=request,
+                client_ip="127.0.0.1",
+                request_id="req_exp",
+            )
+        )
     assert refused.value.status == 401
     assert secret not in refused.value.message
     assert live_sync.client().zcard(live.holds_key(api_key.tenant_id)) == 0

@@ -148,7 +148,9 @@ def fire_at_once(url: str, secret: str, *, processes: int, per_process: int) -> 
     children = [
         subprocess.Popen(
             [sys.executable, "-c", FIRE, url, secret, SMALL, str(per_process), str(start_at)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(processes)
     ]

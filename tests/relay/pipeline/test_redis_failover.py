@@ -49,8 +49,9 @@ class Load:
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True)
-                         for _ in range(self.threads)]
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
+        ]
 
     def start(self) -> Load:
         for thread in self._threads:
@@ -67,8 +68,9 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self._stopping.is_set():
                 try:
-                    response = client.post("/v1/embeddings", headers=headers,
-                                           json={"model": SMALL, "input": HELLO})
+                    response = client.post(
+                        "/v1/embeddings", headers=headers, json={"model": SMALL, "input": HELLO}
+                    )
                     answer = (response.status_code, response.headers.get("x-request-id"))
                 except httpx.TransportError:
                     answer = (None, None)
@@ -94,9 +96,24 @@ class OwnWorker(CeleryWorker):
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "relay", "worker", "--beat-thread",
-             "--concurrency", "1", "--loglevel", "WARNING", "--schedule", self.schedule],
-            cwd=ROOT, env=self.env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "relay",
+                "worker",
+                "--beat-thread",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                self.schedule,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
         )
 
 
@@ -120,7 +137,9 @@ def failover_stack(request, server_env, tmp_path, settings):
         port = free_port()
         relay = subprocess.Popen(
             [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
         worker = OwnWorker(env, str(tmp_path / "celerybeat-schedule"))
         try:
@@ -133,8 +152,14 @@ def failover_stack(request, server_env, tmp_path, settings):
 
 
 def reconcile(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", "reconcile"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", "reconcile"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_killing_the_primary_of_a_busy_tenant_loses_no_money_and_bills_nothing_twice(
@@ -166,9 +191,17 @@ def test_killing_the_primary_of_a_busy_tenant_loses_no_money_and_bills_nothing_t
     records = UsageRecord.objects.filter(tenant=tenant, status=UsageRecord.Status.SERVED)
     assert sorted(records.values_list("request_id", flat=True)) == sorted(served)
     costs = sum(records.values_list("cost_nanos", flat=True))
-    wait_until(lambda: -sum(LedgerEntry.objects.filter(
-        tenant=tenant, kind=LedgerEntry.Kind.USAGE).values_list("amount_nanos", flat=True)
-    ) == costs, timeout_s=30)
+    wait_until(
+        lambda: (
+            -sum(
+                LedgerEntry.objects.filter(tenant=tenant, kind=LedgerEntry.Kind.USAGE).values_list(
+                    "amount_nanos", flat=True
+                )
+            )
+            == costs
+        ),
+        timeout_s=30,
+    )
     wait_until(lambda: reconcile(env).returncode == 0, timeout_s=40, interval_s=1)
     books = reconcile(env)
     assert "drift=0 " in books.stdout, books.stdout + books.stderr

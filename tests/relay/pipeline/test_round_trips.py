@@ -19,8 +19,11 @@ def script_calls() -> int:
         stats = client.info("commandstats", target_nodes=client.PRIMARIES).values()
     else:
         stats = [client.info("commandstats")]
-    return sum(node.get(name, {}).get("calls", 0) for node in stats
-               for name in ("cmdstat_evalsha", "cmdstat_eval"))
+    return sum(
+        node.get(name, {}).get("calls", 0)
+        for node in stats
+        for name in ("cmdstat_evalsha", "cmdstat_eval")
+    )
 
 
 @uses_live_relay

@@ -131,13 +131,22 @@ class FakeOutcome:
         self.failures.append(failure)
 
 
-CHANNEL = ChannelRoute(channel_id=7, name="main", kind="openai", base_url="http://upstream",
-                       credential="sk-upstream", priority=0, weight=1, upstream_model=SMALL)
+CHANNEL = ChannelRoute(
+    channel_id=7,
+    name="main",
+    kind="openai",
+    base_url="http://upstream",
+    credential="sk-upstream",
+    priority=0,
+    weight=1,
+    upstream_model=SMALL,
+)
 
 
 def streamed(first: bytes, rest: FakeRest, outcome: FakeOutcome, budget: list[int]):
-    return streaming.Streamed(upstream.Reply(first, rest), CHANNEL, outcome,
-                              upstream_closed=lambda: budget.append(1))
+    return streaming.Streamed(
+        upstream.Reply(first, rest), CHANNEL, outcome, upstream_closed=lambda: budget.append(1)
+    )
 
 
 async def pieces_of(answer: streaming.Streamed) -> list[bytes]:
@@ -156,8 +165,11 @@ def split(body: bytes, cuts: list[int]) -> list[bytes]:
 
 
 @no_database
-@given(st.binary(min_size=0, max_size=3 * TAIL), st.binary(min_size=1, max_size=TAIL),
-       st.lists(st.integers(0, 4 * TAIL), max_size=8))
+@given(
+    st.binary(min_size=0, max_size=3 * TAIL),
+    st.binary(min_size=1, max_size=TAIL),
+    st.lists(st.integers(0, 4 * TAIL), max_size=8),
+)
 def test_the_pieces_are_the_answer_with_its_tail_finished_last(first, rest, cuts):
     body = first + rest
     outcome, budget, upstream_rest = FakeOutcome(), [], FakeRest(split(rest, cuts))
@@ -175,8 +187,9 @@ def test_the_pieces_are_the_answer_with_its_tail_finished_last(first, rest, cuts
 
 
 @no_database
-@given(st.binary(min_size=1, max_size=3 * TAIL), st.lists(st.binary(min_size=1), max_size=5),
-       st.data())
+@given(
+    st.binary(min_size=1, max_size=3 * TAIL), st.lists(st.binary(min_size=1), max_size=5), st.data()
+)
 def test_an_answer_broken_off_releases_its_hold_and_is_never_finished(first, chunks, data):
     fail_after = data.draw(st.integers(0, len(chunks)))
     outcome, budget, rest = FakeOutcome(), [], FakeRest(chunks, fail_after=fail_after)
@@ -227,9 +240,20 @@ def test_a_failure_while_finishing_releases_the_hold_and_the_budget_once():
 
 def outcome_for(request: EmbeddingRequest) -> Outcome:
     key = KeyContext(
-        key_id=1, tenant_id=1, group_id=1, prefix="sk-test", last4="abcd", expires=None,
-        allowed_models=frozenset(), allowed_ips=(), spend_cap_nanos=None, limit_rpm=None,
-        limit_tpm=None, limit_concurrency=None, tenant_limit_rpm=None, tenant_limit_tpm=None,
+        key_id=1,
+        tenant_id=1,
+        group_id=1,
+        prefix="sk-test",
+        last4="abcd",
+        expires=None,
+        allowed_models=frozenset(),
+        allowed_ips=(),
+        spend_cap_nanos=None,
+        limit_rpm=None,
+        limit_tpm=None,
+        limit_concurrency=None,
+        tenant_limit_rpm=None,
+        tenant_limit_tpm=None,
         tenant_limit_concurrency=None,
     )
     route = ModelRoute(model=request.model, price_per_mtok_nanos=20_000_000, channels=(CHANNEL,))
@@ -244,19 +268,26 @@ def answers_in_openais_order(draw) -> tuple[bytes, int]:
         orjson.dumps({"object": "embedding", "index": i, "embedding": e})
         for i, e in enumerate(items)
     )
-    fields = {"model": draw(st.one_of(st.just(...), st.none(), st.text(max_size=30))),
-              "usage": draw(usages)}
+    fields = {
+        "model": draw(st.one_of(st.just(...), st.none(), st.text(max_size=30))),
+        "usage": draw(usages),
+    }
     after = b"".join(
         b"," + orjson.dumps(name) + b":" + orjson.dumps(value)
-        for name, value in fields.items() if value is not ...
+        for name, value in fields.items()
+        if value is not ...
     )
     body = b'{"object":"list","data":[' + data + b"]" + after + b"}"
     return body, len(after) + 2
 
 
 @no_database
-@given(answers_in_openais_order(), st.text(min_size=1, max_size=20), st.integers(0, 2000),
-       st.integers(1, 50))
+@given(
+    answers_in_openais_order(),
+    st.text(min_size=1, max_size=20),
+    st.integers(0, 2000),
+    st.integers(1, 50),
+)
 def test_finishing_the_tail_gives_the_answer_finishing_it_whole_gives(case, model, extra, tokens):
     body, after = case
     request = EmbeddingRequest(model=model, input="x", token_counts=[tokens])
@@ -283,8 +314,12 @@ def key(tenant, group) -> str:
 
 
 def direct(fake_upstream, body: dict) -> dict:
-    return httpx.post(f"{fake_upstream.base_url()}/embeddings", json=body, timeout=30,
-                      headers={"Authorization": "Bearer sk-direct"}).json()
+    return httpx.post(
+        f"{fake_upstream.base_url()}/embeddings",
+        json=body,
+        timeout=30,
+        headers={"Authorization": "Bearer sk-direct"},
+    ).json()
 
 
 def big_answer(relay, key, group, fake_upstream, options: str) -> tuple[httpx.Response, dict]:
@@ -315,8 +350,9 @@ def test_a_big_answer_is_passed_on_chunked_and_billed_once(relay, key, group, fa
 def test_a_streamed_answer_names_the_model_asked_for_and_carries_usage(
     relay, key, group, fake_upstream
 ):
-    response, expected = big_answer(relay, key, group, fake_upstream,
-                                    "name=upstream-own-name,usage=none")
+    response, expected = big_answer(
+        relay, key, group, fake_upstream, "name=upstream-own-name,usage=none"
+    )
 
     assert response.headers["transfer-encoding"] == "chunked"
     answer = response.json()
@@ -334,8 +370,12 @@ def test_an_answer_cut_off_midway_fails_the_request_and_costs_nothing(
     # Past the first MiB, read before anything is sent: the client has its 200.
     make_channel(group, fake_upstream.base_url("cut=1500000"), name="cuts")
 
-    with relay.stream("POST", "/v1/embeddings", json={"model": LARGE, "input": BIG_BATCH},
-                      headers={"Authorization": f"Bearer {key}"}) as response:
+    with relay.stream(
+        "POST",
+        "/v1/embeddings",
+        json={"model": LARGE, "input": BIG_BATCH},
+        headers={"Authorization": f"Bearer {key}"},
+    ) as response:
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
         with pytest.raises(httpx.RemoteProtocolError):
@@ -369,8 +409,7 @@ def test_an_answer_that_breaks_off_before_anything_was_sent_fails_over(
 def test_an_answer_that_leads_with_model_and_usage_is_read_whole_and_renamed(
     relay, key, group, fake_upstream
 ):
-    response, expected = big_answer(relay, key, group, fake_upstream,
-                                    "lead,name=upstream-own-name")
+    response, expected = big_answer(relay, key, group, fake_upstream, "lead,name=upstream-own-name")
 
     assert response.headers["content-length"] == str(len(response.content))
     answer = response.json()
@@ -394,7 +433,6 @@ def test_a_big_float_answer_for_a_base64_client_is_converted_whole(
     for item, floats in zip(response.json()["data"], expected, strict=True):
         raw = base64.b64decode(item["embedding"], validate=True)
         assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == floats["embedding"]
-
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,8 +11,13 @@ from relay.providers.base import ChannelRoute, Shard, UpstreamCall
 
 # The fake's base URL path for each dialect (relay/devtools/fake_upstream/__init__.py).
 PATHS = {
-    "gemini": "gemini", "cohere": "cohere", "voyage": "voyage/v1", "jina": "jina/v1",
-    "mistral": "mistral/v1", "ollama": "ollama", "bedrock": "bedrock",
+    "gemini": "gemini",
+    "cohere": "cohere",
+    "voyage": "voyage/v1",
+    "jina": "jina/v1",
+    "mistral": "mistral/v1",
+    "ollama": "ollama",
+    "bedrock": "bedrock",
 }
 
 
@@ -22,8 +27,14 @@ def dialect_url(fake, kind: str, options: str = "") -> str:
 
 def route(kind: str, base_url: str, credential: str = "sk-test", model: str = "m") -> ChannelRoute:
     return ChannelRoute(
-        channel_id=1, name="c", kind=kind, base_url=base_url, credential=credential,
-        priority=0, weight=1, upstream_model=model,
+        channel_id=1,
+        name="c",
+        kind=kind,
+        base_url=base_url,
+        credential=credential,
+        priority=0,
+        weight=1,
+        upstream_model=model,
     )
 
 

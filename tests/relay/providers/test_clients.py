@@ -85,8 +85,11 @@ def secret(dialect, tenant, fake_upstream) -> str:
 def assert_rows(rows, texts: list[str], dimensions: int, what: str) -> None:
     got = as_float32(rows)
     assert got.shape == (len(texts), dimensions), f"{what}: shape {got.shape}"
-    wrong = [i for i, text in enumerate(texts)
-             if not np.array_equal(got[i], expected([text], dimensions)[0])]
+    wrong = [
+        i
+        for i, text in enumerate(texts)
+        if not np.array_equal(got[i], expected([text], dimensions)[0])
+    ]
     assert not wrong, f"{what}: rows {wrong} are not the vectors of their texts"
 
 
@@ -115,10 +118,13 @@ def test_the_python_sdk_gets_every_vector_by_default_as_base64(dialect, sdk, fak
     calls = len(TEXTS) if dialect.upstream_model.startswith("amazon.titan") else 1
     assert route["requests"] == calls
     if dialect.dimensions is not None:
-        cut = sdk.embeddings.create(model=dialect.model, input=TEXTS,
-                                    dimensions=dialect.dimensions)
-        assert_rows([item.embedding for item in cut.data], TEXTS, dialect.dimensions,
-                    f"base64, dimensions={dialect.dimensions}")
+        cut = sdk.embeddings.create(model=dialect.model, input=TEXTS, dimensions=dialect.dimensions)
+        assert_rows(
+            [item.embedding for item in cut.data],
+            TEXTS,
+            dialect.dimensions,
+            f"base64, dimensions={dialect.dimensions}",
+        )
 
 
 @each_dialect
@@ -129,10 +135,15 @@ def test_the_python_sdk_gets_every_vector_as_floats(dialect, sdk):
     one = sdk.embeddings.create(model=dialect.model, input=TEXTS[2], encoding_format="float")
     assert_rows([one.data[0].embedding], TEXTS[2:3], dialect.native, "one string")
     if dialect.dimensions is not None:
-        cut = sdk.embeddings.create(model=dialect.model, input=TEXTS, encoding_format="float",
-                                    dimensions=dialect.dimensions)
-        assert_rows([item.embedding for item in cut.data], TEXTS, dialect.dimensions,
-                    f"floats, dimensions={dialect.dimensions}")
+        cut = sdk.embeddings.create(
+            model=dialect.model, input=TEXTS, encoding_format="float", dimensions=dialect.dimensions
+        )
+        assert_rows(
+            [item.embedding for item in cut.data],
+            TEXTS,
+            dialect.dimensions,
+            f"floats, dimensions={dialect.dimensions}",
+        )
 
 
 # More texts than one call of Gemini (100), Cohere (96) or Ollama (32) may carry.
@@ -160,19 +171,27 @@ def test_the_python_sdk_gets_a_batch_past_the_providers_cap_per_call_in_order(
 def node_sdk() -> Path:
     """The Node SDK's script; a machine without it fails here, loudly."""
     if shutil.which("node") is None:
-        pytest.fail("Node.js is not installed: the Node SDK cannot be tested. "
-                    "python3 dev.py test installs Debian's nodejs and npm when run as root.")
+        pytest.fail(
+            "Node.js is not installed: the Node SDK cannot be tested. "
+            "python3 dev.py test installs Debian's nodejs and npm when run as root."
+        )
     if not (NODE_CLIENT / "node_modules" / "openai" / "package.json").is_file():
-        pytest.fail(f"the openai npm package is not installed in {NODE_CLIENT}: run `npm ci` "
-                    "there (python3 dev.py test does it when node_modules is missing).")
+        pytest.fail(
+            f"the openai npm package is not installed in {NODE_CLIENT}: run `npm ci` "
+            "there (python3 dev.py test does it when node_modules is missing)."
+        )
     return NODE_CLIENT / "embed.mjs"
 
 
 def node_embeddings(script: Path, relay_server: str, secret: str, calls: list[dict]) -> list:
     env = {**os.environ, "OPENAI_BASE_URL": relay_server + "/v1", "OPENAI_API_KEY": secret}
     done = subprocess.run(
-        ["node", str(script), json.dumps(calls)], cwd=NODE_CLIENT, env=env,
-        capture_output=True, text=True, timeout=120,
+        ["node", str(script), json.dumps(calls)],
+        cwd=NODE_CLIENT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -182,8 +201,10 @@ def node_embeddings(script: Path, relay_server: str, secret: str, calls: list[di
 def test_the_node_sdk_gets_every_vector_by_default_as_base64_and_as_floats(
     dialect, node_sdk, relay_server, secret
 ):
-    calls = [{"model": dialect.model, "input": TEXTS},
-             {"model": dialect.model, "input": TEXTS, "encoding_format": "float"}]
+    calls = [
+        {"model": dialect.model, "input": TEXTS},
+        {"model": dialect.model, "input": TEXTS, "encoding_format": "float"},
+    ]
     if dialect.dimensions is not None:
         calls.append({"model": dialect.model, "input": TEXTS, "dimensions": dialect.dimensions})
     base64, floats, *cut = node_embeddings(node_sdk, relay_server, secret, calls)
@@ -195,8 +216,9 @@ def test_the_node_sdk_gets_every_vector_by_default_as_base64_and_as_floats(
         assert answer["usage"]["prompt_tokens"] == counted(TEXTS)
     for answer in cut:
         assert answer["ok"], answer
-        assert_rows(answer["vectors"], TEXTS, dialect.dimensions,
-                    f"base64, dimensions={dialect.dimensions}")
+        assert_rows(
+            answer["vectors"], TEXTS, dialect.dimensions, f"base64, dimensions={dialect.dimensions}"
+        )
 
 
 def test_the_node_sdk_gets_correct_vectors_from_an_openai_upstream_that_sends_floats(
@@ -206,8 +228,9 @@ def test_the_node_sdk_gets_correct_vectors_from_an_openai_upstream_that_sends_fl
     group = priced_group("floats-only", [openai_kind])
     dialect_channel(group, fake_upstream.url, openai_kind, options="floats")
     secret = ApiKey.issue(tenant=tenant, group=group, name="floats")[1]
-    [answer] = node_embeddings(node_sdk, relay_server, secret,
-                               [{"model": openai_kind.model, "input": TEXTS}])
+    [answer] = node_embeddings(
+        node_sdk, relay_server, secret, [{"model": openai_kind.model, "input": TEXTS}]
+    )
     assert answer["ok"], answer
     # The upstream ignored base64; the relay encoded its floats for the SDK.
     assert fake_upstream.stats("floats")["last_body"]["encoding_format"] == "base64"
@@ -218,8 +241,13 @@ def test_the_node_sdk_gets_correct_vectors_from_an_openai_upstream_that_sends_fl
 
 
 def langchain(dialect, relay_server: str, secret: str, **settings) -> OpenAIEmbeddings:
-    return OpenAIEmbeddings(model=dialect.model, base_url=relay_server + "/v1", api_key=secret,
-                            max_retries=0, **settings)
+    return OpenAIEmbeddings(
+        model=dialect.model,
+        base_url=relay_server + "/v1",
+        api_key=secret,
+        max_retries=0,
+        **settings,
+    )
 
 
 @each_dialect
@@ -228,10 +256,19 @@ def test_langchain_gets_every_vector(dialect, relay_server, secret):
     assert_rows(plain.embed_documents(TEXTS), TEXTS, dialect.native, "embed_documents")
     assert_rows([plain.embed_query(TEXTS[1])], TEXTS[1:2], dialect.native, "embed_query")
     if dialect.dimensions is not None:
-        cut = langchain(dialect, relay_server, secret, check_embedding_ctx_length=False,
-                        dimensions=dialect.dimensions)
-        assert_rows(cut.embed_documents(TEXTS), TEXTS, dialect.dimensions,
-                    f"dimensions={dialect.dimensions}")
+        cut = langchain(
+            dialect,
+            relay_server,
+            secret,
+            check_embedding_ctx_length=False,
+            dimensions=dialect.dimensions,
+        )
+        assert_rows(
+            cut.embed_documents(TEXTS),
+            TEXTS,
+            dialect.dimensions,
+            f"dimensions={dialect.dimensions}",
+        )
 
 
 class OfflineTiktoken:
@@ -269,17 +306,29 @@ def test_langchain_by_default_sends_token_ids_which_the_relay_decodes_for_the_pr
 
 @each_dialect
 def test_llama_index_gets_every_vector(dialect, relay_server, secret):
-    plain = OpenAIEmbedding(model_name=dialect.model, api_base=relay_server + "/v1",
-                            api_key=secret, max_retries=0)
-    assert_rows(plain.get_text_embedding_batch(TEXTS), ONE_LINE, dialect.native,
-                "get_text_embedding_batch")
-    assert_rows([plain.get_query_embedding(TEXTS[1])], TEXTS[1:2], dialect.native,
-                "get_query_embedding")
+    plain = OpenAIEmbedding(
+        model_name=dialect.model, api_base=relay_server + "/v1", api_key=secret, max_retries=0
+    )
+    assert_rows(
+        plain.get_text_embedding_batch(TEXTS), ONE_LINE, dialect.native, "get_text_embedding_batch"
+    )
+    assert_rows(
+        [plain.get_query_embedding(TEXTS[1])], TEXTS[1:2], dialect.native, "get_query_embedding"
+    )
     if dialect.dimensions is not None:
-        cut = OpenAIEmbedding(model_name=dialect.model, api_base=relay_server + "/v1",
-                              api_key=secret, max_retries=0, dimensions=dialect.dimensions)
-        assert_rows(cut.get_text_embedding_batch(TEXTS), ONE_LINE, dialect.dimensions,
-                    f"dimensions={dialect.dimensions}")
+        cut = OpenAIEmbedding(
+            model_name=dialect.model,
+            api_base=relay_server + "/v1",
+            api_key=secret,
+            max_retries=0,
+            dimensions=dialect.dimensions,
+        )
+        assert_rows(
+            cut.get_text_embedding_batch(TEXTS),
+            ONE_LINE,
+            dialect.dimensions,
+            f"dimensions={dialect.dimensions}",
+        )
 
 
 # --- between two requests -------------------------------------------------------------
@@ -300,22 +349,31 @@ def test_a_kept_alive_upstream_connection_serves_the_next_call_after_a_large_ans
     relay hits it by itself (the Titan batch above, run after larger answers)."""
     settings.RELAY_UPSTREAM_READ_TIMEOUT_S = 0.5
     url = fake_upstream.base_url()
-    route = ChannelRoute(channel_id=1, name="openai", kind="openai", base_url=url,
-                         credential="sk-upstream", priority=0, weight=1,
-                         upstream_model="text-embedding-3-small")
+    route = ChannelRoute(
+        channel_id=1,
+        name="openai",
+        kind="openai",
+        base_url=url,
+        credential="sk-upstream",
+        priority=0,
+        weight=1,
+        upstream_model="text-embedding-3-small",
+    )
 
     async def two_calls():
         try:
             async with pools.http().post(
-                f"{url}/embeddings", read_bufsize=1024,
+                f"{url}/embeddings",
+                read_bufsize=1024,
                 json={"model": "text-embedding-3-small", "input": ["a large answer"]},
                 headers={"Authorization": "Bearer sk-upstream"},
             ) as answer:
                 assert answer.status == 200
                 await answer.read()
             await asyncio.sleep(1.0)  # idle in the pool for longer than the read timeout
-            return await upstream.embed(route, Shard(model="text-embedding-3-small",
-                                                     items=("next",), input=["next"]))
+            return await upstream.embed(
+                route, Shard(model="text-embedding-3-small", items=("next",), input=["next"])
+            )
         finally:
             await pools.http().close()
 

@@ -15,28 +15,38 @@ BASE = "https://api.cohere.com"
 
 
 def test_build_sends_the_documented_body_with_a_bearer_key():
-    call = cohere.build(route("cohere", BASE, credential="co-secret"),
-                        shard("embed-v4.0", ["a", "b"], dimensions=512,
-                              options={"input_type": "query"}))
+    call = cohere.build(
+        route("cohere", BASE, credential="co-secret"),
+        shard("embed-v4.0", ["a", "b"], dimensions=512, options={"input_type": "query"}),
+    )
     assert call.url == f"{BASE}/v2/embed"
-    assert call.headers == {"Authorization": "Bearer co-secret",
-                            "Content-Type": "application/json"}
+    assert call.headers == {"Authorization": "Bearer co-secret", "Content-Type": "application/json"}
     assert orjson.loads(call.body) == {
-        "model": "embed-v4.0", "texts": ["a", "b"], "input_type": "search_query",
-        "embedding_types": ["float"], "truncate": "NONE", "output_dimension": 512,
+        "model": "embed-v4.0",
+        "texts": ["a", "b"],
+        "input_type": "search_query",
+        "embedding_types": ["float"],
+        "truncate": "NONE",
+        "output_dimension": 512,
     }
 
 
-@pytest.mark.parametrize(("options", "input_type"), [
-    ({}, "search_document"),  # required by v3+: a default rather than a 400
-    ({"input_type": "document"}, "search_document"),
-    ({"input_type": "query"}, "search_query"),
-    ({"input_type": "clustering"}, "clustering"),
-    ({"task": "query"}, "search_document"),  # Cohere takes no ``task``
-])
+@pytest.mark.parametrize(
+    ("options", "input_type"),
+    [
+        ({}, "search_document"),  # required by v3+: a default rather than a 400
+        ({"input_type": "document"}, "search_document"),
+        ({"input_type": "query"}, "search_query"),
+        ({"input_type": "clustering"}, "clustering"),
+        ({"task": "query"}, "search_document"),  # Cohere takes no ``task``
+    ],
+)
 def test_input_type_is_always_sent(options, input_type):
-    body = orjson.loads(cohere.build(route("cohere", BASE),
-                                     shard("embed-english-v3.0", ["x"], options=options)).body)
+    body = orjson.loads(
+        cohere.build(
+            route("cohere", BASE), shard("embed-english-v3.0", ["x"], options=options)
+        ).body
+    )
     assert body["input_type"] == input_type
     assert "output_dimension" not in body
 
@@ -53,11 +63,15 @@ def test_capabilities_follow_the_documented_limits():
 
 
 def test_parse_reads_floats_by_type_and_the_billed_tokens():
-    body = orjson.dumps({
-        "id": "x", "embeddings": {"float": [[0.5, 0.25], [-1.0, 0.0]]}, "texts": ["a", "b"],
-        "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": 7.0}},
-        "response_type": "embeddings_by_type",
-    })
+    body = orjson.dumps(
+        {
+            "id": "x",
+            "embeddings": {"float": [[0.5, 0.25], [-1.0, 0.0]]},
+            "texts": ["a", "b"],
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": 7.0}},
+            "response_type": "embeddings_by_type",
+        }
+    )
     embedded = cohere.parse(body, shard("embed-v4.0", ["a", "b"]), {})
     assert embedded.vectors.tolist() == [[0.5, 0.25], [-1.0, 0.0]]
     assert embedded.tokens == 7
@@ -70,13 +84,16 @@ def test_parse_reads_a_plain_list_and_no_meta_as_no_tokens():
     assert embedded.tokens is None
 
 
-@pytest.mark.parametrize("body", [
-    b"<html>",
-    b'{"embeddings": {"int8": [[1], [2]]}}',  # not the type asked for
-    b'{"embeddings": {"float": [[0.5]]}}',  # one vector for two texts
-    b'{"meta": {}}',
-    b'{"embeddings": {"float": [[0.5], ["x"]]}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>",
+        b'{"embeddings": {"int8": [[1], [2]]}}',  # not the type asked for
+        b'{"embeddings": {"float": [[0.5]]}}',  # one vector for two texts
+        b'{"meta": {}}',
+        b'{"embeddings": {"float": [[0.5], ["x"]]}}',
+    ],
+)
 def test_parse_refuses_what_is_not_an_embed_answer(body):
     with pytest.raises(UnreadableAnswer):
         cohere.parse(body, shard("embed-v4.0", ["a", "b"]), {})
@@ -85,8 +102,10 @@ def test_parse_refuses_what_is_not_an_embed_answer(body):
 def test_a_round_trip_through_the_fake_gives_each_text_its_own_vector(fake_upstream):
     texts = [f"document {n}" for n in range(96)]
     for dimensions, size in ((None, 1536), (256, 256)):
-        call = cohere.build(route("cohere", dialect_url(fake_upstream, "cohere")),
-                            shard("embed-v4.0", texts, dimensions=dimensions))
+        call = cohere.build(
+            route("cohere", dialect_url(fake_upstream, "cohere")),
+            shard("embed-v4.0", texts, dimensions=dimensions),
+        )
         answer = send(call)
         assert answer.status_code == 200, answer.text
         embedded = cohere.parse(answer.content, shard("embed-v4.0", texts), answer.headers)
@@ -96,8 +115,12 @@ def test_a_round_trip_through_the_fake_gives_each_text_its_own_vector(fake_upstr
 
 def test_the_fake_refuses_a_97th_text_the_way_cohere_does(fake_upstream):
     texts = [f"t{n}" for n in range(97)]
-    answer = send(cohere.build(route("cohere", dialect_url(fake_upstream, "cohere")),
-                               shard("embed-english-v3.0", texts)))
+    answer = send(
+        cohere.build(
+            route("cohere", dialect_url(fake_upstream, "cohere")),
+            shard("embed-english-v3.0", texts),
+        )
+    )
     assert answer.status_code == 400
     assert answer.json() == {
         "message": "invalid request: total number of texts must be at most 96 - received 97"
@@ -113,6 +136,10 @@ def test_the_fake_checks_the_bearer_key(fake_upstream):
 
 
 def test_without_billed_units_the_tokens_are_none(fake_upstream):
-    answer = send(cohere.build(route("cohere", dialect_url(fake_upstream, "cohere", "usage=none")),
-                               shard("embed-english-v3.0", ["x"])))
+    answer = send(
+        cohere.build(
+            route("cohere", dialect_url(fake_upstream, "cohere", "usage=none")),
+            shard("embed-english-v3.0", ["x"]),
+        )
+    )
     assert cohere.parse(answer.content, shard("m", ["x"]), answer.headers).tokens is None

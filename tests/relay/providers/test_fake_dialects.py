@@ -12,18 +12,33 @@ import pytest
 from relay.providers import PROVIDERS
 from tests.relay.providers.helpers import dialect_url, expected, route, send, shard
 
-MODELS = {"gemini": "gemini-embedding-001", "cohere": "embed-v4.0", "voyage": "voyage-3.5",
-          "jina": "jina-embeddings-v3", "mistral": "mistral-embed", "ollama": "bge-m3"}
+MODELS = {
+    "gemini": "gemini-embedding-001",
+    "cohere": "embed-v4.0",
+    "voyage": "voyage-3.5",
+    "jina": "jina-embeddings-v3",
+    "mistral": "mistral-embed",
+    "ollama": "bge-m3",
+}
 
 
-@pytest.mark.parametrize(("kind", "error_key"), [
-    ("gemini", "error"), ("cohere", "message"), ("voyage", "detail"), ("jina", "detail"),
-    ("mistral", "message"), ("ollama", "error"),
-])
+@pytest.mark.parametrize(
+    ("kind", "error_key"),
+    [
+        ("gemini", "error"),
+        ("cohere", "message"),
+        ("voyage", "detail"),
+        ("jina", "detail"),
+        ("mistral", "message"),
+        ("ollama", "error"),
+    ],
+)
 def test_status_fails_a_dialect_in_its_own_error_shape(fake_upstream, kind, error_key):
-    answer = send(PROVIDERS[kind].build(route(kind, dialect_url(fake_upstream, kind,
-                                                                "status=503")),
-                                        shard(MODELS[kind], ["x"])))
+    answer = send(
+        PROVIDERS[kind].build(
+            route(kind, dialect_url(fake_upstream, kind, "status=503")), shard(MODELS[kind], ["x"])
+        )
+    )
     assert answer.status_code == 503
     assert error_key in answer.json()
 
@@ -34,8 +49,12 @@ def test_items_lowers_a_dialects_cap_and_stats_count_per_route(fake_upstream, ki
     base = dialect_url(fake_upstream, kind, "items=2")
     provider = PROVIDERS[kind]
     if kind != "ollama":  # Ollama has no cap of its own to lower
-        assert send(provider.build(route(kind, base), shard(MODELS[kind], ["a", "b", "c"]))
-                    ).status_code == 400
+        assert (
+            send(
+                provider.build(route(kind, base), shard(MODELS[kind], ["a", "b", "c"]))
+            ).status_code
+            == 400
+        )
     assert send(provider.build(route(kind, base), shard(MODELS[kind], ["a", "b"]))).is_success
     stats = fake_upstream.stats(f"{kind}:items=2")
     assert stats["max_items"] == 2  # the refused call of 3 was never embedded
@@ -43,18 +62,22 @@ def test_items_lowers_a_dialects_cap_and_stats_count_per_route(fake_upstream, ki
 
 
 def test_latency_delays_a_dialects_answer(fake_upstream):
-    call = PROVIDERS["voyage"].build(route("voyage", dialect_url(fake_upstream, "voyage",
-                                                                 "latency=300")),
-                                     shard("voyage-3.5", ["x"]))
+    call = PROVIDERS["voyage"].build(
+        route("voyage", dialect_url(fake_upstream, "voyage", "latency=300")),
+        shard("voyage-3.5", ["x"]),
+    )
     started = time.monotonic()
     assert send(call).is_success
     assert time.monotonic() - started >= 0.3
 
 
 def openai_call(fake, options: str, texts: list[str]) -> httpx.Response:
-    return httpx.post(f"{fake.base_url(options)}/embeddings", timeout=10,
-                      headers={"Authorization": "Bearer sk-x"},
-                      json={"model": "bge-m3", "input": texts, "dimensions": 4})
+    return httpx.post(
+        f"{fake.base_url(options)}/embeddings",
+        timeout=10,
+        headers={"Authorization": "Bearer sk-x"},
+        json={"model": "bge-m3", "input": texts, "dimensions": 4},
+    )
 
 
 def test_openai_reverse_lists_vectors_last_first_each_at_its_index(fake_upstream):

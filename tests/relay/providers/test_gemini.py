@@ -17,30 +17,48 @@ BASE = "https://generativelanguage.googleapis.com"
 def test_build_sends_one_request_per_text_with_the_key_in_a_header_not_the_url():
     call = gemini.build(
         route("gemini", BASE, credential="AIza-secret"),
-        shard("gemini-embedding-001", ["first", "second"], dimensions=768,
-              options={"input_type": "query"}),
+        shard(
+            "gemini-embedding-001",
+            ["first", "second"],
+            dimensions=768,
+            options={"input_type": "query"},
+        ),
     )
     assert call.url == f"{BASE}/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert "AIza-secret" not in call.url
     assert call.headers == {"x-goog-api-key": "AIza-secret", "Content-Type": "application/json"}
-    assert orjson.loads(call.body) == {"requests": [
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "first"}]},
-         "taskType": "RETRIEVAL_QUERY", "outputDimensionality": 768},
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "second"}]},
-         "taskType": "RETRIEVAL_QUERY", "outputDimensionality": 768},
-    ]}
+    assert orjson.loads(call.body) == {
+        "requests": [
+            {
+                "model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": "first"}]},
+                "taskType": "RETRIEVAL_QUERY",
+                "outputDimensionality": 768,
+            },
+            {
+                "model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": "second"}]},
+                "taskType": "RETRIEVAL_QUERY",
+                "outputDimensionality": 768,
+            },
+        ]
+    }
 
 
-@pytest.mark.parametrize(("options", "task_type"), [
-    ({}, None),
-    ({"input_type": "document"}, "RETRIEVAL_DOCUMENT"),
-    ({"task": "query"}, "RETRIEVAL_QUERY"),
-    ({"task": "CLUSTERING", "input_type": "query"}, "CLUSTERING"),  # task wins
-    ({"input_type": "SEMANTIC_SIMILARITY"}, "SEMANTIC_SIMILARITY"),
-])
+@pytest.mark.parametrize(
+    ("options", "task_type"),
+    [
+        ({}, None),
+        ({"input_type": "document"}, "RETRIEVAL_DOCUMENT"),
+        ({"task": "query"}, "RETRIEVAL_QUERY"),
+        ({"task": "CLUSTERING", "input_type": "query"}, "CLUSTERING"),  # task wins
+        ({"input_type": "SEMANTIC_SIMILARITY"}, "SEMANTIC_SIMILARITY"),
+    ],
+)
 def test_task_type_comes_from_task_or_input_type(options, task_type):
-    call = gemini.build(route("gemini", BASE), shard("gemini-embedding-001", ["x"],
-                                                      options=options))
+    call = gemini.build(
+        route("gemini", BASE), shard("gemini-embedding-001", ["x"], options=options)
+    )
     request = orjson.loads(call.body)["requests"][0]
     assert request.get("taskType") == task_type
     assert "outputDimensionality" not in request
@@ -69,14 +87,17 @@ def test_parse_reads_the_vectors_in_order_and_reports_no_tokens():
     assert embedded.tokens is None
 
 
-@pytest.mark.parametrize("body", [
-    b"not json",
-    b'{"embeddings": [{"values": [0.5]}]}',  # one vector for two texts
-    b'{"embedding": {"values": [0.5]}}',  # embedContent's shape, not the batch one
-    b'{"embeddings": [{"values": "abc"}, {"values": [1]}]}',
-    b'{"embeddings": [{"values": [1, 2]}, {"values": [1]}]}',  # ragged
-    b"[]",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"embeddings": [{"values": [0.5]}]}',  # one vector for two texts
+        b'{"embedding": {"values": [0.5]}}',  # embedContent's shape, not the batch one
+        b'{"embeddings": [{"values": "abc"}, {"values": [1]}]}',
+        b'{"embeddings": [{"values": [1, 2]}, {"values": [1]}]}',  # ragged
+        b"[]",
+    ],
+)
 def test_parse_refuses_what_is_not_a_batch_answer(body):
     with pytest.raises(UnreadableAnswer):
         gemini.parse(body, shard("gemini-embedding-001", ["a", "b"]), {})
@@ -85,18 +106,25 @@ def test_parse_refuses_what_is_not_a_batch_answer(body):
 def test_a_round_trip_through_the_fake_gives_each_text_its_own_vector(fake_upstream):
     texts = [f"text number {n}" for n in range(100)]
     for dimensions, size in ((None, 3072), (256, 256)):
-        call = gemini.build(route("gemini", dialect_url(fake_upstream, "gemini")),
-                            shard("gemini-embedding-001", texts, dimensions=dimensions))
+        call = gemini.build(
+            route("gemini", dialect_url(fake_upstream, "gemini")),
+            shard("gemini-embedding-001", texts, dimensions=dimensions),
+        )
         answer = send(call)
         assert answer.status_code == 200, answer.text
-        assert_vectors(gemini.parse(answer.content, shard("m", texts), answer.headers).vectors,
-                       texts, size)
+        assert_vectors(
+            gemini.parse(answer.content, shard("m", texts), answer.headers).vectors, texts, size
+        )
 
 
 def test_the_fake_refuses_a_101st_request_the_way_gemini_does(fake_upstream):
     texts = [f"t{n}" for n in range(101)]
-    answer = send(gemini.build(route("gemini", dialect_url(fake_upstream, "gemini")),
-                               shard("gemini-embedding-001", texts)))
+    answer = send(
+        gemini.build(
+            route("gemini", dialect_url(fake_upstream, "gemini")),
+            shard("gemini-embedding-001", texts),
+        )
+    )
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT"
@@ -116,8 +144,12 @@ def test_the_fake_checks_the_key(fake_upstream):
 
 def test_the_fake_embeds_exactly_the_text_it_received(fake_upstream):
     fake_upstream.reset()
-    send(gemini.build(route("gemini", dialect_url(fake_upstream, "gemini", "ch=g")),
-                      shard("gemini-embedding-001", ["héllo wörld"], options={"task": "query"})))
+    send(
+        gemini.build(
+            route("gemini", dialect_url(fake_upstream, "gemini", "ch=g")),
+            shard("gemini-embedding-001", ["héllo wörld"], options={"task": "query"}),
+        )
+    )
     stats = fake_upstream.stats("gemini:ch=g")
     assert stats["last_body"]["requests"][0]["content"]["parts"][0]["text"] == "héllo wörld"
     assert stats["last_body"]["requests"][0]["taskType"] == "RETRIEVAL_QUERY"

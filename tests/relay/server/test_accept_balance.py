@@ -50,13 +50,16 @@ def holding(monkeypatch, mine: int, other: int) -> accept_balance.Connections:
     return here
 
 
-@pytest.mark.parametrize(("mine", "other", "moved"), [
-    (9, 8, 0),  # within one
-    (10, 8, 1),  # 9/9 once the one moved has reconnected there
-    (16, 0, 8),  # half, not all: the moved ones come back to the other
-    (450, 400, 0),  # within an eighth
-    (480, 400, 15),  # 465 here, 415 there: within an eighth
-])
+@pytest.mark.parametrize(
+    ("mine", "other", "moved"),
+    [
+        (9, 8, 0),  # within one
+        (10, 8, 1),  # 9/9 once the one moved has reconnected there
+        (16, 0, 8),  # half, not all: the moved ones come back to the other
+        (450, 400, 0),  # within an eighth
+        (480, 400, 15),  # 465 here, 415 there: within an eighth
+    ],
+)
 def test_a_worker_asks_as_many_clients_to_reconnect_as_the_difference(
     monkeypatch, mine, other, moved
 ):
@@ -98,7 +101,8 @@ def gunicorn(server_env, tmp_path):
     }
     process = subprocess.Popen(
         [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env=env,
     )
     wait_for_port(port, process)
     master = psutil.Process(process.pid)
@@ -129,8 +133,11 @@ def warm_up(port: int, master: psutil.Process) -> None:
 def per_worker(port: int, master: psutil.Process) -> list[int]:
     """Established connections to ``port`` each worker holds, fewest first."""
     return sorted(
-        sum(1 for c in worker.net_connections("tcp")
-            if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+        sum(
+            1
+            for c in worker.net_connections("tcp")
+            if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
         for worker in master.children()
     )
 
@@ -138,8 +145,9 @@ def per_worker(port: int, master: psutil.Process) -> list[int]:
 def ask(connection: http.client.HTTPConnection) -> str | None:
     """One request on the embeddings route (refused: no key); the answer's
     Connection header. http.client reconnects by itself after a close."""
-    connection.request("POST", "/v1/embeddings", body=b"{}",
-                       headers={"Content-Type": "application/json"})
+    connection.request(
+        "POST", "/v1/embeddings", body=b"{}", headers={"Content-Type": "application/json"}
+    )
     answer = connection.getresponse()
     answer.read()
     assert answer.status == 401
@@ -169,8 +177,7 @@ def test_connections_piled_on_one_worker_are_moved_to_the_other(gunicorn):
         # The stopped worker takes none; the other takes every one after
         # leaving each a moment to the stopped one, answers them all, and
         # asks none to reconnect (they would only come back).
-        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                       for _ in range(16)]
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
         for connection in connections:
             assert ask(connection) is None
         assert per_worker(port, master) == [0, 16]
@@ -200,8 +207,12 @@ def test_a_worker_that_replaces_a_dead_one_gets_the_new_connections(gunicorn):
         ask(connection)
     dead = master.children()[0]
     os.kill(dead.pid, signal.SIGKILL)
-    wait_until(lambda: len(workers := master.children()) == 2 and dead.pid not in
-               {worker.pid for worker in workers})
+    wait_until(
+        lambda: (
+            len(workers := master.children()) == 2
+            and dead.pid not in {worker.pid for worker in workers}
+        )
+    )
     [none, kept] = per_worker(port, master)
     assert none == 0 and kept > 0
     warm_up(port, master)

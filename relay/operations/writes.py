@@ -1,0 +1,61 @@
+"""How every audited write of relay/operations is done: change only what
+differs, say what changed (for the audit event), and turn a lost race on a
+unique name into the same refusal as the check before it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+from django.db import IntegrityError
+
+from relay.operations.rules import ActionRefused
+
+
+@contextmanager
+def unique_name(message: str, *, field: str) -> Iterator[None]:
+    """Two operators saving the same name at once both pass the check; the
+    loser's unique violation becomes the same refusal, not a 500."""
+    try:
+        yield
+    except IntegrityError:
+        raise ActionRefused(message, field=field) from None
+
+
+def assign(obj, values: Mapping[str, object]) -> list[str]:
+    """Set the attributes whose value differs; return their names."""
+    changed = [name for name, value in values.items() if getattr(obj, name) != value]
+    for name in changed:
+        setattr(obj, name, values[name])
+    return changed
+
+
+def set_m2m(related, objects: Iterable) -> bool:
+    wanted = {obj.pk for obj in objects}
+    if set(related.values_list("pk", flat=True)) == wanted:
+        return False
+    related.set(list(objects))
+    return True
+
+
+def names(objects: Iterable) -> list[str]:
+    return sorted(str(obj) for obj in objects)
+
+
+def sync_models(related, wanted: Mapping[str, object], *, attr: str) -> bool:
+    """Make the model rows exactly ``wanted`` (model -> ``attr``); whether anything changed."""
+    existing = {row.model: row for row in related.all()}
+    stale = existing.keys() - wanted.keys()
+    if stale:
+        related.filter(model__in=stale).delete()
+    changed = bool(stale)
+    for model, value in wanted.items():
+        row = existing.get(model)
+        if row is None:
+            related.create(model=model, **{attr: value})
+            changed = True
+        elif getattr(row, attr) != value:
+            setattr(row, attr, value)
+            row.save(update_fields=[attr])
+            changed = True
+    return changed
