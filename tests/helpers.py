@@ -137,9 +137,16 @@ class FakeUpstream:
 
 
 class CeleryWorker:
+    started: list[CeleryWorker] = []  # every worker a test started, to know if one runs
+
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.process: subprocess.Popen | None = None
+        CeleryWorker.started.append(self)
+
+    @classmethod
+    def any_running(cls) -> bool:
+        return any(w.process is not None and w.process.poll() is None for w in cls.started)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
