@@ -139,8 +139,10 @@ class FakeUpstream:
 class CeleryWorker:
     started: list[CeleryWorker] = []  # every worker a test started, to know if one runs
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], schedule: str | Path | None = None) -> None:
         self.env = env
+        # Beat's schedule file: a worker started beside the session's one keeps its own.
+        self.schedule = str(schedule or f"/tmp/celerybeat-test-{os.getpid()}")
         self.process: subprocess.Popen | None = None
         CeleryWorker.started.append(self)
 
@@ -163,7 +165,7 @@ class CeleryWorker:
                 "--loglevel",
                 "WARNING",
                 "--schedule",
-                f"/tmp/celerybeat-test-{os.getpid()}",
+                self.schedule,
             ],
             cwd=ROOT,
             env=self.env,

@@ -256,31 +256,7 @@ class RedisServer:
 
 
 class OwnWorker(CeleryWorker):
-    def __init__(self, env: dict[str, str], schedule: Path) -> None:
-        super().__init__(env)
-        self.schedule = schedule
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "relay",
-                "worker",
-                "--beat-thread",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                str(self.schedule),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            start_new_session=True,  # as CeleryWorker: stop() and kill() signal the group
-        )
+    """A worker beside the session's, with its own beat schedule, that can be paused."""
 
     def pause(self) -> None:
         for process in process_tree(self.process.pid):

@@ -86,37 +86,6 @@ class Load:
             return {status for status, _ in self.answers}
 
 
-class OwnWorker(CeleryWorker):
-    """A worker with beat, its schedule file its own (the session's worker
-    keeps one too)."""
-
-    def __init__(self, env: dict[str, str], schedule: str) -> None:
-        super().__init__(env)
-        self.schedule = schedule
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "relay",
-                "worker",
-                "--beat-thread",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                self.schedule,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            start_new_session=True,
-        )
-
-
 def own_broker(url: str) -> str:
     """The run's broker, in database 9: the session's worker never reads it."""
     return url.rsplit("/", 1)[0] + "/9"
@@ -141,7 +110,7 @@ def failover_stack(request, server_env, tmp_path, settings):
             env=env,
             stdout=subprocess.DEVNULL,
         )
-        worker = OwnWorker(env, str(tmp_path / "celerybeat-schedule"))
+        worker = CeleryWorker(env, str(tmp_path / "celerybeat-schedule"))
         try:
             wait_for_port(port, relay)
             worker.start()
