@@ -111,48 +111,28 @@ def _host_port(item: str, kind: str) -> tuple[str, int]:
 
 def client(url: str, **options) -> redis.Redis | redis.RedisCluster:
     """A synchronous client; ``options`` are redis-py's (timeouts, pool size)."""
-    target = parse(url)
-    if target.kind == STANDALONE:
-        return redis.Redis.from_url(url, **options)
-    if target.kind == CLUSTER:
-        return redis.RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-            username=target.username,
-            password=target.password,
-            ssl=target.tls,
-            **options,
-        )
-    sentinel = Sentinel(
-        list(target.nodes),
-        sentinel_kwargs=_sentinel_kwargs(target, options),
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
-        **options,
-    )
-    return sentinel.master_for(target.service, db=target.db)
+    return _client(url, options, redis.Redis, redis.RedisCluster, ClusterNode, Sentinel)
 
 
 def async_client(url: str, **options) -> aioredis.Redis | aioredis.RedisCluster:
     """The asyncio client for the same URL (bound to the running loop)."""
+    return _client(
+        url, options, aioredis.Redis, aioredis.RedisCluster, AsyncClusterNode, AsyncSentinel
+    )
+
+
+def _client(url: str, options: dict, standalone, cluster, node, sentinel_class):
+    # redis-py's sync and asyncio classes take the same arguments.
     target = parse(url)
     if target.kind == STANDALONE:
-        return aioredis.Redis.from_url(url, **options)
+        return standalone.from_url(url, **options)
+    auth = {"username": target.username, "password": target.password, "ssl": target.tls}
     if target.kind == CLUSTER:
-        return aioredis.RedisCluster(
-            startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
-            username=target.username,
-            password=target.password,
-            ssl=target.tls,
-            **options,
+        return cluster(
+            startup_nodes=[node(host, port) for host, port in target.nodes], **auth, **options
         )
-    sentinel = AsyncSentinel(
-        list(target.nodes),
-        sentinel_kwargs=_sentinel_kwargs(target, options),
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
-        **options,
+    sentinel = sentinel_class(
+        list(target.nodes), sentinel_kwargs=_sentinel_kwargs(target, options), **auth, **options
     )
     return sentinel.master_for(target.service, db=target.db)
 
