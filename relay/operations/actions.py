@@ -20,7 +20,6 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
 from billing.pricing import effective_price
-from relay.catalog import invalidation  # noqa: F401 (its signals announce each change)
 from relay.models import Channel
 from relay.operations.channels import (  # noqa: F401 (re-exported: the doors' one import)
     CHANNEL_FIELDS,
