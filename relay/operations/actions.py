@@ -314,7 +314,10 @@ def save_group(
                 group.save(update_fields=changed)
         if models is not None:
             listed, repriced = sync_models(group.models, models, attr="price_per_mtok_nanos")
-            changed += ["models"] * listed + ["prices"] * repriced
+            if listed:
+                changed.append("models")
+            if repriced:
+                changed.append("prices")
         if channels is not None and set_m2m(group.channels, channels):
             changed.append("channels")
         if created or changed:
