@@ -29,4 +29,4 @@ RUN pip install /tmp/embeddings_relay-*.whl && rm /tmp/*.whl && useradd --system
 COPY manage.py ./
 USER relay
 EXPOSE 8000
-CMD ["gunicorn", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf", "--bind", "0.0.0.0:8000"]
+CMD ["python", "-m", "relay.server", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf", "--bind", "0.0.0.0:8000"]

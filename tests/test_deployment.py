@@ -43,7 +43,7 @@ def test_redis_keeps_its_data_and_never_evicts():
 
 
 def test_services_run_what_the_dev_launcher_runs():
-    assert SERVICES["web"]["command"][:4] == devstack.WEB_COMMAND
+    assert SERVICES["web"]["command"][:6] == ["python", "-m", *devstack.WEB_COMMAND]
     assert SERVICES["worker"]["command"][:4] == devstack.WORKER_COMMAND
     assert SERVICES["beat"]["command"][:4] == ["celery", "-A", "relay", "beat"]
     assert SERVICES["migrate"]["command"] == ["python", "manage.py", "migrate", "--no-input"]

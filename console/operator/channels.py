@@ -111,7 +111,7 @@ class ChannelEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
                     models={row["model"]: row["upstream_model"] for row in formset.rows()},
                     groups=data["groups"],
                     truncatable=[row["model"] for row in formset.rows() if row["truncatable"]],
-                )
+                ).row
             except actions.ActionRefused as error:
                 form_error(form, error)
             else:

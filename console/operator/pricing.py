@@ -88,7 +88,7 @@ class GroupEditView(OperatorViewMixin, CreateOrEditMixin, TemplateView):
                     fields={name: data[name] for name in actions.GROUP_FIELDS},
                     models={row["model"]: row["price"] for row in formset.rows()},
                     channels=data["channels"],
-                )
+                ).row
             except actions.ActionRefused as error:
                 form_error(form, error)
             else:
@@ -116,7 +116,7 @@ class BasePriceView(OperatorViewMixin, TemplateView):
                 actor=request.user,
                 model=form.cleaned_data["model"],
                 price_per_mtok_nanos=form.cleaned_data["price"],
-            )
+            ).row
             messages.success(request, _("Base price of %(model)s saved.") % {"model": price.model})
             return redirect("operator:prices")
         return self.render_to_response(self.get_context_data(form=form))

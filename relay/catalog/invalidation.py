@@ -61,9 +61,19 @@ def _changed(sender, **_kwargs) -> None:
 
 # An audit event too: every operator change writes one in its transaction,
 # including those made by a queryset's update(), which sends no post_save.
-for _model in (ApiKey, Tenant, Group, GroupModel, BasePrice, Channel, ChannelModel, AuditEvent):
-    post_save.connect(_changed, sender=_model, dispatch_uid=f"catalog-changed-{_model.__name__}")
-    post_delete.connect(_changed, sender=_model, dispatch_uid=f"catalog-deleted-{_model.__name__}")
+WATCHED = (ApiKey, Tenant, Group, GroupModel, BasePrice, Channel, ChannelModel, AuditEvent)
+
+
+def connect() -> None:
+    """Announce every committed change to the watched models, in whatever
+    process makes it: a web worker, an operator's console, a Celery worker
+    auto-disabling a channel (relay/health). Called by ``RelayConfig.ready()``;
+    the ``dispatch_uid``s make a second call connect nothing twice."""
+    for model in WATCHED:
+        post_save.connect(_changed, sender=model, dispatch_uid=f"catalog-changed-{model.__name__}")
+        post_delete.connect(
+            _changed, sender=model, dispatch_uid=f"catalog-deleted-{model.__name__}"
+        )
 
 
 def clear_caches() -> None:

@@ -3,5 +3,9 @@ YAML file (``loader``, ``read``) and applies it in one transaction
 (``apply``), one module per thing it applies: ``groups``, ``channels``,
 ``tenants``, ``keys``.
 
-May import ``relay.models``, ``relay.providers``, ``accounts`` and ``billing``.
+Writes through ``relay.operations`` (the consoles' functions, ``door="config"``),
+so the file meets the consoles' guards, price rule and audit events.
+
+May import ``relay.operations``, ``relay.models``, ``relay.providers``,
+``accounts`` and ``billing``.
 """

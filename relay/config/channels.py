@@ -106,12 +106,7 @@ def _base_url(value: object, *, where: str) -> str:
         raise ConfigError(f"{where}: must start with http:// or https://")
     if not host or any(char.isspace() for char in url):
         raise ConfigError(f"{where}: not a valid URL (no host, or spaces)")
-    try:
-        # The consoles' guard (relay/operations): a cloud metadata address, or
-        # a private one not in RELAY_UPSTREAM_ALLOWED_NETWORKS, is refused here too.
-        actions.check_base_url(url)
-    except actions.ActionRefused as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+    # The address itself is the consoles' guard's, when the channel is saved.
     return url
 
 
@@ -149,29 +144,31 @@ def _channel_models(value: object, *, where: str) -> dict[str, str]:
 
 
 def apply(spec: ChannelSpec) -> str:
-    groups = rows.groups_named(spec.groups, where=f"channels.{spec.name}.groups")
-    values = {
-        "kind": spec.kind,
-        "base_url": spec.base_url,
-        "priority": spec.priority,
-        "weight": spec.weight,
-        "enabled": spec.enabled,
-        "items_per_call": spec.items_per_call,
-        "tokens_per_call": spec.tokens_per_call,
-        "tokens_per_item": spec.tokens_per_item,
-        "default_input_type": spec.default_input_type,
-        "default_task": spec.default_task,
-    }
-    if spec.credential is not None:
-        values["credential"] = spec.credential
-    channel, created, changed = rows.upsert(Channel, lookup={"name": spec.name}, values=values)
-    listed, renamed = rows.sync_models(channel.models, wanted=spec.models, attr="upstream_model")
-    _, marked = rows.sync_models(
-        channel.models,
-        wanted={model: model in spec.truncatable for model in spec.models},
-        attr="truncatable",
-    )
-    if listed or renamed or marked:
-        changed.append("models")
-    changed += rows.sync_m2m(channel.groups, groups, label="groups")
-    return rows.report("channel", spec.name, created=created, changed=changed)
+    """The console's save_channel: its base-URL guard refuses a cloud metadata
+    or private address; a changed ``enabled`` ends the relay's own disable."""
+    where = f"channels.{spec.name}"
+    groups = rows.groups_named(spec.groups, where=f"{where}.groups")
+    with rows.refusals(where):
+        saved = actions.save_channel(
+            actor=None,
+            door="config",
+            channel=Channel.objects.filter(name=spec.name).first(),
+            fields={
+                "name": spec.name,
+                "kind": spec.kind,
+                "base_url": spec.base_url,
+                "priority": spec.priority,
+                "weight": spec.weight,
+                "enabled": spec.enabled,
+                "items_per_call": spec.items_per_call,
+                "tokens_per_call": spec.tokens_per_call,
+                "tokens_per_item": spec.tokens_per_item,
+                "default_input_type": spec.default_input_type,
+                "default_task": spec.default_task,
+            },
+            credential=spec.credential,
+            models=spec.models,
+            groups=groups,
+            truncatable=spec.truncatable,
+        )
+    return rows.report("channel", spec.name, created=saved.created, changed=saved.changed)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from accounts.models import Group
-from billing.models import BasePrice
 from relay.config import read, rows
 from relay.config.read import ConfigError
 from relay.operations import actions
@@ -86,42 +85,31 @@ def _cache(value: object, *, where: str) -> dict:
 
 
 def apply_base_price(model: str, nanos: int) -> str:
-    _, created, changed = rows.upsert(
-        BasePrice, lookup={"model": model}, values={"price_per_mtok_nanos": nanos}
-    )
-    return rows.report("base price", model, created=created, changed=changed)
+    with rows.refusals(f"base_prices.{model}"):
+        saved = actions.set_base_price(
+            actor=None, door="config", model=model, price_per_mtok_nanos=nanos
+        )
+    return rows.report("base price", model, created=saved.created, changed=saved.changed)
 
 
 def apply(spec: GroupSpec) -> str:
-    _check_priced(spec)
-    group, created, changed = rows.upsert(
-        Group,
-        lookup={"name": spec.name},
-        values={
-            "description": spec.description,
-            "price_ratio": spec.price_ratio,
-            "limit_rpm": spec.limit_rpm,
-            "limit_tpm": spec.limit_tpm,
-            "limit_concurrency": spec.limit_concurrency,
-            "cache_enabled": spec.cache_enabled,
-            "cache_scope": spec.cache_scope,
-            "cache_price_ratio": spec.cache_price_ratio,
-        },
-    )
-    prices = {model: spec.prices.get(model) for model in spec.models}
-    listed, repriced = rows.sync_models(group.models, wanted=prices, attr="price_per_mtok_nanos")
-    if listed:
-        changed.append("models")
-    if repriced:
-        changed.append("prices")
-    return rows.report("group", spec.name, created=created, changed=changed)
-
-
-def _check_priced(spec: GroupSpec) -> None:
-    """A model with no price is never served (relay.catalog.routes): refuse to list one."""
-    own = {model: spec.prices.get(model) for model in spec.models}
-    for model in actions.unpriced_models(own):
-        raise ConfigError(
-            f"groups.{spec.name}.models: {model} has no price; "
-            "add it to base_prices or to this group's prices"
+    """The console's save_group: its price rule refuses a model nobody priced."""
+    with rows.refusals(f"groups.{spec.name}"):
+        saved = actions.save_group(
+            actor=None,
+            door="config",
+            group=Group.objects.filter(name=spec.name).first(),
+            fields={
+                "name": spec.name,
+                "description": spec.description,
+                "price_ratio": spec.price_ratio,
+                "limit_rpm": spec.limit_rpm,
+                "limit_tpm": spec.limit_tpm,
+                "limit_concurrency": spec.limit_concurrency,
+                "cache_enabled": spec.cache_enabled,
+                "cache_scope": spec.cache_scope,
+                "cache_price_ratio": spec.cache_price_ratio,
+            },
+            models={model: spec.prices.get(model) for model in spec.models},
         )
+    return rows.report("group", spec.name, created=saved.created, changed=saved.changed)

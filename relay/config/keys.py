@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from accounts import keys as secrets
-from accounts.models import ApiKey, Group, Tenant
+from accounts.models import ApiKey, Tenant
 from relay.config import read, rows
 from relay.config.read import ConfigError
 from relay.operations import actions
@@ -125,15 +125,13 @@ def _expires(value: object, *, where: str) -> datetime | None:
 
 
 def apply(spec: KeySpec) -> str:
-    # Operators may put a tenant's key in any group, not only the groups the
-    # tenant may issue keys in itself (Tenant.groups limits self-service only).
+    """The consoles' key functions: create (the secret generated or imported),
+    update, revoke."""
     tenant = Tenant.objects.filter(slug=spec.tenant).first()
     if tenant is None:
         raise ConfigError(f"{spec.where}.tenant: unknown tenant {spec.tenant!r}")
-    group = rows.groups_named((spec.group,), where=f"{spec.where}.group")[0]
-    _check_key_models(spec, group)
-    values = {
-        "group": group,
+    fields = {
+        "group": rows.groups_named((spec.group,), where=f"{spec.where}.group")[0],
         "limit_rpm": spec.limit_rpm,
         "limit_tpm": spec.limit_tpm,
         "limit_concurrency": spec.limit_concurrency,
@@ -146,68 +144,38 @@ def apply(spec: KeySpec) -> str:
             f"{spec.where}.name: the tenant has several keys with this name; "
             "rename all but one in the console so the file can tell them apart"
         )
-    if not found:
-        return _create_key(spec, tenant=tenant, values=values)
-    return _update_key(spec, key=found[0], values=values)
+    with rows.refusals(spec.where):
+        if not found:
+            return _create_key(spec, tenant=tenant, fields=fields)
+        return _update_key(spec, key=found[0], fields=fields)
 
 
-def _check_key_models(spec: KeySpec, group: Group) -> None:
-    served = set(group.models.values_list("model", flat=True))
-    for model in spec.allowed_models:
-        if model not in served:
-            raise ConfigError(f"{spec.where}.models: {model} is not a model of group {group}")
-
-
-def _create_key(spec: KeySpec, *, tenant: Tenant, values: dict[str, Any]) -> str:
+def _create_key(spec: KeySpec, *, tenant: Tenant, fields: dict[str, Any]) -> str:
     label = f"{tenant.slug}/{spec.name}"
-    if spec.secret is None:
-        key, secret = ApiKey.issue(tenant=tenant, name=spec.name, **values)
-        line = f"created key {label}: {secret}  (shown once; store it now)"
-    else:
-        _check_secret_unused(spec, key=None)
-        key = ApiKey.import_secret(tenant=tenant, name=spec.name, secret=spec.secret, **values)
-        line = f"created key {label}"
-    if spec.status == ApiKey.Status.REVOKED:
-        key.revoke()
-        # A secret nobody can use is not worth showing.
-        line = f"created key {label} (revoked)"
-    actions.audit_change(
-        actor=None,
-        action="keys.issued",
-        target=label,
-        door="config",
-        tenant=tenant,
-        count=1,
-        imported=spec.secret is not None,
-        status=key.status,
+    issued = actions.create_key(
+        actor=None, door="config", tenant=tenant, name=spec.name, fields=fields, secret=spec.secret
     )
-    return line
+    if spec.status == ApiKey.Status.REVOKED:
+        actions.revoke_key(actor=None, door="config", key=issued.key)
+        # A secret nobody can use is not worth showing.
+        return f"created key {label} (revoked)"
+    if spec.secret is None:
+        return f"created key {label}: {issued.secret}  (shown once; store it now)"
+    return f"created key {label}"
 
 
-def _update_key(spec: KeySpec, *, key: ApiKey, values: dict[str, Any]) -> str:
+def _update_key(spec: KeySpec, *, key: ApiKey, fields: dict[str, Any]) -> str:
     revoked = key.status == ApiKey.Status.REVOKED
     if revoked and spec.status == ApiKey.Status.ACTIVE:
         raise ConfigError(
             f"{spec.where}.status: the key is revoked, and a revoked key stays revoked; "
             "issue a new key under another name"
         )
-    changed = rows.assign(key, values)
-    if spec.secret is not None and key.digest != secrets.digest(spec.secret):
-        _check_secret_unused(spec, key=key)
-        key.set_secret(spec.secret, imported=True)
-        changed.append("secret")
-    if changed:
-        key.save()
-    if spec.status == ApiKey.Status.REVOKED and not revoked:
-        key.revoke()
+    changed = actions.update_key(
+        actor=None, door="config", key=key, fields=fields, secret=spec.secret
+    )
+    if spec.status == ApiKey.Status.REVOKED and actions.revoke_key(
+        actor=None, door="config", key=key
+    ):
         changed.append("status")
     return rows.report("key", f"{spec.tenant}/{spec.name}", created=False, changed=changed)
-
-
-def _check_secret_unused(spec: KeySpec, *, key: ApiKey | None) -> None:
-    """Say it plainly rather than fail on the digest's unique constraint."""
-    others = ApiKey.objects.filter(digest=secrets.digest(spec.secret or ""))
-    if key is not None:
-        others = others.exclude(pk=key.pk)
-    if others.exists():
-        raise ConfigError(f"{spec.where}.secret: another key already uses this secret")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.models import Tenant
-from billing import ledger
 from billing.models import LedgerEntry
 from relay.config import read, rows
+from relay.operations import actions
 
 FIELDS = {"name", "balance", "groups", "status"}
+OPENING_BALANCE_REASON = "opening balance from config file"
 
 
 @dataclass(frozen=True)
@@ -36,24 +37,47 @@ def parse(slug: str, entry: object) -> TenantSpec:
 
 
 def apply(spec: TenantSpec) -> str:
-    groups = rows.groups_named(spec.groups, where=f"tenants.{spec.slug}.groups")
-    values = {"name": spec.name}
-    if spec.status is not None:
-        values["status"] = spec.status
-    tenant, created, changed = rows.upsert(Tenant, lookup={"slug": spec.slug}, values=values)
-    changed += rows.sync_m2m(tenant.groups, groups, label="groups")
-    if spec.balance_nanos is not None and apply_opening_balance(
-        tenant=tenant, nanos=spec.balance_nanos
-    ):
-        changed.append("opening balance")
+    """The consoles' tenant functions: create or update, suspend or reactivate,
+    and the opening balance as their top-up."""
+    where = f"tenants.{spec.slug}"
+    groups = rows.groups_named(spec.groups, where=f"{where}.groups")
+    tenant = Tenant.objects.filter(slug=spec.slug).first()
+    created = tenant is None
+    with rows.refusals(where):
+        if tenant is None:
+            tenant = actions.create_tenant(
+                actor=None, door="config", slug=spec.slug, name=spec.name, groups=groups
+            )
+            changed = []
+        else:
+            changed = actions.update_tenant(
+                actor=None, door="config", tenant=tenant, name=spec.name, groups=groups
+            )
+        if spec.status is not None and actions.set_tenant_status(
+            actor=None, door="config", tenant=tenant, status=spec.status
+        ):
+            changed.append("status")
+        if spec.balance_nanos is not None and apply_opening_balance(
+            tenant=tenant, nanos=spec.balance_nanos
+        ):
+            changed.append("opening balance")
     return rows.report("tenant", spec.slug, created=created, changed=changed)
 
 
 def apply_opening_balance(*, tenant: Tenant, nanos: int) -> bool:
-    """Give a tenant its opening balance: one top-up, only while it has no
+    """Give a tenant its opening balance: the console's top-up (a ledger
+    entry and its ``balance.topped_up`` event), only while the tenant has no
     ledger at all, so re-applying the file never tops a tenant up twice or
-    overwrites what it has spent. Returns whether it wrote the entry."""
+    overwrites what it has spent. Returns whether it wrote the entry.
+
+    apply_config's advisory lock keeps two applies from both finding no ledger."""
     if nanos <= 0 or LedgerEntry.objects.for_tenant(tenant).exists():
         return False
-    ledger.top_up(tenant=tenant, amount_nanos=nanos, reason="opening balance from config file")
+    actions.top_up(
+        actor=None,
+        door="config",
+        tenant=tenant,
+        amount_nanos=nanos,
+        reason=OPENING_BALANCE_REASON,
+    )
     return True

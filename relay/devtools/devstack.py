@@ -51,7 +51,10 @@ from relay.devtools.suite import TOPOLOGIES, TOPOLOGY_TESTS, run_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 # The same commands compose.yaml runs (tests/test_deployment.py holds them together).
-WEB_COMMAND = ["gunicorn", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf"]
+# The web server is gunicorn behind `python -m relay.server`, which checks the
+# variables gunicorn's config reads before gunicorn is imported (it parses
+# WEB_CONCURRENCY itself, and a bad value was its traceback).
+WEB_COMMAND = ["relay.server", "relay.asgi:application", "-c", "python:relay.server.gunicorn_conf"]
 WORKER_COMMAND = ["celery", "-A", "relay", "worker"]
 # One machine, one worker: beat runs in a thread of it (relay/celery.py), where
 # compose runs it as a service of its own, for deployments with several workers.

@@ -41,12 +41,14 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     value = _raw(name)
     if value is None or value == "":
         return default
+    # The message names what is accepted, whichever way the value is wrong.
+    accepted = "a whole number" + ("" if minimum is None else f" of at least {minimum}")
     try:
         number = int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from exc
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {accepted}, got {value!r}.") from None
     if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}.")
+        raise ImproperlyConfigured(f"{name} must be {accepted}, got {number}.")
     return number
 
 

@@ -9,18 +9,15 @@ never part of an event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from accounts import keys as key_secrets
-from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
+from accounts.models import Group, Membership, Tenant
 from billing import ledger
 from billing.models import BasePrice, LedgerEntry
 from billing.pricing import effective_price
-from relay.catalog import invalidation  # noqa: F401 (its signals announce each change)
 from relay.models import Channel
 from relay.operations.channels import (  # noqa: F401 (re-exported: the doors' one import)
     CHANNEL_FIELDS,
@@ -28,18 +25,33 @@ from relay.operations.channels import (  # noqa: F401 (re-exported: the doors' o
     save_channel,
     set_channel_enabled,
 )
+from relay.operations.keys import (  # noqa: F401 (re-exported: the doors' one import)
+    KEY_FIELDS,
+    MAX_BULK_KEYS,
+    IssuedKey,
+    create_key,
+    issue_keys,
+    revoke_key,
+    update_key,
+)
 from relay.operations.rules import (  # noqa: F401 (re-exported: the doors' one import)
     ActionRefused,
-    audit_change,
+    audit,
     check_base_url,
     unpriced_models,
 )
-from relay.operations.writes import assign, names, set_m2m, sync_models, unique_name
+from relay.operations.writes import (  # noqa: F401 (Saved re-exported)
+    Saved,
+    assign,
+    names,
+    set_m2m,
+    sync_models,
+    unique_name,
+)
 
 # The columns behind PositiveIntegerField and BigIntegerField.
 MAX_INT = 2**31 - 1
 MAX_NANOS = 2**63 - 1
-MAX_BULK_KEYS = 1000
 
 TENANT_FIELDS = ("name", "limit_rpm", "limit_tpm", "limit_concurrency")
 GROUP_FIELDS = (
@@ -72,7 +84,6 @@ ACTIONS = (
     "channel.disabled",
     "keys.issued",
     "key.revoked",
-    # Written by the config file (relay/config/rows.py).
     "key.updated",
     # Written by channel health (relay/health/state.py).
     "channel.auto_disabled",
@@ -85,7 +96,9 @@ ACTIONS = (
 # --- Tenants and balances ----------------------------------------------------
 
 
-def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -> Tenant:
+def create_tenant(
+    *, actor, slug: str, groups: Iterable[Group] = (), door: str | None = None, **fields
+) -> Tenant:
     values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
     taken = _("A tenant with this slug exists already.")
     with unique_name(taken, field="slug"), transaction.atomic():
@@ -93,8 +106,9 @@ def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -
             raise ActionRefused(taken, field="slug")
         tenant = Tenant.objects.create(slug=slug, **values)
         tenant.groups.set(list(groups))
-        AuditEvent.log(
+        audit(
             actor=actor,
+            door=door,
             action="tenant.created",
             target=tenant.slug,
             tenant=tenant,
@@ -105,7 +119,12 @@ def create_tenant(*, actor, slug: str, groups: Iterable[Group] = (), **fields) -
 
 
 def update_tenant(
-    *, actor, tenant: Tenant, groups: Iterable[Group] | None = None, **fields
+    *,
+    actor,
+    tenant: Tenant,
+    groups: Iterable[Group] | None = None,
+    door: str | None = None,
+    **fields,
 ) -> list[str]:
     """Change the tenant's name, limits or groups; returns what changed."""
     values = {name: fields[name] for name in TENANT_FIELDS if name in fields}
@@ -116,8 +135,9 @@ def update_tenant(
         if groups is not None and set_m2m(tenant.groups, groups):
             changed.append("groups")
         if changed:
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="tenant.updated",
                 target=tenant.slug,
                 tenant=tenant,
@@ -127,7 +147,7 @@ def update_tenant(
     return changed
 
 
-def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
+def set_tenant_status(*, actor, tenant: Tenant, status: str, door: str | None = None) -> bool:
     """Suspend or reactivate; returns whether anything changed."""
     if status not in Tenant.Status.values:
         raise ActionRefused(
@@ -138,8 +158,9 @@ def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
         tenant.status = status
         if updated:
             suspended = status == Tenant.Status.SUSPENDED
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="tenant.suspended" if suspended else "tenant.reactivated",
                 target=tenant.slug,
                 tenant=tenant,
@@ -148,7 +169,14 @@ def set_tenant_status(*, actor, tenant: Tenant, status: str) -> bool:
 
 
 def add_member(
-    *, actor, tenant: Tenant, username: str, role: str, password: str = "", email: str = ""
+    *,
+    actor,
+    tenant: Tenant,
+    username: str,
+    role: str,
+    password: str = "",
+    email: str = "",
+    door: str | None = None,
 ) -> Membership:
     """Give a person access to a tenant's console: an existing user, or a new
     one created with ``password`` (how an operator hands a tenant its first
@@ -168,8 +196,9 @@ def add_member(
         membership, created = Membership.objects.update_or_create(
             tenant=tenant, user=user, defaults={"role": role}
         )
-        AuditEvent.log(
+        audit(
             actor=actor,
+            door=door,
             action="member.added" if created else "member.role_changed",
             target=username,
             tenant=tenant,
@@ -178,15 +207,19 @@ def add_member(
     return membership
 
 
-def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> LedgerEntry:
+def top_up(
+    *, actor, tenant: Tenant, amount_nanos: int, reason: str = "", door: str | None = None
+) -> LedgerEntry:
+    """Credit the tenant: a ledger top-up and its ``balance.topped_up`` event."""
     if amount_nanos <= 0:
         raise ActionRefused(_("A top-up must be more than zero."), field="amount")
     with transaction.atomic():
         entry = ledger.top_up(
             tenant=tenant, amount_nanos=amount_nanos, reason=reason, created_by=actor
         )
-        AuditEvent.log(
+        audit(
             actor=actor,
+            door=door,
             action="balance.topped_up",
             target=tenant.slug,
             tenant=tenant,
@@ -197,7 +230,9 @@ def top_up(*, actor, tenant: Tenant, amount_nanos: int, reason: str = "") -> Led
     return entry
 
 
-def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEntry:
+def adjust(
+    *, actor, tenant: Tenant, amount_nanos: int, reason: str, door: str | None = None
+) -> LedgerEntry:
     """A correction either way; refuses to take the balance below zero."""
     if not reason.strip():
         raise ActionRefused(_("An adjustment needs a reason."), field="reason")
@@ -208,8 +243,9 @@ def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEn
             entry = ledger.adjust(
                 tenant=tenant, amount_nanos=amount_nanos, reason=reason.strip(), created_by=actor
             )
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="balance.adjusted",
                 target=tenant.slug,
                 tenant=tenant,
@@ -228,64 +264,6 @@ def adjust(*, actor, tenant: Tenant, amount_nanos: int, reason: str) -> LedgerEn
             field="amount",
         ) from None
     return entry
-
-
-# --- Keys ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IssuedKey:
-    key: ApiKey
-    secret: str
-
-    def __repr__(self) -> str:  # the secret never reaches a log line
-        return f"IssuedKey({self.key.name!r})"
-
-
-def issue_keys(
-    *, actor, tenant: Tenant, group: Group, count: int, name_prefix: str
-) -> list[IssuedKey]:
-    """``count`` fresh keys named ``<prefix>-0001`` ...; the secrets exist only
-    in the return value (the database keeps their digests)."""
-    if not 1 <= count <= MAX_BULK_KEYS:
-        raise ActionRefused(
-            _("Issue from 1 to %(most)d keys at a time.") % {"most": MAX_BULK_KEYS}, field="count"
-        )
-    width = max(4, len(str(count)))
-    issued: list[IssuedKey] = []
-    for number in range(1, count + 1):
-        key = ApiKey(tenant=tenant, group=group, name=f"{name_prefix}-{number:0{width}d}")
-        secret = key_secrets.generate_secret()
-        key.set_secret(secret)
-        issued.append(IssuedKey(key=key, secret=secret))
-    with transaction.atomic():
-        # One INSERT for the batch: a thousand keys in one round trip.
-        ApiKey.objects.bulk_create([item.key for item in issued])
-        AuditEvent.log(
-            actor=actor,
-            action="keys.issued",
-            target=f"{tenant.slug}/{name_prefix}-*",
-            tenant=tenant,
-            group=group.name,
-            count=count,
-            prefixes=[item.key.prefix for item in issued][:20],
-        )
-    return issued
-
-
-def revoke_key(*, actor, key: ApiKey) -> bool:
-    if key.status == ApiKey.Status.REVOKED:
-        return False
-    with transaction.atomic():
-        key.revoke()
-        AuditEvent.log(
-            actor=actor,
-            action="key.revoked",
-            target=f"{key.tenant.slug}/{key.name}",
-            tenant=key.tenant,
-            key=key.masked,
-        )
-    return True
 
 
 # --- Groups and prices -------------------------------------------------------
@@ -309,9 +287,12 @@ def save_group(
     fields: Mapping[str, object],
     models: Mapping[str, int | None] | None = None,
     channels: Iterable[Channel] | None = None,
-) -> Group:
+    door: str | None = None,
+) -> Saved[Group]:
     """Create (``group`` None) or update a group, its models with their own
-    prices (None: base price x ratio) and the channels that serve it."""
+    prices (None: base price x ratio) and the channels that serve it.
+    ``changed`` says "models" when the set of models changed, "prices" when a
+    kept model's own price did."""
     values = {name: fields[name] for name in GROUP_FIELDS if name in fields}
     taken = _("A group with this name exists already.")
     with unique_name(taken, field="name"), transaction.atomic():
@@ -331,13 +312,18 @@ def save_group(
             changed = assign(group, values)
             if changed:
                 group.save(update_fields=changed)
-        if models is not None and sync_models(group.models, models, attr="price_per_mtok_nanos"):
-            changed.append("models")
+        if models is not None:
+            listed, repriced = sync_models(group.models, models, attr="price_per_mtok_nanos")
+            if listed:
+                changed.append("models")
+            if repriced:
+                changed.append("prices")
         if channels is not None and set_m2m(group.channels, channels):
             changed.append("channels")
         if created or changed:
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="group.created" if created else "group.updated",
                 target=group.name,
                 changed=changed,
@@ -345,10 +331,12 @@ def save_group(
                 models={row.model: row.price_per_mtok_nanos for row in group.models.all()},
                 channels=names(group.channels.all()),
             )
-    return group
+    return Saved(group, created, changed)
 
 
-def set_base_price(*, actor, model: str, price_per_mtok_nanos: int) -> BasePrice:
+def set_base_price(
+    *, actor, model: str, price_per_mtok_nanos: int, door: str | None = None
+) -> Saved[BasePrice]:
     with transaction.atomic():
         price, created = BasePrice.objects.get_or_create(
             model=model, defaults={"price_per_mtok_nanos": price_per_mtok_nanos}
@@ -358,17 +346,19 @@ def set_base_price(*, actor, model: str, price_per_mtok_nanos: int) -> BasePrice
             price.price_per_mtok_nanos = price_per_mtok_nanos
             price.save(update_fields=["price_per_mtok_nanos"])
         if created or before != price_per_mtok_nanos:
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="price.set",
                 target=model,
                 price_per_mtok_nanos=price_per_mtok_nanos,
                 previous_nanos=before,
             )
-    return price
+    changed = [] if created or before == price_per_mtok_nanos else ["price_per_mtok_nanos"]
+    return Saved(price, created, changed)
 
 
-def delete_base_price(*, actor, price: BasePrice) -> None:
+def delete_base_price(*, actor, price: BasePrice, door: str | None = None) -> None:
     """Refused while a group lists the model without a price of its own."""
     with transaction.atomic():
         relying = names(
@@ -384,8 +374,9 @@ def delete_base_price(*, actor, price: BasePrice) -> None:
                 )
                 % {"groups": ", ".join(relying), "model": price.model}
             )
-        AuditEvent.log(
+        audit(
             actor=actor,
+            door=door,
             action="price.deleted",
             target=price.model,
             previous_nanos=price.price_per_mtok_nanos,

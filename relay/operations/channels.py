@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from accounts.models import AuditEvent, Group
+from accounts.models import Group
 from relay.models import Channel
-from relay.operations.rules import ActionRefused, check_base_url
-from relay.operations.writes import assign, names, set_m2m, sync_models, unique_name
+from relay.operations.rules import ActionRefused, audit, check_base_url
+from relay.operations.writes import Saved, assign, names, set_m2m, sync_models, unique_name
 
 CHANNEL_FIELDS = (
     "name",
@@ -39,7 +39,8 @@ def save_channel(
     models: Mapping[str, str] | None = None,
     groups: Iterable[Group] | None = None,
     truncatable: Iterable[str] | None = None,
-) -> Channel:
+    door: str | None = None,
+) -> Saved[Channel]:
     """Create (``channel`` None) or update a channel. ``credential`` None or
     blank keeps the stored one; it is written, never logged nor returned.
     ``truncatable`` names the models (of ``models``) whose vectors the relay
@@ -72,18 +73,20 @@ def save_channel(
             channel.credential = credential
         if created or changed:
             channel.save()
-        if models is not None and sync_models(channel.models, models, attr="upstream_model"):
+        if models is not None and any(sync_models(channel.models, models, attr="upstream_model")):
             changed.append("models")
         if truncatable is not None:
             marked = set(truncatable)
             cut = {row.model: row.model in marked for row in channel.models.all()}
-            if sync_models(channel.models, cut, attr="truncatable") and "models" not in changed:
+            recut = any(sync_models(channel.models, cut, attr="truncatable"))
+            if recut and "models" not in changed:
                 changed.append("models")
         if groups is not None and set_m2m(channel.groups, groups):
             changed.append("groups")
         if created:
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="channel.created",
                 target=channel.name,
                 kind=channel.kind,
@@ -95,24 +98,26 @@ def save_channel(
             )
         elif changed:
             # "credential" may be listed as changed; its value never is.
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="channel.updated",
                 target=channel.name,
                 changed=changed,
                 **{name: values[name] for name in changed if name in values},
             )
             if "enabled" in changed:
-                AuditEvent.log(
+                audit(
                     actor=actor,
+                    door=door,
                     action="channel.enabled" if channel.enabled else "channel.disabled",
                     target=channel.name,
                     was_enabled=was_enabled,
                 )
-    return channel
+    return Saved(channel, created, changed)
 
 
-def set_channel_enabled(*, actor, channel: Channel, enabled: bool) -> bool:
+def set_channel_enabled(*, actor, channel: Channel, enabled: bool, door: str | None = None) -> bool:
     with transaction.atomic():
         # A person's choice ends the relay's own disable (relay/health/).
         updated = (
@@ -122,8 +127,9 @@ def set_channel_enabled(*, actor, channel: Channel, enabled: bool) -> bool:
         )
         channel.enabled = enabled
         if updated:
-            AuditEvent.log(
+            audit(
                 actor=actor,
+                door=door,
                 action="channel.enabled" if enabled else "channel.disabled",
                 target=channel.name,
             )

@@ -1,6 +1,6 @@
 """The rules every door shares (console, operator API, config file): what
-refuses a change, the base-URL guard, which models are priced, and the audit
-event of a change made outside ``actions``' own functions.
+refuses a change, the base-URL guard, which models are priced, and how a
+change's audit event names the door it came through.
 
 Imported by ``actions`` (which re-exports them) and by nothing else here.
 """
@@ -57,10 +57,13 @@ def unpriced_models(models: Mapping[str, int | None]) -> list[str]:
     ]
 
 
-def audit_change(*, actor, action: str, target: str, door: str, tenant=None, **detail) -> None:
-    """Record a change made through another door than ``actions``' own
-    functions (the config file: ``door="config"``), in the caller's
-    transaction, with the same actions, so the audit log shows every door's
-    changes.
+def audit(
+    *, actor, action: str, target: str, door: str | None = None, tenant=None, **detail
+) -> AuditEvent:
+    """The audit event of a change, in the caller's transaction. ``door`` marks
+    a change that came through another door than the consoles (the config
+    file: ``"config"``, with no actor); the consoles' events carry none.
     ``detail`` names what changed, never a credential or a secret."""
-    AuditEvent.log(actor=actor, action=action, target=target, tenant=tenant, door=door, **detail)
+    if door is not None:
+        detail["door"] = door
+    return AuditEvent.log(actor=actor, action=action, target=target, tenant=tenant, **detail)

@@ -6,10 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from django.db import IntegrityError
 
 from relay.operations.rules import ActionRefused
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class Saved(Generic[Row]):
+    """What a save did: the row, whether it made it, and the fields it
+    changed (its audit event's ``changed``; the config file reports them)."""
+
+    row: Row
+    created: bool
+    changed: list[str]
 
 
 @contextmanager
@@ -42,20 +56,22 @@ def names(objects: Iterable) -> list[str]:
     return sorted(str(obj) for obj in objects)
 
 
-def sync_models(related, wanted: Mapping[str, object], *, attr: str) -> bool:
-    """Make the model rows exactly ``wanted`` (model -> ``attr``); whether anything changed."""
+def sync_models(related, wanted: Mapping[str, object], *, attr: str) -> tuple[bool, bool]:
+    """Make the model rows exactly ``wanted`` (model -> ``attr``). Returns
+    whether the set of models changed, and whether a kept row's ``attr`` did."""
     existing = {row.model: row for row in related.all()}
     stale = existing.keys() - wanted.keys()
     if stale:
         related.filter(model__in=stale).delete()
-    changed = bool(stale)
+    listed = bool(stale)
+    revalued = False
     for model, value in wanted.items():
         row = existing.get(model)
         if row is None:
             related.create(model=model, **{attr: value})
-            changed = True
+            listed = True
         elif getattr(row, attr) != value:
             setattr(row, attr, value)
             row.save(update_fields=[attr])
-            changed = True
-    return changed
+            revalued = True
+    return listed, revalued

@@ -14,23 +14,16 @@ re-opens them under its own pid (prometheus_client notices the fork).
 import gc
 import os
 
-from django.core.exceptions import ImproperlyConfigured
 from gunicorn.glogging import Logger
 
-from relay.lib.env import env_int, web_concurrency
+from relay.server import environment
 
 # uvicorn's worker, sharing connections evenly between the workers
 # (relay/server/accept_balance.py).
 worker_class = "relay.server.web_worker.BalancedUvicornWorker"
-try:
-    # Read as the settings read it, so the Redis-down share of each limit
-    # (RELAY_FALLBACK_PROCESSES) is 1/workers of it.
-    workers = web_concurrency()
-    # Long enough for the slowest upstream read plus failover attempts.
-    timeout = env_int("GUNICORN_TIMEOUT", 180, minimum=1)
-except ImproperlyConfigured as exc:
-    # A clear line and exit 1, not gunicorn's traceback of its config file.
-    raise SystemExit(f"gunicorn: {exc}") from None
+# A bad value is one line and exit 1, not gunicorn's traceback of its config
+# file (python -m relay.server checks them before gunicorn is even imported).
+workers, timeout = environment.read()
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 graceful_timeout = 30
 keepalive = 75

@@ -76,7 +76,7 @@ def build_world(user_model) -> World:
             "limit_concurrency": 20,
         },
         models={SMALL: None, LARGE: None, ADA: None},
-    )
+    ).row
     vip = actions.save_group(
         actor=operator,
         group=None,
@@ -89,7 +89,7 @@ def build_world(user_model) -> World:
             "limit_concurrency": None,
         },
         models={SMALL: 25_000_000, LARGE: None},
-    )
+    ).row
     channel = actions.save_channel(
         actor=operator,
         channel=None,
@@ -104,7 +104,7 @@ def build_world(user_model) -> World:
         credential="sk-upstream-world-0001",
         models={SMALL: "", LARGE: "", ADA: ""},
         groups=[standard, vip],
-    )
+    ).row
     backup = actions.save_channel(
         actor=operator,
         channel=None,
@@ -119,7 +119,7 @@ def build_world(user_model) -> World:
         credential="azure-world-0002",
         models={SMALL: "embed-small-deployment-2024"},
         groups=[standard],
-    )
+    ).row
     actions.set_channel_enabled(actor=operator, channel=backup, enabled=False)
     # One the relay took out of rotation (channel health), and one pinned.
     exhausted = actions.save_channel(
@@ -136,7 +136,7 @@ def build_world(user_model) -> World:
         credential="jina-world-0003",
         models={SMALL: ""},
         groups=[standard],
-    )
+    ).row
     health_state.auto_disable(
         channel_id=exhausted.pk,
         reason="quota",

@@ -35,7 +35,7 @@ def _save(request, channel: Channel | None, data: dict) -> Channel:
         models=models,
         groups=groups_named(data["groups"]) if "groups" in data else None,
         truncatable=truncatable,
-    )
+    ).row
 
 
 @extend_schema(tags=[TAG], responses=s.ChannelOutput(many=True))

@@ -39,7 +39,7 @@ def _save(request, group: Group | None, data: dict) -> Group:
         fields={name: data[name] for name in actions.GROUP_FIELDS if name in data},
         models=models,
         channels=channels_named(data["channels"]) if "channels" in data else None,
-    )
+    ).row
 
 
 @extend_schema(tags=[TAG], responses=s.GroupOutput(many=True))
@@ -100,7 +100,7 @@ class BasePriceSetApi(StaffApi):
             actor=request.user,
             model=data["model"],
             price_per_mtok_nanos=data["price_per_mtok_nanos"],
-        )
+        ).row
         return Response(s.BasePriceOutput(price).data)
 
 

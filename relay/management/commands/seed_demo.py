@@ -21,11 +21,11 @@ from django.db import transaction
 
 from accounts import keys
 from accounts.models import ApiKey, Group, GroupModel, Tenant
-from billing import ledger
 from billing.models import LedgerEntry
 from billing.pricing import to_nanos
 from relay.devtools.fake_upstream.bedrock import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 from relay.models import Channel, ChannelModel
+from relay.operations import actions
 
 GROUP = "demo"
 TENANT = "demo"
@@ -138,7 +138,14 @@ class Command(BaseCommand):
         tenant, _ = Tenant.objects.get_or_create(slug=TENANT, defaults={"name": "Demo tenant"})
         tenant.groups.add(group)
         if not LedgerEntry.objects.for_tenant(tenant).exists():
-            ledger.top_up(tenant=tenant, amount_nanos=to_nanos("10"), reason="demo funds")
+            # The consoles' top-up (its ledger entry and audit event), once.
+            actions.top_up(
+                actor=None,
+                door="seed",
+                tenant=tenant,
+                amount_nanos=to_nanos("10"),
+                reason="demo funds",
+            )
 
         secret = keys.generate_secret()
         key = ApiKey.objects.filter(tenant=tenant, name="demo").first()

@@ -75,7 +75,8 @@ def test_editing_a_group_reprices_removes_models_and_picks_channels(staff_client
     assert list(group.models.values_list("model", "price_per_mtok_nanos")) == [(SMALL, 30_000_000)]
     assert list(group.channels.all()) == [channel]
     [event] = events("group.updated")
-    assert set(event.detail["changed"]) == {"price_ratio", "models"}
+    # A model removed ("models") and a kept one repriced ("prices"), told apart.
+    assert set(event.detail["changed"]) == {"price_ratio", "models", "prices"}
 
 
 def test_base_prices_are_edited_and_audited(staff_client, group):

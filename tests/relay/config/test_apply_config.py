@@ -285,6 +285,10 @@ def _model_without_any_price(config):
     config["groups"]["vip"]["models"].append("text-embedding-ada-002")
 
 
+def _key_model_outside_its_group(config):
+    config["keys"][1]["models"] = ["text-embedding-3-large"]
+
+
 def _sub_nano_price(config):
     config["base_prices"]["text-embedding-3-large"] = "0.0000000001"
 
@@ -320,7 +324,15 @@ def _unknown_tenant(config):
         (_short_secret, r"keys\[0\] \(acme/ci\)\.secret: must start with \"sk-\""),
         (_secret_without_prefix, r"keys\[0\] \(acme/ci\)\.secret: must start with \"sk-\""),
         (_price_for_unlisted_model, "groups.vip.prices.text-embedding-3-large: not one of"),
-        (_model_without_any_price, "groups.vip.models: text-embedding-ada-002 has no price"),
+        # The consoles' own refusal (relay.operations' save_group).
+        (
+            _model_without_any_price,
+            "groups.vip.models: text-embedding-ada-002: no price; give a price here",
+        ),
+        (
+            _key_model_outside_its_group,
+            r"keys\[1\] \(acme/batch\)\.models: text-embedding-3-large is not a model of group vip",
+        ),
         (_sub_nano_price, "base_prices.text-embedding-3-large: .* more precise than 9 decimal"),
         (_ftp_base_url, "channels.local-bge.base_url: must start with http:// or https://"),
         (

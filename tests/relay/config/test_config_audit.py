@@ -26,6 +26,8 @@ def test_each_object_the_file_creates_or_changes_is_audited_as_the_config_doors_
             ("channel.created", "openai-main"),
             ("channel.created", "local-bge"),
             ("tenant.created", "acme"),
+            # The opening balance: the console's top-up (test_config_doors.py).
+            ("balance.topped_up", "acme"),
             ("keys.issued", "acme/ci"),
             ("keys.issued", "acme/batch"),
         ]
@@ -37,7 +39,7 @@ def test_each_object_the_file_creates_or_changes_is_audited_as_the_config_doors_
         assert secret not in details
 
     apply(EXAMPLE)  # nothing changes: nothing is audited
-    assert len(config_events()) == 9
+    assert len(config_events()) == 10
 
     config = example()
     config["channels"]["local-bge"]["priority"] = 5

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from accounts.models import ApiKey, Group, GroupModel
+from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
+from billing.models import LedgerEntry
 from relay.models import Channel
 from relay.providers import PROVIDERS
 from tests.clients.channels import as_float32, expected
@@ -80,3 +81,15 @@ def test_the_demo_has_a_channel_of_every_kind_in_its_own_tenant_and_group(fake_u
     ]
     assert not default.channels.exists() and not default.api_keys.exists()
     assert not default.tenants.exists()
+
+
+def test_the_demo_funds_are_one_audited_top_up_however_often_it_seeds(fake_upstream):
+    seed(fake_upstream)
+    seed(fake_upstream)
+
+    demo = Tenant.objects.get(slug="demo")
+    assert list(LedgerEntry.objects.for_tenant(demo).values_list("kind", "amount_nanos")) == [
+        (LedgerEntry.Kind.TOPUP, 10 * 10**9)
+    ]
+    [event] = AuditEvent.objects.filter(action="balance.topped_up", tenant=demo)
+    assert (event.actor, event.detail["door"]) == (None, "seed")

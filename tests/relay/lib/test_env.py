@@ -31,8 +31,8 @@ def test_web_concurrency_is_read_from_the_environment(monkeypatch):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("two", "WEB_CONCURRENCY must be an integer, got 'two'."),
-        ("0", "WEB_CONCURRENCY must be at least 1, got 0."),
+        ("two", "WEB_CONCURRENCY must be a whole number of at least 1, got 'two'."),
+        ("0", "WEB_CONCURRENCY must be a whole number of at least 1, got 0."),
     ],
 )
 def test_a_bad_web_concurrency_fails_naming_the_variable(monkeypatch, value, message):
@@ -100,4 +100,6 @@ def test_gunicorn_refuses_a_web_concurrency_below_one_with_one_clear_line():
         timeout=120,
     )
     assert done.returncode == 1
-    assert done.stderr.strip() == "gunicorn: WEB_CONCURRENCY must be at least 1, got 0."
+    assert done.stderr.strip() == (
+        "gunicorn: WEB_CONCURRENCY must be a whole number of at least 1, got 0."
+    )
