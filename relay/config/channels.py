@@ -43,7 +43,9 @@ class ChannelSpec:
     groups: tuple[str, ...]
     priority: int
     weight: int
-    enabled: bool
+    # None (not in the file) keeps a channel's state: re-applying the file at
+    # every deploy must not undo a disable that channel health made. New: on.
+    enabled: bool | None
     # Lower limits per call than the provider's; defaults for its options.
     items_per_call: int | None = None
     tokens_per_call: int | None = None
@@ -72,7 +74,11 @@ def parse(name: str, entry: object, *, environ: Mapping[str, str]) -> ChannelSpe
             fields.get("priority", 0), where=f"{where}.priority", minimum=-read.MAX_INT
         ),
         weight=read.whole_number(fields.get("weight", 1), where=f"{where}.weight", minimum=1),
-        enabled=read.boolean(fields.get("enabled", True), where=f"{where}.enabled"),
+        enabled=(
+            None
+            if fields.get("enabled") is None
+            else read.boolean(fields["enabled"], where=f"{where}.enabled")
+        ),
         items_per_call=read.limit(fields.get("items_per_call"), where=f"{where}.items_per_call"),
         tokens_per_call=read.limit(fields.get("tokens_per_call"), where=f"{where}.tokens_per_call"),
         tokens_per_item=read.limit(fields.get("tokens_per_item"), where=f"{where}.tokens_per_item"),
@@ -148,18 +154,20 @@ def apply(spec: ChannelSpec) -> str:
     or private address; a changed ``enabled`` ends the relay's own disable."""
     where = f"channels.{spec.name}"
     groups = rows.groups_named(spec.groups, where=f"{where}.groups")
+    channel = Channel.objects.filter(name=spec.name).first()
+    enabled = {} if spec.enabled is None and channel else {"enabled": spec.enabled is not False}
     with rows.refusals(where):
         saved = actions.save_channel(
             actor=None,
             door="config",
-            channel=Channel.objects.filter(name=spec.name).first(),
+            channel=channel,
             fields={
+                **enabled,
                 "name": spec.name,
                 "kind": spec.kind,
                 "base_url": spec.base_url,
                 "priority": spec.priority,
                 "weight": spec.weight,
-                "enabled": spec.enabled,
                 "items_per_call": spec.items_per_call,
                 "tokens_per_call": spec.tokens_per_call,
                 "tokens_per_item": spec.tokens_per_item,

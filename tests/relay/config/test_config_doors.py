@@ -158,3 +158,31 @@ def test_an_opening_balance_added_later_to_a_tenant_without_a_ledger_is_credited
     assert "unchanged tenant acme" in apply(config)
 
     assert opening_entries(acme) == [(LedgerEntry.Kind.TOPUP, 3 * 10**9, OPENING_BALANCE_REASON)]
+
+
+@pytest.mark.django_db
+def test_a_channel_without_enabled_in_the_file_keeps_a_disable_channel_health_made(apply):
+    """Re-applying the file at every deploy must not put back a channel the
+    relay took out; `enabled: true` written in the file is a person's choice."""
+    from relay.health.state import auto_disable
+
+    apply(EXAMPLE)
+    main = Channel.objects.get(name="openai-main")
+    assert main.enabled
+    assert auto_disable(channel_id=main.pk, reason="failures", detail="5 failures in a row")
+
+    lines = apply(EXAMPLE)
+
+    main.refresh_from_db()
+    assert not main.enabled and main.disabled_reason == "failures"
+    assert "unchanged channel openai-main" in lines
+
+    config = example()
+    config["channels"]["openai-main"]["enabled"] = True
+    lines = apply(config)
+
+    main.refresh_from_db()
+    assert main.enabled and main.disabled_reason == ""
+    assert "updated channel openai-main (enabled)" in lines
+    [enabled] = AuditEvent.objects.filter(action="channel.enabled", target="openai-main")
+    assert enabled.detail["door"] == "config"
