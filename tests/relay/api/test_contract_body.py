@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import ApiKey
 from relay.contract import tokens
-from tests.helpers import ADA, LARGE, LONG_TEXT, PROSE, SMALL, embed
+from tests.helpers import ADA, LARGE, LONG_TEXT, PROSE, SMALL, embed, live_now
 from tests.relay.api.helpers import group_with, refused, vectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,6 +124,31 @@ def test_a_token_array_item_over_8192_tokens_gets_400_naming_its_index(relay, se
     error = refused(embed(relay, secret, body), 400, upstream)
     assert error["message"] == "Invalid 'input[3]': maximum input length is 8192 tokens."
     assert error["param"] == "input[3]"
+
+
+@pytest.mark.parametrize(
+    ("value", "param", "unknown"),
+    [
+        ([[4294967296]], "input[0]", 4294967296),
+        ([1, 2, 100_300], "input", 100_300),
+        ([[1], [2, 200_000]], "input[1]", 200_000),
+    ],
+    ids=["2**32-in-a-list", "past-cl100k-in-one-array", "second-array"],
+)
+def test_a_token_id_outside_the_encoding_gets_400_before_anything_is_held_or_sent(
+    relay, secret, tenant, upstream, value, param, unknown
+):
+    before = live_now(tenant.id)
+    body = {"model": SMALL, "input": value}
+    error = refused(embed(relay, secret, body), 400, upstream)
+    assert error["param"] == param and error["code"] == "invalid_value"
+    assert error["message"].startswith(f"Invalid '{param}': {unknown} is not a token id")
+    assert live_now(tenant.id) == before  # no hold taken, nothing charged
+
+
+def test_special_token_ids_of_the_encoding_are_accepted(relay, secret):
+    response = embed(relay, secret, {"model": SMALL, "input": [[100257, 1, 2]]})
+    assert response.status_code == 200, response.text
 
 
 def test_a_single_text_over_8192_tokens_gets_400(relay, secret, upstream):
