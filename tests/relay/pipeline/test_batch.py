@@ -28,7 +28,7 @@ from relay.contract.errors import InvalidRequest, UpstreamFailed
 from relay.contract.validation import EmbeddingRequest
 from relay.devtools.fake_upstream import vector
 from relay.lib.cancellation import finish_background
-from relay.pipeline import batch, embed
+from relay.pipeline import batch, cache, embed
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
@@ -204,6 +204,38 @@ def test_litellm_2990_vectors_come_back_in_input_order_whatever_order_calls_end(
     request = request_for(items)
     merged = forward(request, channels)
     assert_each_at_its_index(merged, request)
+
+
+# --- the cache's entries ----------------------------------------------------------
+
+
+def test_each_cached_item_keeps_its_token_count_beside_its_vector(fake_upstream):
+    """So that a request answered from the cache is counted without a
+    tokenizer pass (relay/pipeline/embed.py asks ``look_up`` first)."""
+    items = [f"sentence {n}" for n in range(30)] + ["sentence 3"]
+    channels = (channel(fake_upstream, items_per_call=7),)
+    forward(request_for(items[:20]), list(channels), cache_namespace="t1")
+    uncounted = dataclasses.replace(request_for(items), token_counts=[])
+
+    async def look_up():
+        try:
+            return await batch.look_up(channels, uncounted, cache_namespace="t1")
+        finally:
+            await pools.cache_redis().aclose()
+
+    found = asyncio.run(look_up())
+    known = found.known_tokens()
+    assert known == {p: tokens.count_text(items[p]) for p in [*range(20), 30]}
+    for position in known:
+        assert np.array_equal(found.hits[found.keys[position]].vector, expected(items[position]))
+
+
+def test_an_entry_that_is_not_a_count_and_a_vector_is_a_miss():
+    assert cache.decode(b"") is None
+    assert cache.decode(b"\x01\x00\x00\x00") is None  # a count, no vector
+    assert cache.decode(b"\x01\x00\x00\x00\x00\x00") is None  # not whole float32s
+    hit = cache.decode(cache.encode(5, np.ones(3, dtype="<f4")))
+    assert hit is not None and hit.tokens == 5 and hit.vector.tolist() == [1.0, 1.0, 1.0]
 
 
 # --- splitting and failing --------------------------------------------------------------
