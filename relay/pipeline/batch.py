@@ -94,16 +94,17 @@ async def run(
     """Serve ``request`` starting with ``first`` (its channel chosen by the
     pipeline; ``tried`` are the channels that failed it already). ``found``:
     the cache's answer for the request's items, if ``look_up`` asked it
-    already (used when its keys are those of ``first``'s channel). Raises
+    already (used when ``first``'s channel keys them the same way). Raises
     UpstreamFailed when some items find no channel, or the client's error."""
     items, counts = request.items, request.token_counts
     merged = Merged([None] * len(items))  # type: ignore[list-item]
     keys: list[str] = []
     pending = list(range(len(items)))
     if cache_namespace is not None:
-        keys = _keys(first.channel, request, cache_namespace)
-        if found is None or found.keys != keys:
-            found = await cache.find(keys)
+        scope = _scope(first.channel, request, cache_namespace)
+        if found is None or found.scope != scope:
+            found = await cache.find(items, scope)
+        keys = found.keys
         pending = _from_cache(merged, found, counts)
     firsts, copies = _first_occurrences(pending, keys)
     started = time.perf_counter()
@@ -133,12 +134,11 @@ async def look_up(
     channel = routing.next_channel(channels, set())
     if channel is None:
         return None
-    return await cache.find(_keys(channel, request, cache_namespace))
+    return await cache.find(request.items, _scope(channel, request, cache_namespace))
 
 
-def _keys(channel: ChannelRoute, request: EmbeddingRequest, cache_namespace: str) -> list[str]:
-    return cache.item_keys(
-        request.items,
+def _scope(channel: ChannelRoute, request: EmbeddingRequest, cache_namespace: str) -> bytes:
+    return cache.scope(
         namespace=cache_namespace,
         model=channel.upstream_model,
         dimensions=request.dimensions,
@@ -148,14 +148,14 @@ def _keys(channel: ChannelRoute, request: EmbeddingRequest, cache_namespace: str
 
 def _from_cache(merged: Merged, found: cache.Found, counts: list[int]) -> list[int]:
     """Fill in the hits; the positions still to embed."""
-    hits = found.hits
+    entries = found.entries
     misses = []
     for position, key in enumerate(found.keys):
-        hit = hits[key]
-        if hit is None:
+        entry = entries[key]
+        if entry is None:
             misses.append(position)
         else:
-            merged.vectors[position] = hit.vector
+            merged.vectors[position] = cache.vector_of(entry)
             merged.cached_items += 1
             merged.cached_tokens += counts[position]
     return misses

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
@@ -42,37 +43,40 @@ _logged_at = -_LOG_EVERY_S
 
 KEY_PREFIX = "emb2:"  # a new layout of the value takes a new prefix
 _COUNT = np.dtype("<u4")  # the item's tokens, before its vector
-
-
-@dataclass(frozen=True)
-class Hit:
-    tokens: int
-    vector: np.ndarray
+_read_count = struct.Struct("<I").unpack_from
 
 
 def encode(tokens: int, vector: np.ndarray) -> bytes:
     return tokens.to_bytes(_COUNT.itemsize, "little") + vector.tobytes()
 
 
-def decode(raw: bytes) -> Hit | None:
-    """An entry as ``encode`` wrote it; None (a miss) for anything else."""
+def is_entry(raw: bytes) -> bool:
+    """Whether ``raw`` is an entry as ``encode`` writes them (else a miss)."""
     size = len(raw) - _COUNT.itemsize
-    if size <= 0 or size % FLOAT32.itemsize:
-        return None
-    tokens = int.from_bytes(raw[: _COUNT.itemsize], "little")
-    return Hit(tokens, np.frombuffer(raw, dtype=FLOAT32, offset=_COUNT.itemsize))
+    return size > 0 and not size % FLOAT32.itemsize
 
 
-def item_keys(
-    items, *, namespace: str, model: str, dimensions: int | None, options: dict[str, str]
-) -> list[str]:
-    """Where each item's vector is kept: a digest of everything that decides
-    the vector (the text or token ids themselves are never stored in clear).
-    BLAKE2b, 128 bits, over one prefix and the item: 2,048 keys cost ~1 ms."""
-    prefix = orjson.dumps([namespace, model, dimensions, sorted(options.items())])
+def tokens_of(entry: bytes) -> int:
+    return _read_count(entry)[0]
+
+
+def vector_of(entry: bytes) -> np.ndarray:
+    return np.frombuffer(entry, dtype=FLOAT32, offset=_COUNT.itemsize)
+
+
+def scope(*, namespace: str, model: str, dimensions: int | None, options: dict[str, str]) -> bytes:
+    """Everything besides the item that decides its vector."""
+    return orjson.dumps([namespace, model, dimensions, sorted(options.items())])
+
+
+def item_keys(items, scope: bytes) -> list[str]:
+    """Where each item's entry is kept: a digest of its ``scope`` and the
+    item (the text or token ids themselves are never stored in clear).
+    BLAKE2b, 128 bits: 2,048 keys cost ~1 ms."""
+    start = hashlib.blake2b(scope, digest_size=16)
     keys = []
     for item in items:
-        digest = hashlib.blake2b(prefix, digest_size=16)
+        digest = start.copy()
         if isinstance(item, str):
             digest.update(b"t" + item.encode())
         else:
@@ -83,27 +87,34 @@ def item_keys(
 
 @dataclass(frozen=True)
 class Found:
-    """A request's items looked up: each item's key, and what each distinct
-    key found (None: a miss)."""
+    """A request's items looked up in one ``scope``: each item's key, and
+    the entry each distinct key found (None: a miss). The entries stay bytes
+    until used: a fully cached 2,048-item request reads 2,048 of them."""
 
+    scope: bytes
     keys: list[str]
-    hits: dict[str, Hit | None]
+    entries: dict[str, bytes | None]
 
     def known_tokens(self) -> dict[int, int]:
         """The token counts the cache knows, by the item's position."""
-        hits = self.hits
-        return {p: hit.tokens for p, key in enumerate(self.keys) if (hit := hits[key]) is not None}
+        entries = self.entries
+        return {
+            p: tokens_of(entry)
+            for p, key in enumerate(self.keys)
+            if (entry := entries[key]) is not None
+        }
 
 
-async def find(keys: list[str]) -> Found:
-    """Every item's entry (a key repeated in the request is fetched once)."""
+async def find(items, scope: bytes) -> Found:
+    """Every item's entry (an item repeated in the request is fetched once)."""
+    keys = item_keys(items, scope)
     unique = list(dict.fromkeys(keys))
-    return Found(keys, dict(zip(unique, await lookup(unique), strict=True)))
+    return Found(scope, keys, dict(zip(unique, await lookup(unique), strict=True)))
 
 
-async def lookup(keys: list[str]) -> list[Hit | None]:
-    """Each key's tokens and vector, or None (a miss; so is every key when
-    the cache cannot be reached)."""
+async def lookup(keys: list[str]) -> list[bytes | None]:
+    """Each key's entry, or None (a miss; so is every key when the cache
+    cannot be reached)."""
     client = pools.cache_redis()
     if client is None or not keys:
         return [None] * len(keys)
@@ -112,7 +123,7 @@ async def lookup(keys: list[str]) -> list[Hit | None]:
     except REDIS_FAILURES as failure:
         _unreachable(failure)
         return [None] * len(keys)
-    return [None if raw is None else decode(raw) for raw in found]
+    return [raw if raw is not None and is_entry(raw) else None for raw in found]
 
 
 def store(entries: dict[str, bytes]) -> None:

@@ -227,15 +227,17 @@ def test_each_cached_item_keeps_its_token_count_beside_its_vector(fake_upstream)
     known = found.known_tokens()
     assert known == {p: tokens.count_text(items[p]) for p in [*range(20), 30]}
     for position in known:
-        assert np.array_equal(found.hits[found.keys[position]].vector, expected(items[position]))
+        entry = found.entries[found.keys[position]]
+        assert np.array_equal(cache.vector_of(entry), expected(items[position]))
 
 
 def test_an_entry_that_is_not_a_count_and_a_vector_is_a_miss():
-    assert cache.decode(b"") is None
-    assert cache.decode(b"\x01\x00\x00\x00") is None  # a count, no vector
-    assert cache.decode(b"\x01\x00\x00\x00\x00\x00") is None  # not whole float32s
-    hit = cache.decode(cache.encode(5, np.ones(3, dtype="<f4")))
-    assert hit is not None and hit.tokens == 5 and hit.vector.tolist() == [1.0, 1.0, 1.0]
+    assert not cache.is_entry(b"")
+    assert not cache.is_entry(b"\x01\x00\x00\x00")  # a count, no vector
+    assert not cache.is_entry(b"\x01\x00\x00\x00\x00\x00")  # not whole float32s
+    entry = cache.encode(5, np.ones(3, dtype="<f4"))
+    assert cache.is_entry(entry)
+    assert cache.tokens_of(entry) == 5 and cache.vector_of(entry).tolist() == [1.0, 1.0, 1.0]
 
 
 # --- splitting and failing --------------------------------------------------------------
