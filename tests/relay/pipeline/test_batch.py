@@ -86,8 +86,7 @@ def forward(
         finally:
             await finish_background()  # the cache's writes
             await pools.http().close()
-            if pools.cache_redis() is not None:
-                await pools.cache_redis().aclose()
+            await pools.close_cache()
 
     with ThreadPoolExecutor(1) as loop_thread:
         reply, _channel = loop_thread.submit(asyncio.run, main()).result()
@@ -221,7 +220,7 @@ def test_each_cached_item_keeps_its_token_count_beside_its_vector(fake_upstream)
         try:
             return await batch.look_up(channels, uncounted, cache_namespace="t1")
         finally:
-            await pools.cache_redis().aclose()
+            await pools.close_cache()
 
     found = asyncio.run(look_up())
     known = found.known_tokens()
@@ -238,6 +237,14 @@ def test_an_entry_that_is_not_a_count_and_a_vector_is_a_miss():
     entry = cache.encode(5, np.ones(3, dtype="<f4"))
     assert cache.is_entry(entry)
     assert cache.tokens_of(entry) == 5 and cache.vector_of(entry).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_cache_that_cannot_be_reached_makes_every_item_a_miss(fake_upstream, settings):
+    settings.CACHE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    request = request_for([f"sentence {n}" for n in range(12)])
+    merged = forward(request, [channel(fake_upstream, items_per_call=5)], cache_namespace="t1")
+    assert merged.cached_items == 0
+    assert_each_at_its_index(merged, request)
 
 
 # --- splitting and failing --------------------------------------------------------------
