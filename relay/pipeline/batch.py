@@ -126,11 +126,11 @@ async def run(
 async def look_up(
     channels: tuple[ChannelRoute, ...], request: EmbeddingRequest, *, cache_namespace: str
 ) -> cache.Found | None:
-    """The cache's answer for the request's items as the channel routing
-    picks first would key them, before the request's tokens are counted:
-    each hit carries its item's token count, so a request served from the
-    cache needs no tokenizer pass (``run`` reuses the answer when its first
-    channel keys the items the same way)."""
+    """The request's items looked up in the cache, keyed for the channel
+    routing picks first; asked before the tokens are counted, since each
+    entry carries its item's count (a request served from the cache needs no
+    tokenizer pass). ``run`` reuses the answer when its own first channel
+    keys the items the same way."""
     channel = routing.next_channel(channels, set())
     if channel is None:
         return None

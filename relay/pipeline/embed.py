@@ -1,9 +1,10 @@
 """The /v1/embeddings request path, start to finish.
 
-authenticate -> parse and validate -> model access -> limits and hold (one
-Redis step) -> forward with failover -> read usage -> settle the hold and hand
-the usage event to the workers (one Redis step). Each step raises a
-RelayError that the view turns into OpenAI's error envelope.
+authenticate -> parse and validate -> model access -> (a cached group: the
+items looked up in the cache) -> count tokens -> limits and hold (one Redis
+step) -> forward with failover -> read usage -> settle the hold and hand the
+usage event to the workers (one Redis step). Each step raises a RelayError
+that the view turns into OpenAI's error envelope.
 
 Forwarding takes one of two roads. A request that one channel takes in one
 call exactly as the client sent it, to a provider that answers in OpenAI's
