@@ -44,26 +44,25 @@ _LOG_EVERY_S = 30.0
 _logged_at = -_LOG_EVERY_S
 
 KEY_PREFIX = "emb2:"  # a new layout of the value takes a new prefix
-_COUNT = np.dtype("<u4")  # the item's tokens, before its vector
-_read_count = struct.Struct("<I").unpack_from
+_COUNT = struct.Struct("<I")  # the item's tokens, before its vector
 
 
 def encode(tokens: int, vector: np.ndarray) -> bytes:
-    return tokens.to_bytes(_COUNT.itemsize, "little") + vector.tobytes()
+    return _COUNT.pack(tokens) + vector.tobytes()
 
 
 def is_entry(raw: bytes) -> bool:
     """Whether ``raw`` is an entry as ``encode`` writes them (else a miss)."""
-    size = len(raw) - _COUNT.itemsize
+    size = len(raw) - _COUNT.size
     return size > 0 and not size % FLOAT32.itemsize
 
 
 def tokens_of(entry: bytes) -> int:
-    return _read_count(entry)[0]
+    return _COUNT.unpack_from(entry)[0]
 
 
 def vector_of(entry: bytes) -> np.ndarray:
-    return np.frombuffer(entry, dtype=FLOAT32, offset=_COUNT.itemsize)
+    return np.frombuffer(entry, dtype=FLOAT32, offset=_COUNT.size)
 
 
 def scope(*, namespace: str, model: str, dimensions: int | None, options: dict[str, str]) -> bytes:
