@@ -200,7 +200,9 @@ RELAY_HEALTH_PROBE_BASE_S = env_float("RELAY_HEALTH_PROBE_BASE_S", 60.0, minimum
 RELAY_HEALTH_PROBE_MAX_S = env_float("RELAY_HEALTH_PROBE_MAX_S", 3600.0, minimum=1.0)
 # The batch engine (relay/pipeline/batch.py): upstream calls one request has
 # in flight at once, and calls one process has in flight to one channel.
-RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 8, minimum=1)
+# 24 sends a full OpenAI batch (2,048 inputs) to a 96- or 100-item provider
+# (Cohere, Gemini) in one wave of 22 calls, not 3 (docs/benchmarks.md, issue 14).
+RELAY_SHARD_CONCURRENCY = env_int("RELAY_SHARD_CONCURRENCY", 24, minimum=1)
 RELAY_CHANNEL_CONCURRENCY = env_int("RELAY_CHANNEL_CONCURRENCY", 64, minimum=1)
 # Bodies larger than this are refused before they are parsed (bytes).
 RELAY_MAX_BODY_BYTES = env_int("RELAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)

@@ -33,6 +33,7 @@ _redis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lua: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _http: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache_reader: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def redis() -> aioredis.Redis | aioredis.RedisCluster:
@@ -70,6 +71,33 @@ def cache_redis() -> aioredis.Redis | None:
             max_connections=256,
         )
     return client
+
+
+def cache_reader() -> LuaClient | None:
+    """The embedding cache's lookups (one MGET of a whole batch) on a
+    pipelined connection (relay/connections/lua_client.py): it reads a
+    2,048-entry, 8 MiB reply with ~2.5 ms less CPU than redis-py, whose
+    asyncio stream copies the reply once more. None without a cache."""
+    if not settings.CACHE_REDIS_URL:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _cache_reader.get(loop)
+    if client is None:
+        client = _cache_reader[loop] = LuaClient(
+            settings.CACHE_REDIS_URL,
+            connect_timeout_s=REDIS_CONNECT_TIMEOUT_S,
+            reply_timeout_s=REDIS_REPLY_TIMEOUT_S,
+        )
+    return client
+
+
+async def close_cache() -> None:
+    """Close this loop's cache clients (a test's loop, before it ends)."""
+    loop = asyncio.get_running_loop()
+    for clients in (_cache, _cache_reader):
+        client = clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
 
 
 def lua() -> LuaClient:

@@ -12,10 +12,10 @@ A match counts only where it is a key (a colon follows): ``"object":
 
 from __future__ import annotations
 
-import base64
 import struct
 
 import orjson
+import pybase64
 
 _USAGE = b'"usage"'
 _MODEL = b'"model"'
@@ -180,5 +180,5 @@ def to_base64(body: bytes) -> bytes:
         vector = item.get("embedding")
         if isinstance(vector, list):
             packed = struct.pack(f"<{len(vector)}f", *vector)
-            item["embedding"] = base64.b64encode(packed).decode("ascii")
+            item["embedding"] = pybase64.b64encode_as_string(packed)
     return orjson.dumps(data)

@@ -129,7 +129,13 @@ def _item_kind(items: list) -> str:
     raise _invalid_input()
 
 
-async def _count(texts: list[str]) -> list[int]:
+async def _count(texts: list[str], known: dict[int, int]) -> list[int]:
+    """Each text's tokens: ``known`` ones (by position) as given, the rest
+    counted."""
+    if known:
+        unknown = [text for position, text in enumerate(texts) if position not in known]
+        counted = iter(await _count(unknown, {}) if unknown else [])
+        return [known[p] if p in known else next(counted) for p in range(len(texts))]
     if sum(len(text) for text in texts) > _COUNT_IN_THREAD_CHARS:
         return await asyncio.to_thread(tokens.count_texts, texts)
     return tokens.count_texts(texts)
@@ -149,8 +155,8 @@ def _check_token_ids(ids: list[int], *, param: str) -> None:
         )
 
 
-async def read_input(data: dict) -> tuple[str | list, list[int]]:
-    """The input and each item's token count; refuses what OpenAI refuses."""
+def read_value(data: dict) -> str | list:
+    """The input, refused as OpenAI refuses it, before its tokens are counted."""
     if "input" not in data or data["input"] is None:
         raise InvalidRequest(
             "Missing required parameter: 'input'.",
@@ -161,23 +167,33 @@ async def read_input(data: dict) -> tuple[str | list, list[int]]:
     if isinstance(value, str):
         if not value:
             raise _invalid_input()
-        counts = await _count([value])
     elif isinstance(value, list):
         # One token array is one input of len() tokens; the item limit counts inputs.
         if not value or (len(value) > MAX_ITEMS and not _is_token(value[0])):
             raise _invalid_input()
         kind = _item_kind(value)
-        if kind == "texts":
-            counts = await _count(value)
-        elif kind == "tokens":
+        if kind == "tokens":
             _check_token_ids(value, param="input")
-            counts = [len(value)]
-        else:
+        elif kind == "token_lists":
             for index, item in enumerate(value):
                 _check_token_ids(item, param=f"input[{index}]")
-            counts = [len(item) for item in value]
     else:
         raise _invalid_input()
+    return value
+
+
+async def count_input(value: str | list, known: dict[int, int] | None = None) -> list[int]:
+    """Each input's tokens (``read_value``'s input), refused past OpenAI's
+    limits. ``known``: the counts of texts already known by position (the
+    embedding cache keeps them), which are not counted again."""
+    if isinstance(value, str):
+        counts = await _count([value], known or {})
+    elif _is_token(value[0]):
+        counts = [len(value)]
+    elif isinstance(value[0], list):
+        counts = [len(item) for item in value]
+    else:
+        counts = await _count(value, known or {})
 
     for index, count in enumerate(counts):
         if count > MAX_ITEM_TOKENS:
@@ -194,7 +210,13 @@ async def read_input(data: dict) -> tuple[str | list, list[int]]:
             param="input",
             code="max_tokens_per_request",
         )
-    return value, counts
+    return counts
+
+
+async def read_input(data: dict) -> tuple[str | list, list[int]]:
+    """The input and each item's token count; refuses what OpenAI refuses."""
+    value = read_value(data)
+    return value, await count_input(value)
 
 
 def read_options(data: dict, model: str) -> tuple[str | None, int | None, str | None]:
@@ -267,16 +289,26 @@ def read_extensions(data: dict) -> dict[str, str]:
     return options
 
 
-async def read_request(data: dict, model: str) -> EmbeddingRequest:
-    """Everything after the model: options first (cheap), then the input (counted)."""
+def read_uncounted(data: dict, model: str) -> EmbeddingRequest:
+    """Everything after the model, its tokens not counted yet (``count``)."""
     encoding_format, dimensions, user = read_options(data, model)
-    value, counts = await read_input(data)
     return EmbeddingRequest(
         model=model,
-        input=value,
+        input=read_value(data),
         encoding_format=encoding_format,
         dimensions=dimensions,
         user=user,
-        token_counts=counts,
         options=read_extensions(data),
     )
+
+
+async def count(request: EmbeddingRequest, known: dict[int, int] | None = None) -> None:
+    """Fill in ``request.token_counts`` (``count_input``)."""
+    request.token_counts = await count_input(request.input, known)
+
+
+async def read_request(data: dict, model: str) -> EmbeddingRequest:
+    """Everything after the model: options first (cheap), then the input (counted)."""
+    request = read_uncounted(data, model)
+    await count(request)
+    return request

@@ -36,7 +36,7 @@ from relay.contract import vectors as wire
 from relay.contract.errors import InvalidRequest, RelayError, UpstreamFailed
 from relay.contract.validation import EmbeddingRequest
 from relay.lib import metrics
-from relay.pipeline import cache, channel_health, shards, upstream
+from relay.pipeline import cache, channel_health, routing, shards, upstream
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
@@ -89,23 +89,23 @@ async def run(
     first: shards.Fit,
     tried: set[int],
     cache_namespace: str | None,
+    found: cache.Found | None = None,
 ) -> Merged:
     """Serve ``request`` starting with ``first`` (its channel chosen by the
-    pipeline; ``tried`` are the channels that failed it already). Raises
+    pipeline; ``tried`` are the channels that failed it already). ``found``:
+    the cache's answer for the request's items, if ``look_up`` asked it
+    already (used when ``first``'s channel keys them the same way). Raises
     UpstreamFailed when some items find no channel, or the client's error."""
     items, counts = request.items, request.token_counts
     merged = Merged([None] * len(items))  # type: ignore[list-item]
     keys: list[str] = []
     pending = list(range(len(items)))
     if cache_namespace is not None:
-        keys = cache.item_keys(
-            items,
-            namespace=cache_namespace,
-            model=first.channel.upstream_model,
-            dimensions=request.dimensions,
-            options=shards.options(first.channel, request),
-        )
-        pending = await _from_cache(merged, keys, counts)
+        scope = _scope(first.channel, request, cache_namespace)
+        if found is None or found.scope != scope:
+            found = await cache.find(items, scope)
+        keys = found.keys
+        pending = _from_cache(merged, found, counts)
     firsts, copies = _first_occurrences(pending, keys)
     started = time.perf_counter()
     if firsts:
@@ -119,21 +119,43 @@ async def run(
         merged.cached_items += 1
         merged.cached_tokens += counts[position]
     if keys:
-        cache.store({keys[p]: merged.vectors[p] for p in firsts})
+        cache.store({keys[p]: cache.encode(counts[p], merged.vectors[p]) for p in firsts})
     return merged
 
 
-async def _from_cache(merged: Merged, keys: list[str], counts: list[int]) -> list[int]:
+async def look_up(
+    channels: tuple[ChannelRoute, ...], request: EmbeddingRequest, *, cache_namespace: str
+) -> cache.Found | None:
+    """The request's items looked up in the cache, keyed for the channel
+    routing picks first; asked before the tokens are counted, since each
+    entry carries its item's count (a request served from the cache needs no
+    tokenizer pass). ``run`` reuses the answer when its own first channel
+    keys the items the same way."""
+    channel = routing.next_channel(channels, set())
+    if channel is None:
+        return None
+    return await cache.find(request.items, _scope(channel, request, cache_namespace))
+
+
+def _scope(channel: ChannelRoute, request: EmbeddingRequest, cache_namespace: str) -> bytes:
+    return cache.scope(
+        namespace=cache_namespace,
+        model=channel.upstream_model,
+        dimensions=request.dimensions,
+        options=shards.options(channel, request),
+    )
+
+
+def _from_cache(merged: Merged, found: cache.Found, counts: list[int]) -> list[int]:
     """Fill in the hits; the positions still to embed."""
-    unique = list(dict.fromkeys(keys))
-    found = dict(zip(unique, await cache.lookup(unique), strict=True))
+    entries = found.entries
     misses = []
-    for position, key in enumerate(keys):
-        vector = found[key]
-        if vector is None:
+    for position, key in enumerate(found.keys):
+        entry = entries[key]
+        if entry is None:
             misses.append(position)
         else:
-            merged.vectors[position] = vector
+            merged.vectors[position] = cache.vector_of(entry)
             merged.cached_items += 1
             merged.cached_tokens += counts[position]
     return misses

@@ -3,14 +3,21 @@ upstream model, with the same dimensions and provider options, in the same
 scope (a tenant, or every tenant of a group whose operator chose so), is
 answered from here; only the misses go upstream.
 
-Vectors are kept as raw little-endian float32 bytes under a SHA-256 of
-what determines them, with a TTL (``RELAY_CACHE_TTL_S``), on a Redis of
-their own (``CACHE_REDIS_URL``): that one evicts the least recently used
-when full (its size cap), where the main Redis, which holds balances,
+Each item is kept as its token count (4 bytes, little-endian) followed by
+its vector as raw little-endian float32 bytes, under a digest of what
+determines them (the key's ``emb2:`` prefix names that layout: entries of an
+older one are simply misses). With the count beside the vector, a request
+answered from the cache needs no tokenizer pass over those items
+(relay/pipeline/embed.py looks them up before the hold is placed).
+Entries have a TTL (``RELAY_CACHE_TTL_S``) and live on a Redis of their
+own (``CACHE_REDIS_URL``): that one evicts the least recently used when
+full (its size cap), where the main Redis, which holds balances,
 limits and the usage stream, never evicts anything. The cache never fails
 a request: when it cannot be reached, every item is a miss (logged, at most
 every ``_LOG_EVERY_S``), and its writes happen after the answer is built,
-without the request waiting for them.
+without the request waiting for them (through redis-py; the lookups through
+the pipelined connection of ``pools.cache_reader``, which reads a batch's
+megabytes with less CPU).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import struct
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -34,51 +43,102 @@ log = logging.getLogger(__name__)
 _LOG_EVERY_S = 30.0
 _logged_at = -_LOG_EVERY_S
 
+KEY_PREFIX = "emb2:"  # a new layout of the value takes a new prefix
+_COUNT = struct.Struct("<I")  # the item's tokens, before its vector
 
-def item_keys(
-    items, *, namespace: str, model: str, dimensions: int | None, options: dict[str, str]
-) -> list[str]:
-    """Where each item's vector is kept: a digest of everything that decides
-    the vector (the text or token ids themselves are never stored in clear).
-    BLAKE2b, 128 bits, over one prefix and the item: 2,048 keys cost ~1 ms."""
-    prefix = orjson.dumps([namespace, model, dimensions, sorted(options.items())])
+
+def encode(tokens: int, vector: np.ndarray) -> bytes:
+    return _COUNT.pack(tokens) + vector.tobytes()
+
+
+def is_entry(raw: bytes) -> bool:
+    """Whether ``raw`` is an entry as ``encode`` writes them (else a miss)."""
+    size = len(raw) - _COUNT.size
+    return size > 0 and not size % FLOAT32.itemsize
+
+
+def tokens_of(entry: bytes) -> int:
+    return _COUNT.unpack_from(entry)[0]
+
+
+def vector_of(entry: bytes) -> np.ndarray:
+    return np.frombuffer(entry, dtype=FLOAT32, offset=_COUNT.size)
+
+
+def scope(*, namespace: str, model: str, dimensions: int | None, options: dict[str, str]) -> bytes:
+    """Everything besides the item that decides its vector."""
+    return orjson.dumps([namespace, model, dimensions, sorted(options.items())])
+
+
+def item_keys(items, scope: bytes) -> list[str]:
+    """Where each item's entry is kept: a digest of its ``scope`` and the
+    item (the text or token ids themselves are never stored in clear).
+    BLAKE2b, 128 bits: 2,048 keys cost ~1 ms."""
+    start = hashlib.blake2b(scope, digest_size=16)
     keys = []
     for item in items:
-        digest = hashlib.blake2b(prefix, digest_size=16)
+        digest = start.copy()
         if isinstance(item, str):
             digest.update(b"t" + item.encode())
         else:
             digest.update(b"i" + orjson.dumps(list(item)))
-        keys.append("emb:" + digest.hexdigest())
+        keys.append(KEY_PREFIX + digest.hexdigest())
     return keys
 
 
-async def lookup(keys: list[str]) -> list[np.ndarray | None]:
-    """Each key's vector, or None (a miss; so is every key when the cache
+@dataclass(frozen=True)
+class Found:
+    """A request's items looked up in one ``scope``: each item's key, and
+    the entry each distinct key found (None: a miss). The entries stay bytes
+    until used: a fully cached 2,048-item request reads 2,048 of them."""
+
+    scope: bytes
+    keys: list[str]
+    entries: dict[str, bytes | None]
+
+    def known_tokens(self) -> dict[int, int]:
+        """The token counts the cache knows, by the item's position."""
+        entries = self.entries
+        return {
+            p: tokens_of(entry)
+            for p, key in enumerate(self.keys)
+            if (entry := entries[key]) is not None
+        }
+
+
+async def find(items, scope: bytes) -> Found:
+    """Every item's entry (an item repeated in the request is fetched once)."""
+    keys = item_keys(items, scope)
+    unique = list(dict.fromkeys(keys))
+    return Found(scope, keys, dict(zip(unique, await lookup(unique), strict=True)))
+
+
+async def lookup(keys: list[str]) -> list[bytes | None]:
+    """Each key's entry, or None (a miss; so is every key when the cache
     cannot be reached)."""
-    client = pools.cache_redis()
+    client = pools.cache_reader()
     if client is None or not keys:
         return [None] * len(keys)
     try:
-        found = await client.mget(keys)
+        found = await client.command(keys, b"MGET", *keys)
     except REDIS_FAILURES as failure:
         _unreachable(failure)
         return [None] * len(keys)
-    return [None if raw is None else np.frombuffer(raw, dtype=FLOAT32) for raw in found]
+    return [raw if raw is not None and is_entry(raw) else None for raw in found]
 
 
-def store(entries: dict[str, np.ndarray]) -> None:
-    """Keep these vectors, in the background: the answer does not wait."""
+def store(entries: dict[str, bytes]) -> None:
+    """Keep these entries (``encode``'s), in the background: the answer does not wait."""
     if entries and pools.cache_redis() is not None:
         in_background(_store(entries))
 
 
-async def _store(entries: dict[str, np.ndarray]) -> None:
+async def _store(entries: dict[str, bytes]) -> None:
     client = pools.cache_redis()
     try:
         async with client.pipeline(transaction=False) as pipe:
-            for key, vector in entries.items():
-                pipe.set(key, vector.tobytes(), ex=settings.RELAY_CACHE_TTL_S)
+            for key, entry in entries.items():
+                pipe.set(key, entry, ex=settings.RELAY_CACHE_TTL_S)
             await pipe.execute()
     except REDIS_FAILURES as failure:
         _unreachable(failure)

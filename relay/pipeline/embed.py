@@ -1,9 +1,10 @@
 """The /v1/embeddings request path, start to finish.
 
-authenticate -> parse and validate -> model access -> limits and hold (one
-Redis step) -> forward with failover -> read usage -> settle the hold and hand
-the usage event to the workers (one Redis step). Each step raises a
-RelayError that the view turns into OpenAI's error envelope.
+authenticate -> parse and validate -> model access -> (a cached group: the
+items looked up in the cache) -> count tokens -> limits and hold (one Redis
+step) -> forward with failover -> read usage -> settle the hold and hand the
+usage event to the workers (one Redis step). Each step raises a RelayError
+that the view turns into OpenAI's error envelope.
 
 Forwarding takes one of two roads. A request that one channel takes in one
 call exactly as the client sent it, to a provider that answers in OpenAI's
@@ -33,7 +34,16 @@ from relay.contract.errors import (
 )
 from relay.contract.validation import EmbeddingRequest
 from relay.lib import metrics
-from relay.pipeline import answer_budget, auth, batch, channel_health, gate, shards, upstream
+from relay.pipeline import (
+    answer_budget,
+    auth,
+    batch,
+    cache,
+    channel_health,
+    gate,
+    shards,
+    upstream,
+)
 from relay.pipeline.outcome import Outcome
 from relay.pipeline.streaming import Streamed
 from relay.pipeline.trace import Trace
@@ -64,7 +74,14 @@ async def embed(*, authorization: str | None, body: bytes, client_ip: str, trace
     model = validation.read_model(data)
     trace.model = model
     routes, route = await model_route(key, model)
-    request = await validation.read_request(data, model)
+    cache_namespace = routes.cache.namespace(key.tenant_id) if routes.cache else None
+    request = validation.read_uncounted(data, model)
+    found = None
+    if cache_namespace is not None:
+        # Before counting: the cache keeps each item's tokens, so the items it
+        # holds are not counted again (the hold and limits still see every token).
+        found = await batch.look_up(route.channels, request, cache_namespace=cache_namespace)
+    await validation.count(request, found.known_tokens() if found else None)
 
     entry = await gate.enter(
         key=key,
@@ -76,10 +93,11 @@ async def embed(*, authorization: str | None, body: bytes, client_ip: str, trace
     )
     outcome = Outcome(trace, key, route, request, entry)
     budget, share = answer_budget.budget(), 0
-    cache_namespace = routes.cache.namespace(key.tenant_id) if routes.cache else None
     try:
         share = await budget.take(answer_budget.share(request))
-        reply, channel = await forward(route, request, trace, cache_namespace=cache_namespace)
+        reply, channel = await forward(
+            route, request, trace, cache_namespace=cache_namespace, found=found
+        )
         if isinstance(reply, batch.Merged):
             answer, event = outcome.finish_merged(reply)
             headers = {**entry.headers, CACHE_HITS_HEADER: str(reply.cached_items)}
@@ -129,7 +147,12 @@ def _unservable(unfit: shards.Unfit, request: EmbeddingRequest) -> InvalidReques
 
 
 async def forward(
-    route: ModelRoute, request: EmbeddingRequest, trace: Trace, *, cache_namespace: str | None
+    route: ModelRoute,
+    request: EmbeddingRequest,
+    trace: Trace,
+    *,
+    cache_namespace: str | None,
+    found: cache.Found | None = None,
 ) -> tuple[upstream.Reply | batch.Merged, ChannelRoute | None]:
     """Try channels until one answers; a channel that failed is not tried
     again, and one that cannot serve the request is passed over.
@@ -137,7 +160,8 @@ async def forward(
     A passed-through answer comes back as a ``Reply``: a big one with its
     rest unread, to be passed on as it arrives, unless it must be read whole
     first (its fields before the vectors name the model or usage, or its
-    floats are to become base64). The batch engine's comes back ``Merged``."""
+    floats are to become base64). The batch engine's comes back ``Merged``
+    (``found``: the cache's answer for the items, looked up already)."""
     if not route.channels:
         raise ServiceUnavailable(
             f"No upstream channel is available for `{route.model}` right now. Please retry later."
@@ -160,6 +184,7 @@ async def forward(
                 first=fitted,
                 tried=tried,
                 cache_namespace=cache_namespace,
+                found=found,
             )
             return merged, merged.channel
         tried.add(channel.channel_id)

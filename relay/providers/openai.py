@@ -54,7 +54,7 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
     try:
         answer = orjson.loads(body)
         data = sorted(answer["data"], key=lambda item: item["index"])
-        rows = [vectors.from_json(item["embedding"]) for item in data]
+        rows = vectors.from_json_rows([item["embedding"] for item in data])
     except (orjson.JSONDecodeError, KeyError, TypeError, vectors.NotAVector) as exc:
         raise UnreadableAnswer(f"not an embeddings answer ({type(exc).__name__})") from exc
     if len(rows) != len(shard.items):
@@ -68,7 +68,7 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
         ),
         None,
     )
-    return Embedded(vectors.stack(rows), tokens)
+    return Embedded(rows, tokens)
 
 
 def bearer(route: ChannelRoute) -> dict[str, str]:

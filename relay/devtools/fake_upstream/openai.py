@@ -6,8 +6,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from relay.contract.tokens import count_text
-from relay.devtools.fake_upstream.common import encoded, error
+from relay.devtools.fake_upstream.common import encoded, error, tokens
 
 NATIVE_DIMENSIONS = {"text-embedding-3-large": 3072}
 DEFAULT_DIMENSIONS = 1536
@@ -52,7 +51,7 @@ def answer(body: bytes, options: dict, stats: dict, request: web.Request) -> web
     dimensions = payload.get("dimensions") or NATIVE_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
     as_base64 = payload.get("encoding_format") == "base64" and "floats" not in options
     texts = [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
-    prompt_tokens = sum(count_text(item) if isinstance(item, str) else len(item) for item in items)
+    prompt_tokens = sum(tokens(item) if isinstance(item, str) else len(item) for item in items)
     order = range(len(texts) - 1, -1, -1) if "reverse" in options else range(len(texts))
     data = b",".join(
         b'{"object":"embedding","index":%d,"embedding":%s}'

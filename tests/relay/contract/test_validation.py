@@ -125,6 +125,26 @@ def test_texts_too_long_to_count_on_the_event_loop_are_counted_exactly():
     assert counts == [tokens.count_text(text) for text in texts]
 
 
+def test_counts_the_cache_knows_are_taken_and_only_the_rest_counted(monkeypatch):
+    """The embedding cache keeps each item's tokens (relay/pipeline/cache.py):
+    a fully cached request needs no tokenizer pass."""
+    texts = ["hello world", "counted here", "and known"]
+    counted: list[list[str]] = []
+    real = tokens.count_texts
+    monkeypatch.setattr(tokens, "count_texts", lambda some: counted.append(some) or real(some))
+    counts = asyncio.run(validation.count_input(texts, {0: 7, 2: 9}))
+    assert counts == [7, tokens.count_text("counted here"), 9]
+    assert counted == [["counted here"]]
+    counted.clear()
+    assert asyncio.run(validation.count_input(texts, {0: 1, 1: 2, 2: 3})) == [1, 2, 3]
+    assert counted == []
+
+
+def test_known_counts_are_held_to_the_same_limits():
+    error = refusal(validation.count_input, ["a", "b"], {1: 8193})
+    assert error["param"] == "input[1]"
+
+
 def test_a_token_array_is_one_input_counted_as_its_length():
     _value, counts = read_input([1, 2, 3, 4, 5])
     assert counts == [5]

@@ -28,7 +28,7 @@ from relay.contract.errors import InvalidRequest, UpstreamFailed
 from relay.contract.validation import EmbeddingRequest
 from relay.devtools.fake_upstream import vector
 from relay.lib.cancellation import finish_background
-from relay.pipeline import batch, embed
+from relay.pipeline import batch, cache, embed
 from relay.pipeline.trace import Trace
 from relay.providers.base import ChannelRoute
 
@@ -86,8 +86,7 @@ def forward(
         finally:
             await finish_background()  # the cache's writes
             await pools.http().close()
-            if pools.cache_redis() is not None:
-                await pools.cache_redis().aclose()
+            await pools.close_cache()
 
     with ThreadPoolExecutor(1) as loop_thread:
         reply, _channel = loop_thread.submit(asyncio.run, main()).result()
@@ -203,6 +202,48 @@ def test_litellm_2990_vectors_come_back_in_input_order_whatever_order_calls_end(
     channels = [channel(fake_upstream, "slow_if=SLOW,reverse", items_per_call=4)]
     request = request_for(items)
     merged = forward(request, channels)
+    assert_each_at_its_index(merged, request)
+
+
+# --- the cache's entries ----------------------------------------------------------
+
+
+def test_each_cached_item_keeps_its_token_count_beside_its_vector(fake_upstream):
+    """So that a request answered from the cache is counted without a
+    tokenizer pass (relay/pipeline/embed.py asks ``look_up`` first)."""
+    items = [f"sentence {n}" for n in range(30)] + ["sentence 3"]
+    channels = (channel(fake_upstream, items_per_call=7),)
+    forward(request_for(items[:20]), list(channels), cache_namespace="t1")
+    uncounted = dataclasses.replace(request_for(items), token_counts=[])
+
+    async def look_up():
+        try:
+            return await batch.look_up(channels, uncounted, cache_namespace="t1")
+        finally:
+            await pools.close_cache()
+
+    found = asyncio.run(look_up())
+    known = found.known_tokens()
+    assert known == {p: tokens.count_text(items[p]) for p in [*range(20), 30]}
+    for position in known:
+        entry = found.entries[found.keys[position]]
+        assert np.array_equal(cache.vector_of(entry), expected(items[position]))
+
+
+def test_an_entry_that_is_not_a_count_and_a_vector_is_a_miss():
+    assert not cache.is_entry(b"")
+    assert not cache.is_entry(b"\x01\x00\x00\x00")  # a count, no vector
+    assert not cache.is_entry(b"\x01\x00\x00\x00\x00\x00")  # not whole float32s
+    entry = cache.encode(5, np.ones(3, dtype="<f4"))
+    assert cache.is_entry(entry)
+    assert cache.tokens_of(entry) == 5 and cache.vector_of(entry).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_cache_that_cannot_be_reached_makes_every_item_a_miss(fake_upstream, settings):
+    settings.CACHE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    request = request_for([f"sentence {n}" for n in range(12)])
+    merged = forward(request, [channel(fake_upstream, items_per_call=5)], cache_namespace="t1")
+    assert merged.cached_items == 0
     assert_each_at_its_index(merged, request)
 
 
