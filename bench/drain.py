@@ -9,6 +9,8 @@ all and per process. Runs on the dev stack's embedded PostgreSQL and Redis
     BENCH_DRAIN_EVENTS    events per process (default 20000)
     BENCH_DRAIN_TENANTS   tenants the events belong to (default 64)
     BENCH_DRAIN_WORKERS   comma-separated process counts (default 1,2,4)
+    BENCH_DRAIN_PROFILE   set: each process prints cProfile's top functions
+                          (by cumulative and by own time) to stderr
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GO = "bench:drain:go"
+PROFILE = bool(os.environ.get("BENCH_DRAIN_PROFILE"))
 
 # Each drain process: set up Django, wait for the go, drain until the
 # streams are empty, say how many it wrote.
@@ -34,12 +37,23 @@ from django.conf import settings
 conn = redis_url.client(settings.REDIS_URL)
 while not conn.get({go!r}):
     time.sleep(0.005)
+profile = {profile!r}
+if profile:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 written = 0
 while True:
     n = drain_usage_events()
     written += n
     if n == 0:
         break
+if profile:
+    import pstats, sys
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(30)
 print(written)
 """
 
@@ -107,7 +121,7 @@ def inside() -> None:
         before = UsageRecord.objects.count()
         children = [
             subprocess.Popen(
-                [sys.executable, "-c", CHILD.format(go=GO)],
+                [sys.executable, "-c", CHILD.format(go=GO, profile=PROFILE)],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 text=True,
