@@ -14,6 +14,7 @@ again once PostgreSQL answers.
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 import redis
@@ -22,7 +23,6 @@ from django.db import DataError, IntegrityError
 
 from billing import dead_letters, metrics, streams
 from billing.usage import record_usage
-from billing.usage_events import UsageEvent
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # cannot store anything right now".
 REFUSED = (DataError, IntegrityError)
 
-Batch = list[tuple[bytes, UsageEvent, int | None]]
+Batch = list[streams.Entry]
 
 
 def drain(*, budget_s: float) -> int:
@@ -43,6 +43,10 @@ def drain(*, budget_s: float) -> int:
     """
     conn = streams.client()
     names = streams.all_streams()
+    # Each drain starts at a stream of its own: two workers on one stream at
+    # once (the same tenants) wait on each other's balance and rollup rows.
+    start = random.randrange(len(names))
+    names = names[start:] + names[:start]
     for stream in names:
         streams.ensure_group(conn, stream)
     written = 0
@@ -50,10 +54,17 @@ def drain(*, budget_s: float) -> int:
     while time.monotonic() < deadline:
         drained = 0
         for stream in names:  # one batch from each shard's stream in turn
-            batch = streams.claim_batch(conn, stream, count=settings.USAGE_BATCH_SIZE)
+            claimed = streams.claim_batch(conn, stream, count=settings.USAGE_BATCH_SIZE)
+            drained += len(claimed)
+            for entry_id, fields, reason in claimed.undecodable:
+                log.error(
+                    "usage stream entry %s moved to the dead-letter stream: %s", entry_id, reason
+                )
+                dead_letters.bury_undecodable(conn, entry_id, fields, reason=reason, stream=stream)
+                metrics.USAGE_DEAD_LETTERED.inc()
+            batch = claimed.entries
             if not batch:
                 continue
-            drained += len(batch)
             written += write_batch(conn, stream, batch)
             streams.acknowledge(conn, stream, [entry_id for entry_id, _event, _charge in batch])
             now_ms = time.time() * 1000

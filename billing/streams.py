@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
 
 from billing import redis_url, shards
 from billing.usage_events import CONSUMER_GROUP, FIELD, FIELD_CHARGE, UsageEvent
+
+FIELD_KEY = FIELD.encode()
 
 
 def stream_for(tenant_id: int) -> str:
@@ -45,14 +48,29 @@ def ensure_group(conn: redis.Redis, stream: str) -> None:
             raise
 
 
-def claim_batch(
-    conn: redis.Redis, stream: str, *, count: int
-) -> list[tuple[bytes, UsageEvent, int | None]]:
-    """Events for this consumer: first any a dead consumer left unacknowledged
-    for longer than USAGE_CLAIM_IDLE_S, then new ones."""
+Entry = tuple[bytes, UsageEvent, int | None]
+
+
+@dataclass
+class Claimed:
+    """What one claim took from a stream."""
+
+    entries: list[Entry] = field(default_factory=list)
+    # (entry id, its fields, why) of entries that hold no usage event: set
+    # aside to the dead-letter stream rather than retried for ever.
+    undecodable: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.entries) + len(self.undecodable)
+
+
+def claim_batch(conn: redis.Redis, stream: str, *, count: int) -> Claimed:
+    """Events for this consumer: any a dead consumer left unacknowledged for
+    longer than USAGE_CLAIM_IDLE_S, and new ones, up to ``count`` of each, in
+    one round trip."""
     consumer = consumer_name()
-    # Redis 7 answers (next, entries, deleted); Redis 6.2 (next, entries).
-    claimed = conn.xautoclaim(
+    pipe = conn.pipeline(transaction=False)
+    pipe.xautoclaim(
         stream,
         CONSUMER_GROUP,
         consumer,
@@ -60,22 +78,38 @@ def claim_batch(
         start_id="0-0",
         count=count,
     )
-    entries = list(claimed[1])
-    if len(entries) < count:
-        for _stream, fresh in (
-            conn.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count - len(entries))
-            or []
-        ):
-            entries.extend(fresh)
-    return [
-        (entry_id, UsageEvent.decode(fields[FIELD.encode()]), _charge(fields))
-        for entry_id, fields in entries
-    ]
+    pipe.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count)
+    # XAUTOCLAIM answers (next, entries, deleted) (Redis 7; 6.2 without deleted).
+    claimed, fresh = pipe.execute()
+    raw = list(claimed[1])
+    for _stream, entries in fresh or []:
+        raw.extend(entries)
+    batch = Claimed()
+    for entry_id, fields in raw:
+        try:
+            batch.entries.append((entry_id, event_of(fields), _charge(fields)))
+        except ValueError as exc:
+            batch.undecodable.append((entry_id, fields, f"undecodable: {exc}"))
+    return batch
+
+
+def event_of(fields: dict[bytes, bytes]) -> UsageEvent:
+    """The usage event a stream entry holds; ValueError, saying why, if none."""
+    try:
+        raw = fields[FIELD_KEY]
+    except KeyError:
+        raise ValueError(f"no {FIELD!r} field") from None
+    return UsageEvent.decode(raw)
 
 
 def _charge(fields: dict) -> int | None:
     raw = fields.get(FIELD_CHARGE.encode())
-    return int(raw) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"charge {raw[:40]!r} is not a number") from None
 
 
 def acknowledge(conn: redis.Redis, stream: str, entry_ids: list[bytes]) -> None:
