@@ -2,7 +2,7 @@
 event, kept for an operator.
 
 An event goes here only when it was refused on its own (billing/drain.py
-retries a refused batch event by event first), with the reason PostgreSQL
+retries a refused batch in halves, down to single events), with the reason PostgreSQL
 gave; an entry the drain cannot decode (not JSON, a field missing, a value of
 the wrong type) goes here at once, with what was wrong, as it was queued.
 The live balance already charged it, so it is money taken but not yet in the

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import redis
 from django.conf import settings
@@ -48,48 +50,56 @@ def ensure_group(conn: redis.Redis, stream: str) -> None:
             raise
 
 
-Entry = tuple[bytes, UsageEvent, int | None]
+class Entry(NamedTuple):
+    """A usage event claimed from a stream."""
+
+    stream: str
+    entry_id: bytes
+    event: UsageEvent
+    charge: int | None  # what the live balance charged for it (None: not charged live)
 
 
 @dataclass
 class Claimed:
-    """What one claim took from a stream."""
+    """What one round of claims took from the streams."""
 
     entries: list[Entry] = field(default_factory=list)
-    # (entry id, its fields, why) of entries that hold no usage event: set
-    # aside to the dead-letter stream rather than retried for ever.
-    undecodable: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
+    # (stream, entry id, its fields, why) of entries that hold no usage
+    # event: set aside to the dead-letter stream rather than retried for ever.
+    undecodable: list[tuple[str, bytes, dict[bytes, bytes], str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.entries) + len(self.undecodable)
 
 
-def claim_batch(conn: redis.Redis, stream: str, *, count: int) -> Claimed:
-    """Events for this consumer: any a dead consumer left unacknowledged for
-    longer than USAGE_CLAIM_IDLE_S, and new ones, up to ``count`` of each, in
-    one round trip."""
+def claim(conn: redis.Redis, names: list[str], *, count: int) -> Claimed:
+    """Events for this consumer from every stream named, in one round trip:
+    from each, up to ``count`` a dead consumer left unacknowledged for longer
+    than USAGE_CLAIM_IDLE_S and up to ``count`` new ones."""
     consumer = consumer_name()
     pipe = conn.pipeline(transaction=False)
-    pipe.xautoclaim(
-        stream,
-        CONSUMER_GROUP,
-        consumer,
-        min_idle_time=settings.USAGE_CLAIM_IDLE_S * 1000,
-        start_id="0-0",
-        count=count,
-    )
-    pipe.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count)
-    # XAUTOCLAIM answers (next, entries, deleted) (Redis 7; 6.2 without deleted).
-    claimed, fresh = pipe.execute()
-    raw = list(claimed[1])
-    for _stream, entries in fresh or []:
-        raw.extend(entries)
+    for stream in names:
+        pipe.xautoclaim(
+            stream,
+            CONSUMER_GROUP,
+            consumer,
+            min_idle_time=settings.USAGE_CLAIM_IDLE_S * 1000,
+            start_id="0-0",
+            count=count,
+        )
+        pipe.xreadgroup(CONSUMER_GROUP, consumer, {stream: ">"}, count=count)
+    replies = pipe.execute()
     batch = Claimed()
-    for entry_id, fields in raw:
-        try:
-            batch.entries.append((entry_id, event_of(fields), _charge(fields)))
-        except ValueError as exc:
-            batch.undecodable.append((entry_id, fields, f"undecodable: {exc}"))
+    for n, stream in enumerate(names):
+        # XAUTOCLAIM answers (next, entries, deleted) (Redis 7; 6.2 without deleted).
+        raw = list(replies[2 * n][1])
+        for _stream, fresh in replies[2 * n + 1] or []:
+            raw.extend(fresh)
+        for entry_id, fields in raw:
+            try:
+                batch.entries.append(Entry(stream, entry_id, event_of(fields), _charge(fields)))
+            except ValueError as exc:
+                batch.undecodable.append((stream, entry_id, fields, f"undecodable: {exc}"))
     return batch
 
 
@@ -112,12 +122,20 @@ def _charge(fields: dict) -> int | None:
         raise ValueError(f"charge {raw[:40]!r} is not a number") from None
 
 
-def acknowledge(conn: redis.Redis, stream: str, entry_ids: list[bytes]) -> None:
-    if entry_ids:
-        pipe = conn.pipeline(transaction=True)
-        pipe.xack(stream, CONSUMER_GROUP, *entry_ids)
+def acknowledge(conn: redis.Redis, entries: list[Entry]) -> None:
+    """Delete written entries from their streams, then acknowledge them: one
+    round trip for all. Deleted first: a worker killed in between leaves an
+    entry pending but gone, which the next XAUTOCLAIM drops from the pending
+    list (Redis 7), never one acknowledged but still queued, which no one
+    would claim again."""
+    by_stream: dict[str, list[bytes]] = defaultdict(list)
+    for entry in entries:
+        by_stream[entry.stream].append(entry.entry_id)
+    pipe = conn.pipeline(transaction=False)
+    for stream, entry_ids in by_stream.items():
         pipe.xdel(stream, *entry_ids)
-        pipe.execute()
+        pipe.xack(stream, CONSUMER_GROUP, *entry_ids)
+    pipe.execute()
 
 
 def dead_letter_stream(stream: str) -> str:
