@@ -3,7 +3,8 @@
 Fills the usage streams with events of BENCH_DRAIN_TENANTS tenants (one key
 each), then lets 1, 2 and 4 drain processes (billing.tasks.drain_usage_events
 in a loop, as Celery runs it) write them, and prints records per second in
-all and per process. Runs on the dev stack's embedded PostgreSQL and Redis
+all and per process, and the drain processes' own CPU time per record (the
+figure a busy, shared machine disturbs least). Runs on the dev stack's embedded PostgreSQL and Redis
 (REDIS_TOPOLOGY picks a cluster or Sentinel). docs/scaling.md has the figures.
 
     BENCH_DRAIN_EVENTS    events per process (default 20000)
@@ -34,6 +35,8 @@ django.setup()
 from billing import redis_url
 from billing.tasks import drain_usage_events
 from django.conf import settings
+from relay.celery import tune_collector
+tune_collector()  # as the worker does at start
 conn = redis_url.client(settings.REDIS_URL)
 while not conn.get({go!r}):
     time.sleep(0.005)
@@ -43,18 +46,20 @@ if profile:
     profiler = cProfile.Profile()
     profiler.enable()
 written = 0
+cpu_s = time.process_time()
 while True:
     n = drain_usage_events()
     written += n
     if n == 0:
         break
+cpu_s = time.process_time() - cpu_s
 if profile:
     import pstats, sys
     profiler.disable()
     stats = pstats.Stats(profiler, stream=sys.stderr)
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(30)
-print(written)
+print(written, cpu_s)
 """
 
 
@@ -131,14 +136,16 @@ def inside() -> None:
         time.sleep(3)  # every child has set Django up and waits for the go
         started = time.perf_counter()
         conn.set(GO, 1)
-        outputs = [child.communicate()[0] for child in children]
+        outputs = [child.communicate()[0].split() for child in children]
         elapsed = time.perf_counter() - started
         written = UsageRecord.objects.count() - before
         rate = written / elapsed
+        cpu_us = sum(float(cpu_s) for _n, cpu_s in outputs) / written * 1e6
         print(
             f"  {workers} process(es): {written} records in {elapsed:.2f} s = "
             f"{rate:,.0f} records/s, {rate / workers:,.0f} per process "
-            f"(each wrote {', '.join(o.strip() for o in outputs)})",
+            f"(each wrote {', '.join(n for n, _cpu_s in outputs)}); "
+            f"drain CPU {cpu_us:.0f} µs a record",
             flush=True,
         )
 
