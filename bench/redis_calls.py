@@ -4,9 +4,10 @@ after a measured run.
 
 The request path's round trips are its script calls (EVALSHA, or EVAL the
 first time): the gate and the settle, pipelined each into one round trip
-(tests/relay/pipeline/test_round_trips.py). The other commands of the window
-are the worker's: the usage drain's claims and acknowledgements, beat's
-tasks, channel health's flush.
+(tests/relay/pipeline/test_round_trips.py). The commands run are more: Redis
+counts the commands a script runs too (~30 a request between the two), and
+the worker's (the usage drain's claims and acknowledgements, beat's tasks,
+channel health's flush).
 """
 
 from __future__ import annotations

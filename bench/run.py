@@ -214,7 +214,7 @@ def describe(result: dict) -> str:
     if "redis_scripts_per_request" in result:
         line += (
             f"  redis {result['redis_scripts_per_request']:.2f} scripts/req "
-            f"({result['redis_commands_per_request']:.2f} commands, all processes)"
+            f"({result['redis_commands_per_request']:.2f} commands run, scripts' own included)"
         )
     if "usage_records" in result:
         line += f"  usage records {result['usage_records']} (+{result['usage_records_added']})"
