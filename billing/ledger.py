@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Case, F, Sum, Value, When
+from django.db import connection, transaction
+from django.db.models import F, Sum
 
 from accounts.models import Tenant
 from billing.models import Balance, LedgerEntry
@@ -125,10 +125,15 @@ def post_usage_debits(debits: list[UsageDebit], *, live_applied: bool) -> None:
         )
         for d in debits
     )
-    Balance.objects.filter(tenant_id__in=[d.tenant_id for d in debits]).update(
-        balance_nanos=F("balance_nanos")
-        - Case(*(When(tenant_id=d.tenant_id, then=Value(d.amount_nanos)) for d in debits))
-    )
+    with connection.cursor() as cursor:
+        # One statement for every tenant (a CASE of Django's costs ~50 µs a
+        # tenant to compile).
+        cursor.execute(
+            "UPDATE billing_balance AS b SET balance_nanos = b.balance_nanos - d.amount "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS d (tenant_id, amount) "
+            "WHERE b.tenant_id = d.tenant_id",
+            [[d.tenant_id for d in debits], [d.amount_nanos for d in debits]],
+        )
     if not live_applied:
         from billing import live_sync  # see post
 

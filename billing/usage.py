@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import operator
 from collections import defaultdict
@@ -66,7 +67,7 @@ def _created(event: UsageEvent) -> dt.datetime:
 
 
 _TABLE = UsageRecord._meta.db_table
-_COPY = f"COPY {_TABLE} ({', '.join(Row._fields)}) FROM STDIN"
+_COPY_BINARY = f"COPY {_TABLE} ({', '.join(Row._fields)}) FROM STDIN (FORMAT BINARY)"
 # A request id written before has its event's created, so only the
 # partitions of the batch's span are searched.
 _WRITTEN = (
@@ -82,9 +83,22 @@ def _copy(rows: list[Row]) -> None:
     if not rows:
         return
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(_COPY) as copy:
+        # Binary COPY: psycopg's C dumpers and PostgreSQL's binary input
+        # spend less CPU a value than text's. It needs each column's type.
+        types = _column_types()
+        with cursor.cursor.copy(_COPY_BINARY) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+
+@functools.cache
+def _column_types() -> list[int]:
+    """The type oids of the table's columns, in Row's order: read once a
+    process (built-in types' oids are the same in every database)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(Row._fields)} FROM {_TABLE} LIMIT 0")  # noqa: S608
+        return [column.type_code for column in cursor.description]
 
 
 def _written(request_ids: list[str], created: list[dt.datetime]) -> set[str]:
