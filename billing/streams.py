@@ -96,6 +96,8 @@ def claim(conn: redis.Redis, names: list[str], *, count: int) -> Claimed:
         for _stream, fresh in replies[2 * n + 1] or []:
             raw.extend(fresh)
         for entry_id, fields in raw:
+            if entry_id is None:
+                continue  # Redis 6.2: an entry deleted while pending (never by us)
             try:
                 batch.entries.append(Entry(stream, entry_id, event_of(fields), _charge(fields)))
             except ValueError as exc:
@@ -123,19 +125,18 @@ def _charge(fields: dict) -> int | None:
 
 
 def acknowledge(conn: redis.Redis, entries: list[Entry]) -> None:
-    """Delete written entries from their streams, then acknowledge them: one
-    round trip for all. Deleted first: a worker killed in between leaves an
-    entry pending but gone, which the next XAUTOCLAIM drops from the pending
-    list (Redis 7), never one acknowledged but still queued, which no one
-    would claim again."""
+    """Acknowledge written entries and delete them from their streams, one
+    MULTI a stream: an entry deleted but still pending would be handed back
+    by Redis 6.2's XAUTOCLAIM as (nil, nil) for ever, one acknowledged but
+    not deleted would wait in the stream for ever."""
     by_stream: dict[str, list[bytes]] = defaultdict(list)
     for entry in entries:
         by_stream[entry.stream].append(entry.entry_id)
-    pipe = conn.pipeline(transaction=False)
     for stream, entry_ids in by_stream.items():
-        pipe.xdel(stream, *entry_ids)
+        pipe = conn.pipeline(transaction=True)
         pipe.xack(stream, CONSUMER_GROUP, *entry_ids)
-    pipe.execute()
+        pipe.xdel(stream, *entry_ids)
+        pipe.execute()
 
 
 def dead_letter_stream(stream: str) -> str:
