@@ -39,6 +39,15 @@ def kind_of_table() -> str:
         return cursor.fetchone()[0]
 
 
+def indexes() -> dict[str, str]:
+    """The table's indexes: name and definition (ON ONLY, a partitioned one's, read as ON)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'billing_usagerecord'"
+        )
+        return {name: d.replace(" ON ONLY ", " ON ") for name, d in cursor.fetchall()}
+
+
 def table_of(record_id: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -60,6 +69,7 @@ def at_0007():
 
 def test_0008_keeps_every_row_in_its_months_table_and_goes_back(group, at_0007):
     assert kind_of_table() == "r"
+    plain_indexes = indexes()
     _tenant, api_key, _secret = funded_key(group, requests=10)
     months = [dt.datetime(2026, m, 15, 12, tzinfo=dt.UTC) for m in (9, 10, 11)]
     with connection.cursor() as cursor:
@@ -89,6 +99,13 @@ def test_0008_keeps_every_row_in_its_months_table_and_goes_back(group, at_0007):
 
     assert kind_of_table() == "p"
     assert rows() == before  # every row, its id and its values
+    # Every index but the two constraints' kept as it was (those take created).
+    partitioned = indexes()
+    assert partitioned.keys() == plain_indexes.keys()
+    unique = {"billing_usagerecord_pkey", "usage_request_id_unique"}
+    assert {k: v for k, v in partitioned.items() if k not in unique} == {
+        k: v for k, v in plain_indexes.items() if k not in unique
+    }
     for record_id, row in before.items():
         assert table_of(record_id) == partitions.name_of(partitions.month_of(row[-1]))
     # The identity goes on from the copied ids.
@@ -99,6 +116,7 @@ def test_0008_keeps_every_row_in_its_months_table_and_goes_back(group, at_0007):
     migrate(BEFORE)
 
     assert kind_of_table() == "r"
+    assert indexes() == plain_indexes
     after = rows()
     assert {k: v for k, v in after.items() if k in before} == before
     assert new_id in after
