@@ -3,16 +3,21 @@
 Fills the usage streams with events of BENCH_DRAIN_TENANTS tenants (one key
 each), then lets 1, 2 and 4 drain processes (billing.tasks.drain_usage_events
 in a loop, as Celery runs it) write them, and prints records per second in
-all and per process. Runs on the dev stack's embedded PostgreSQL and Redis
-(REDIS_TOPOLOGY picks a cluster or Sentinel). docs/scaling.md has the figures.
+all and per process, and the CPU time per record of the drain processes and
+of PostgreSQL and Redis (the figures a busy, shared machine disturbs least).
+Runs on the dev stack's embedded PostgreSQL and Redis (REDIS_TOPOLOGY picks a
+cluster or Sentinel). docs/scaling.md has the figures.
 
     BENCH_DRAIN_EVENTS    events per process (default 20000)
     BENCH_DRAIN_TENANTS   tenants the events belong to (default 64)
     BENCH_DRAIN_WORKERS   comma-separated process counts (default 1,2,4)
+    BENCH_DRAIN_PROFILE   set: each process prints cProfile's top functions
+                          (by cumulative and by own time) to stderr
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,8 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 GO = "bench:drain:go"
+# The PostgreSQL and Redis servers' pids, handed to the inside process.
+SERVERS = "BENCH_DRAIN_SERVER_PIDS"
+PROFILE = bool(os.environ.get("BENCH_DRAIN_PROFILE"))
 
 # Each drain process: set up Django, wait for the go, drain until the
 # streams are empty, say how many it wrote.
@@ -31,16 +41,31 @@ django.setup()
 from billing import redis_url
 from billing.tasks import drain_usage_events
 from django.conf import settings
+from relay.celery import tune_collector
+tune_collector()  # as the worker does at start
 conn = redis_url.client(settings.REDIS_URL)
 while not conn.get({go!r}):
     time.sleep(0.005)
+profile = {profile!r}
+if profile:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 written = 0
+cpu_s = time.process_time()
 while True:
     n = drain_usage_events()
     written += n
     if n == 0:
         break
-print(written)
+cpu_s = time.process_time() - cpu_s
+if profile:
+    import pstats, sys
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(30)
+print(written, cpu_s)
 """
 
 
@@ -62,6 +87,7 @@ def inside() -> None:
     tenant_count = int(os.environ.get("BENCH_DRAIN_TENANTS", "64"))
     worker_counts = [int(n) for n in os.environ.get("BENCH_DRAIN_WORKERS", "1,2,4").split(",")]
     conn = redis_url.client(settings.REDIS_URL)
+    servers = [int(pid) for pid in os.environ.get(SERVERS, "").split(",") if pid]
     run = uuid.uuid4().hex[:6]
     group = Group.objects.create(name=f"bench-drain-{run}")
     keys = []
@@ -107,7 +133,7 @@ def inside() -> None:
         before = UsageRecord.objects.count()
         children = [
             subprocess.Popen(
-                [sys.executable, "-c", CHILD.format(go=GO)],
+                [sys.executable, "-c", CHILD.format(go=GO, profile=PROFILE)],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -116,15 +142,19 @@ def inside() -> None:
         ]
         time.sleep(3)  # every child has set Django up and waits for the go
         started = time.perf_counter()
+        servers_before = servers_cpu_s(servers)
         conn.set(GO, 1)
-        outputs = [child.communicate()[0] for child in children]
+        outputs = [child.communicate()[0].split() for child in children]
         elapsed = time.perf_counter() - started
+        servers_us = (servers_cpu_s(servers) - servers_before) * 1e6
         written = UsageRecord.objects.count() - before
         rate = written / elapsed
+        cpu_us = sum(float(cpu_s) for _n, cpu_s in outputs) / written * 1e6
         print(
             f"  {workers} process(es): {written} records in {elapsed:.2f} s = "
             f"{rate:,.0f} records/s, {rate / workers:,.0f} per process "
-            f"(each wrote {', '.join(o.strip() for o in outputs)})",
+            f"(each wrote {', '.join(n for n, _cpu_s in outputs)}); "
+            f"drain CPU {cpu_us:.0f} µs a record, PostgreSQL + Redis {servers_us / written:.0f}",
             flush=True,
         )
 
@@ -139,9 +169,29 @@ def main() -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="relay-bench-drain-"))
     with devstack.services(state_dir) as env:
         devstack.manage(env, "migrate", "--no-input", "-v", "0")
+        from bench.targets import _embedded_servers
+
+        servers = _embedded_servers(state_dir, env["REDIS_URL"])
+        env = {**env, SERVERS: ",".join(str(pid) for pid in servers)}
         return subprocess.run(
             [sys.executable, "-m", "bench.drain", "--inside"], env=env, cwd=ROOT
         ).returncode
+
+
+def servers_cpu_s(pids: list[int]) -> float:
+    """CPU seconds PostgreSQL and Redis have used so far: each server, its
+    live children (PostgreSQL's backends) and the children it has reaped
+    (the backends of drain processes that have exited)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            server = psutil.Process(pid)
+            times = server.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for child in server.children():
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:2])
+    return total
 
 
 if __name__ == "__main__":

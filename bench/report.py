@@ -39,24 +39,25 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 def table(results: list[dict]) -> str:
     header = (
-        f"{'target':<8} {'upstream':>8} {'body':<15} {'c':>5} {'rps':>8} {'p50 ms':>8} "
+        f"{'target':<14} {'upstream':>8} {'body':<15} {'c':>5} {'rps':>8} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'errors':>6} {'CPU s/1k':>9} {'pg/redis':>8} {'RSS MB':>7} "
-        f"{'PSS MB':>7} {'other':>6}"
+        f"{'PSS MB':>7} {'other':>6} {'scripts':>7}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         if r.get("skipped"):
             lines.append(
-                f"{r['target']:<8} {r['upstream']:>8} {body_label(r):<15} "
+                f"{r['target']:<14} {r['upstream']:>8} {body_label(r):<15} "
                 f"{r['connections']:>5}  skipped: {r['skipped']}"
             )
             continue
         lines.append(
-            f"{r['target']:<8} {r['upstream']:>8} {body_label(r):<15} {r['connections']:>5} "
+            f"{r['target']:<14} {r['upstream']:>8} {body_label(r):<15} {r['connections']:>5} "
             f"{r['rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.1f} {r['error_count']:>6} "
             f"{_fmt(r.get('cpu_ms_per_request'), '.2f'):>9} {_fmt(r.get('cpu_ms_deps'), '.2f'):>8} "
             f"{_fmt(r.get('peak_rss_mb'), '.0f'):>7} {_fmt(r.get('peak_pss_mb'), '.0f'):>7} "
-            f"{r['meter']['other_cores']:>6.2f}"
+            f"{r['meter']['other_cores']:>6.2f} "
+            f"{_fmt(r.get('redis_scripts_per_request'), '.2f'):>7}"
         )
     return "\n".join(lines)
 

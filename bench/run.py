@@ -16,9 +16,10 @@ explains what is measured and how. Environment:
     BENCH_DURATION_S   seconds of each measured run (default 8; 3 with BENCH_QUICK)
     BENCH_WARMUP_S     seconds of each warm-up run (default 2)
     BENCH_QUICK=1      a smoke run: 20 ms upstream, c in {16, 64}
-    BENCH_TARGETS      comma-separated subset of direct,relay,relay-cluster,litellm
-                       (relay-cluster: the relay on a Redis Cluster, the c=64
-                       one-string cell only)
+    BENCH_TARGETS      comma-separated subset of
+                       direct,relay,relay-cluster,relay-sentinel,litellm
+                       (relay-cluster, relay-sentinel: the relay on a Redis
+                       Cluster, behind Sentinel; the c=64 one-string cell only)
     BENCH_BODIES       comma-separated subset of one,batch16,batch16-base64
     BENCH_CONCURRENCY  comma-separated subset of the concurrencies
     BENCH_BATCHES=0    leave out the batch engine's rows (bench/batches.py)
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import batches, report, wrk
+from bench import batches, redis_calls, report, wrk
 from bench.cells import (
     LITELLM_NOT_RUN,
     UPSTREAMS,
@@ -103,8 +104,10 @@ def settle(target: Target, groups: dict[str, list[int]], peer: LiteLLM | None) -
 
 
 # The relay's PostgreSQL and Redis servers, per target.
-DEPS = {"relay": "deps", "relay-cluster": "deps-cluster"}
-# The cell run against the cluster too (same run, beside the standalone row).
+TOPOLOGIES = ("cluster", "sentinel")
+DEPS = {"relay": "deps"} | {f"relay-{t}": f"deps-{t}" for t in TOPOLOGIES}
+# The cell run against the cluster and Sentinel too (same run, beside the
+# standalone row).
 CLUSTER_CELL = ("20ms", "one", 64, 1)
 
 
@@ -141,6 +144,7 @@ def run_cell(
     if relay_handle is not None:
         # The warm-up's events are written before the measured window opens.
         records_before = relay_handle.wait_drained()
+        calls_before = redis_calls.commands(relay_handle.redis_url)
     meter = Meter(groups, memory_of=memory_of.get(target.name, ()))
     meter.start()
     measured = wrk.run(route.url, script, connections=connections, duration_s=duration_s)
@@ -148,6 +152,10 @@ def run_cell(
         # Inside the window: the worker's CPU for writing these records counts.
         result["usage_records"] = relay_handle.wait_drained()
         result["usage_records_added"] = result["usage_records"] - records_before
+        if measured.requests:
+            result |= redis_calls.per_request(
+                redis_calls.commands(relay_handle.redis_url) - calls_before, measured.requests
+            )
     figures = meter.stop()
     result.update(measured.as_dict())
     result["meter"] = figures
@@ -203,6 +211,11 @@ def describe(result: dict) -> str:
         line += f" (+{result['cpu_ms_deps']:.2f} pg/redis)"
     if "peak_rss_mb" in result:
         line += f"  rss {result['peak_rss_mb']:.0f} MB (pss {result['peak_pss_mb']:.0f})"
+    if "redis_scripts_per_request" in result:
+        line += (
+            f"  redis {result['redis_scripts_per_request']:.2f} scripts/req "
+            f"({result['redis_commands_per_request']:.2f} commands run, scripts' own included)"
+        )
     if "usage_records" in result:
         line += f"  usage records {result['usage_records']} (+{result['usage_records_added']})"
     if any(result.get(step, {}).get("restarted") for step in ("after_warmup", "after_run")):
@@ -219,7 +232,11 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     duration_s = int(os.environ.get("BENCH_DURATION_S", "3" if quick else "8"))
     warmup_s = int(os.environ.get("BENCH_WARMUP_S", "2"))
-    wanted = set(os.environ.get("BENCH_TARGETS", "direct,relay,relay-cluster,litellm").split(","))
+    wanted = set(
+        os.environ.get("BENCH_TARGETS", "direct,relay,relay-cluster,relay-sentinel,litellm").split(
+            ","
+        )
+    )
     open_files = raise_open_files_limit()
     cells = matrix(quick)
     started = datetime.datetime.now(datetime.UTC)
@@ -293,37 +310,36 @@ def main() -> int:
                     f"{relay_handle.usage_records()})",
                     flush=True,
                 )
-            cluster_handle = None
-            if "relay-cluster" in wanted:
+            handles = {"relay": relay_handle}
+            for topology in TOPOLOGIES:
+                name = f"relay-{topology}"
+                if name not in wanted:
+                    continue
                 # The same relay with its Redis state on a Redis Cluster (three
-                # primaries, three replicas, settles waiting for a replica).
-                cluster_handle = stack.enter_context(
+                # primaries, three replicas, settles waiting for a replica) or
+                # behind Sentinel (a primary, a replica, three sentinels).
+                handle = handles[name] = stack.enter_context(
                     relay(
-                        children,
-                        workdir / "state-cluster",
-                        bases,
-                        topology="cluster",
-                        name="relay-cluster",
+                        children, workdir / f"state-{topology}", bases, topology=topology, name=name
                     )
                 )
                 groups |= {
-                    "web-cluster": [cluster_handle.web_pid],
-                    "worker-cluster": [cluster_handle.worker_pid],
-                    "deps-cluster": cluster_handle.dep_pids,
+                    f"web-{topology}": [handle.web_pid],
+                    f"worker-{topology}": [handle.worker_pid],
+                    f"deps-{topology}": handle.dep_pids,
                 }
-                memory_of["relay-cluster"] = ("web-cluster", "worker-cluster")
+                memory_of[name] = (f"web-{topology}", f"worker-{topology}")
                 targets.append(
                     Target(
-                        name="relay-cluster",
-                        groups=("web-cluster", "worker-cluster"),
+                        name=name,
+                        groups=memory_of[name],
                         routes={
-                            label: Route(cluster_handle.url, f"Bearer {cluster_handle.keys[label]}")
+                            label: Route(handle.url, f"Bearer {handle.keys[label]}")
                             for label in bases
                         },
                     )
                 )
-                print(f"relay-cluster: {cluster_handle.url}", flush=True)
-            handles = {"relay": relay_handle, "relay-cluster": cluster_handle}
+                print(f"{name}: {handle.url}", flush=True)
             peer = None
             if not litellm_skipped:
                 try:
@@ -353,10 +369,11 @@ def main() -> int:
                     if target.name == "litellm" and (body_name, connections) in LITELLM_NOT_RUN:
                         skipped = "not run (~0.3 s CPU per request; see LITELLM_NOT_RUN)"
                     if (
-                        target.name == "relay-cluster"
+                        target.name in DEPS
+                        and target.name != "relay"
                         and (upstream, body_name, connections, round_) != CLUSTER_CELL
                     ):
-                        continue  # the cluster's one row: beside the standalone one
+                        continue  # a topology's one row: beside the standalone one
 
                     if skipped:
                         results.append(
@@ -418,7 +435,8 @@ def main() -> int:
             "pg/redis: the relay's PostgreSQL and Redis,\nnot included in CPU s/1k. RSS: "
             "peak resident memory summed over the processes (relay: web + worker);\nPSS: the "
             "same with shared pages counted once. other: cores busy with processes outside\n"
-            "this benchmark during the run (a shared machine)."
+            "this benchmark during the run (a shared machine). scripts: Redis script calls\n"
+            "per request, the request path's round trips (bench/redis_calls.py)."
         )
         print("\n" + report.ratios_table(ratio_rows))
         if batch_rows:

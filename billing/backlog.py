@@ -8,7 +8,6 @@ from typing import Any, cast
 import redis
 
 from billing import streams
-from billing.usage_events import FIELD, UsageEvent
 
 
 def _now_ms(conn: redis.Redis) -> float:
@@ -35,8 +34,11 @@ def pending_ages_s(conn: redis.Redis, *, older_than_s: float = 0) -> list[tuple[
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], conn.xrange(stream, "-", cutoff_ms))
         for entry_id, fields in entries:
             queued_ms = _queued_ms(entry_id)
-            event = UsageEvent.decode(fields[FIELD.encode()])
-            aged.append((event.request_id, max(now_ms - queued_ms, 0) / 1000))
+            try:
+                name = streams.event_of(fields).request_id
+            except ValueError:
+                name = f"(undecodable entry {entry_id.decode()})"
+            aged.append((name, max(now_ms - queued_ms, 0) / 1000))
     return sorted(aged, key=lambda pair: -pair[1])
 
 

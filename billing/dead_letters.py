@@ -1,9 +1,12 @@
-"""Usage events PostgreSQL refused, kept for an operator.
+"""Usage events PostgreSQL refused, and stream entries that hold no usage
+event, kept for an operator.
 
 An event goes here only when it was refused on its own (billing/drain.py
-retries a refused batch event by event first), with the reason PostgreSQL
-gave. The live balance already charged it, so it is money taken but not yet
-in the books: ``manage.py reconcile`` names every one and exits 1 until an
+retries a refused batch in halves, down to single events), with the reason PostgreSQL
+gave; an entry the drain cannot decode (not JSON, a field missing, a value of
+the wrong type) goes here at once, with what was wrong, as it was queued.
+The live balance already charged it, so it is money taken but not yet in the
+books: ``manage.py reconcile`` names every one and exits 1 until an
 operator requeues it (after fixing its cause) or discards it
 (``manage.py dead_letters``).
 """
@@ -28,13 +31,23 @@ REASON_MAX_CHARS = 500
 class DeadLetter:
     entry_id: str  # its id in the dead-letter stream
     stream: str  # that dead-letter stream (one per usage stream)
-    event: UsageEvent
+    event: UsageEvent | None  # None: the entry held no usage event (see reason)
     charge_nanos: int | None
     reason: str
+    # The usage stream entry's own fields, as queued: what a requeue puts back.
+    fields: dict[bytes, bytes]
 
     @property
     def charged_live_nanos(self) -> int:
         return self.charge_nanos or 0
+
+    @property
+    def request_id(self) -> str:
+        return self.event.request_id if self.event else "(undecodable)"
+
+    @property
+    def tenant_id(self) -> int | None:
+        return self.event.tenant_id if self.event else None
 
 
 def bury(
@@ -46,34 +59,51 @@ def bury(
     reason: str,
     stream: str,
 ) -> None:
-    """Move one usage-stream entry to the dead-letter stream.
-
-    The copy, the acknowledgement and the deletion are one MULTI: a worker
-    killed in between leaves the event either pending (claimed again, tried
-    again) or buried, never both, so it is never buried twice.
-    """
-    fields: dict[Any, Any] = {
-        FIELD: event.encode(),
-        REASON: reason[:REASON_MAX_CHARS],
-        ENTRY: entry_id,
-    }
+    """Move one usage-stream entry PostgreSQL refused to the dead-letter stream."""
+    fields: dict[Any, Any] = {FIELD: event.encode()}
     if charge is not None:
         fields[FIELD_CHARGE] = charge
+    _move(conn, entry_id, fields, reason=reason, stream=stream)
+
+
+def bury_undecodable(
+    conn: redis.Redis, entry_id: bytes, fields: dict[bytes, bytes], *, reason: str, stream: str
+) -> None:
+    """Move one usage-stream entry that holds no usage event (streams.Claimed)
+    to the dead-letter stream, its fields as they were."""
+    _move(conn, entry_id, fields, reason=reason, stream=stream)
+
+
+def _move(
+    conn: redis.Redis, entry_id: bytes, fields: dict[Any, Any], *, reason: str, stream: str
+) -> None:
+    """The copy, the acknowledgement and the deletion are one MULTI: a worker
+    killed in between leaves the event either pending (claimed again, tried
+    again) or buried, never both, so it is never buried twice."""
     pipe = conn.pipeline(transaction=True)
-    pipe.xadd(streams.dead_letter_stream(stream), fields)
+    pipe.xadd(
+        streams.dead_letter_stream(stream),
+        {**fields, REASON: reason[:REASON_MAX_CHARS], ENTRY: entry_id},
+    )
     pipe.xack(stream, CONSUMER_GROUP, entry_id)
     pipe.xdel(stream, entry_id)
     pipe.execute()
 
 
 def _decoded(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    queued = {k: v for k, v in fields.items() if k not in (REASON.encode(), ENTRY.encode())}
+    try:
+        event: UsageEvent | None = streams.event_of(fields)
+    except ValueError:
+        event = None
     charge = fields.get(FIELD_CHARGE.encode())
     return DeadLetter(
         entry_id=entry_id.decode(),
         stream=stream,
-        event=UsageEvent.decode(fields[FIELD.encode()]),
-        charge_nanos=int(charge) if charge is not None else None,
+        event=event,
+        charge_nanos=int(charge) if charge is not None and charge.isdigit() else None,
         reason=fields.get(REASON.encode(), b"").decode(errors="replace"),
+        fields=queued,
     )
 
 
@@ -114,11 +144,8 @@ def requeue(conn: redis.Redis, entry_ids: list[str] | None = None) -> list[DeadL
     request id, so requeueing an event that was written meanwhile is harmless."""
     letters = _select(conn, entry_ids)
     for letter in letters:
-        fields: dict[Any, Any] = {FIELD: letter.event.encode()}
-        if letter.charge_nanos is not None:
-            fields[FIELD_CHARGE] = letter.charge_nanos
         pipe = conn.pipeline(transaction=True)  # one MULTI: requeued once, or not at all
-        pipe.xadd(streams.source_stream(letter.stream), fields)
+        pipe.xadd(streams.source_stream(letter.stream), cast(dict[Any, Any], letter.fields))
         pipe.xdel(letter.stream, letter.entry_id)
         pipe.execute()
     return letters

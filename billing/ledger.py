@@ -4,8 +4,9 @@ written in the same transaction as the balance row it moves."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 
 from accounts.models import Tenant
@@ -69,6 +70,75 @@ def post(
 
         transaction.on_commit(lambda: live_sync.apply_soon(entry.pk))
     return entry
+
+
+@dataclass(frozen=True)
+class UsageDebit:
+    """One tenant's debit for a batch of usage records."""
+
+    tenant_id: int
+    amount_nanos: int  # positive: what is taken
+    request_count: int
+    # Set on a lone debit not yet live (see billing.live.applied_key).
+    request_id: str = ""
+
+
+def locked_balances(tenant_ids: list[int]) -> dict[int, int]:
+    """Lock these tenants' balance rows, creating any missing, and read them.
+
+    One statement for the lot, locked in tenant order: two workers debiting
+    overlapping tenants take the locks in the same order and never deadlock.
+    Call inside the transaction that then posts to them."""
+    ids = sorted(set(tenant_ids))
+
+    def read() -> dict[int, int]:
+        rows = Balance.objects.select_for_update().filter(tenant_id__in=ids).order_by("tenant_id")
+        return dict(rows.values_list("tenant_id", "balance_nanos"))
+
+    balances = read()
+    if len(balances) < len(ids):
+        missing = [Balance(tenant_id=t) for t in ids if t not in balances]
+        Balance.objects.bulk_create(missing, ignore_conflicts=True)
+        balances = read()
+    return balances
+
+
+def post_usage_debits(debits: list[UsageDebit], *, live_applied: bool) -> None:
+    """Write a batch's usage debits, one entry per tenant, and move their
+    balances: the same as ``post`` for each, in three statements for all.
+
+    The caller holds the balance rows (``locked_balances``) and has cut each
+    debit to what the balance holds, so none overdraws.
+    """
+    debits = [d for d in debits if d.amount_nanos]
+    if not debits:
+        return
+    entries = LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            tenant_id=d.tenant_id,
+            kind=LedgerEntry.Kind.USAGE,
+            amount_nanos=-d.amount_nanos,
+            reason=f"{d.request_count} request(s)",
+            live_applied=live_applied,
+            request_count=d.request_count,
+            request_id=d.request_id,
+        )
+        for d in debits
+    )
+    with connection.cursor() as cursor:
+        # One statement for every tenant (a CASE of Django's costs ~50 µs a
+        # tenant to compile).
+        cursor.execute(
+            "UPDATE billing_balance AS b SET balance_nanos = b.balance_nanos - d.amount "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS d (tenant_id, amount) "
+            "WHERE b.tenant_id = d.tenant_id",
+            [[d.tenant_id for d in debits], [d.amount_nanos for d in debits]],
+        )
+    if not live_applied:
+        from billing import live_sync  # see post
+
+        for entry in entries:
+            transaction.on_commit(lambda pk=entry.pk: live_sync.apply_soon(pk))
 
 
 def top_up(*, tenant: Tenant | int, amount_nanos: int, reason: str = "", created_by=None):

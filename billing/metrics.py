@@ -20,7 +20,7 @@ USAGE_DEAD_LETTERED = Counter(
 )
 USAGE_LAG = Histogram(
     "relay_usage_event_lag_seconds",
-    "From a request's end to its usage record's commit.",
+    "At each drain round's commit: from the end of its oldest request to the commit.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 

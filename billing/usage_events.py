@@ -9,7 +9,8 @@ and only acknowledged once its record is committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 
 import orjson
 
@@ -62,4 +63,47 @@ class UsageEvent:
 
     @classmethod
     def decode(cls, raw: bytes) -> UsageEvent:
-        return cls(**orjson.loads(raw))
+        """The event ``raw`` encodes; ValueError, saying why, if it does not
+        encode one (not JSON, a field missing or unknown, a value of the
+        wrong type), so a drain can set the entry aside rather than stall."""
+        try:
+            values = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"not a JSON object but {type(values).__name__}")
+        missing = _REQUIRED - values.keys()
+        unknown = values.keys() - _TYPES.keys()
+        if missing:
+            raise ValueError(f"fields missing: {', '.join(sorted(missing))}")
+        if unknown:
+            raise ValueError(f"fields unknown: {', '.join(sorted(unknown))}")
+        for name, value in values.items():
+            # type(), not isinstance: JSON's true is a bool, no count or id.
+            if type(value) not in _TYPES[name]:
+                raise ValueError(f"{name} is {type(value).__name__}: {str(value)[:40]!r}")
+        if any(type(item) is not int for item in values.get("failed_channel_ids", ())):
+            raise ValueError("failed_channel_ids holds a value that is no channel id")
+        # Every field checked above, so the instance is filled directly: a
+        # frozen dataclass's __init__ sets each of its 20 fields through
+        # object.__setattr__, a fifth of the drain's decoding time.
+        event = object.__new__(cls)
+        event.__dict__.update(_defaults(), **values)
+        return event
+
+
+def _accepted(hint: object) -> tuple[type, ...]:
+    """The types a field's value may have once parsed from JSON."""
+    if typing.get_origin(hint) is list:
+        return (list,)
+    return typing.get_args(hint) or (typing.cast(type, hint),)  # int | None: (int, NoneType)
+
+
+_TYPES = {name: _accepted(hint) for name, hint in typing.get_type_hints(UsageEvent).items()}
+_REQUIRED = {f.name for f in fields(UsageEvent) if f.default is f.default_factory}
+_DEFAULTS = {f.name: f.default for f in fields(UsageEvent) if f.default is not MISSING}
+
+
+def _defaults() -> dict[str, object]:
+    """The optional fields' defaults, a fresh list for each event."""
+    return {**_DEFAULTS, "failed_channel_ids": []}

@@ -4,7 +4,9 @@ rows. The request id is unique together with ``created`` from now on (a
 partitioned table's unique constraints include its partition key).
 
 The rows are copied in one transaction: on a big table, run it in a
-maintenance window (docs/scaling.md, "PostgreSQL").
+maintenance window (docs/scaling.md, "PostgreSQL"). Reversible the same way
+(``unpartition``), unless two months hold one request id, which a plain
+table's unique request id refuses (tests/billing/test_partition_migration.py).
 """
 
 import datetime as dt
@@ -72,6 +74,48 @@ def partition(apps, schema_editor):
         )
 
 
+def unpartition(apps, schema_editor):
+    """Back to one plain table, as 0007 left it: rows, ids and indexes kept;
+    the request id unique on its own again (refused if two months share one)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)", [TABLE]
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            f"CREATE TABLE {OLD} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING IDENTITY)"
+        )
+        cursor.execute(f"ALTER TABLE {TABLE} RENAME TO {NEW}")
+        cursor.execute(f"ALTER TABLE {OLD} RENAME TO {TABLE}")
+        for constraint in ("usage_request_id_unique", f"{TABLE}_pkey"):
+            cursor.execute(f"ALTER INDEX IF EXISTS {constraint} RENAME TO {constraint}_old")
+        cursor.execute(
+            f"""
+            ALTER TABLE {TABLE}
+              ADD CONSTRAINT {TABLE}_pkey PRIMARY KEY (id),
+              ADD CONSTRAINT usage_request_id_unique UNIQUE (request_id),
+              ADD CONSTRAINT usage_cost_not_negative CHECK (cost_nanos >= 0),
+              ADD CONSTRAINT usage_tenant_fk FOREIGN KEY (tenant_id)
+                REFERENCES accounts_tenant (id) DEFERRABLE INITIALLY DEFERRED,
+              ADD CONSTRAINT usage_api_key_fk FOREIGN KEY (api_key_id)
+                REFERENCES accounts_apikey (id) DEFERRABLE INITIALLY DEFERRED,
+              ADD CONSTRAINT usage_group_fk FOREIGN KEY (group_id)
+                REFERENCES accounts_group (id) DEFERRABLE INITIALLY DEFERRED
+            """
+        )
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in partition()
+        cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM {NEW}")
+        cursor.execute(f"DROP TABLE {NEW}")  # and its partitions
+        for _name, definition in indexes:
+            # A partitioned table's indexes read "ON ONLY"; a plain one's do not.
+            cursor.execute(definition.replace(f" ON ONLY public.{TABLE} ", f" ON {TABLE} "))
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), "
+            f"coalesce((SELECT max(id) FROM {TABLE}), 0) + 1, false)"
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -91,6 +135,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[migrations.RunPython(partition, migrations.RunPython.noop)],
+            database_operations=[migrations.RunPython(partition, unpartition)],
         ),
     ]

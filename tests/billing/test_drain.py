@@ -14,6 +14,7 @@ import io
 import time
 import uuid
 
+import orjson
 import psycopg
 import pytest
 import redis
@@ -25,7 +26,7 @@ from accounts.models import ApiKey
 from billing import backlog, dead_letters, drain, streams
 from billing.models import UsageRecord
 from billing.pricing import cost_nanos
-from billing.usage_events import FIELD, UsageEvent
+from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
 from relay.lib import metrics
 from tests.helpers import SMALL_PRICE_NANOS, STARTING_BALANCE_NANOS, balance_row, usage_event
 
@@ -266,3 +267,103 @@ def test_an_operator_discards_only_the_dead_letters_named(own_stream, api_key):
     assert [letter.entry_id for letter in dead_letters.buried(own_stream)] == [second.entry_id]
     with pytest.raises(CommandError, match="no such dead letter"):
         dead_letters_command("--requeue", "1-1")
+
+
+# --- an entry that holds no usage event (issue 17) ---------------------------------------
+
+
+def garbage(api_key: ApiKey) -> dict[str, dict]:
+    """Stream entries no web process would write, each with what the drain
+    should say of it."""
+    fields = usage_event(api_key, request_id="req_garbage_00001").__dict__
+    wrong_type = orjson.dumps({**fields, "tenant_id": "seven"})
+    missing = orjson.dumps({k: v for k, v in fields.items() if k != "tokens"})
+    return {
+        "not JSON": {"entry": {FIELD: b"\xff{not json"}, "reason": "not JSON"},
+        "a JSON list": {"entry": {FIELD: b"[1, 2]"}, "reason": "not a JSON object"},
+        "a field missing": {"entry": {FIELD: missing}, "reason": "fields missing: tokens"},
+        "a value of the wrong type": {"entry": {FIELD: wrong_type}, "reason": "tenant_id is str"},
+        "a bool for a count": {
+            "entry": {FIELD: orjson.dumps({**fields, "tokens": True})},
+            "reason": "tokens is bool",
+        },
+        "no event field": {"entry": {"x": b"1"}, "reason": "no 'e' field"},
+        "a charge that is no number": {
+            "entry": {FIELD: orjson.dumps(fields), FIELD_CHARGE: b"lots"},
+            "reason": "charge b'lots' is not a number",
+            # Its event decodes: the dead letter names its request and tenant.
+            "names": f"req_garbage_00001 tenant_id={api_key.tenant_id}",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "not JSON",
+        "a JSON list",
+        "a field missing",
+        "a value of the wrong type",
+        "a bool for a count",
+        "no event field",
+        "a charge that is no number",
+    ],
+)
+def test_an_undecodable_entry_is_dead_lettered_and_its_stream_drained(
+    own_stream, api_key, tenant, kind
+):
+    case = garbage(api_key)[kind]
+    stream = streams.stream_for(api_key.tenant_id)
+    good = [usage_event(api_key, request_id=f"req_beside_garbage_{n}") for n in range(4)]
+    pipe = own_stream.pipeline(transaction=True)  # one batch: garbage amid good events
+    for event in good[:2]:
+        pipe.xadd(stream, {FIELD: event.encode()})
+    pipe.xadd(stream, case["entry"])
+    for event in good[2:]:
+        pipe.xadd(stream, {FIELD: event.encode()})
+    garbage_entry = pipe.execute()[2]
+    # Before the drain, reconcile counts it as queued rather than failing on it.
+    assert "queued_events=5" in reconcile_output()[0]
+
+    drain.drain(budget_s=5)
+
+    written = set(UsageRecord.objects.values_list("request_id", flat=True))
+    assert written == {event.request_id for event in good}
+    assert balance_row(tenant) == STARTING_BALANCE_NANOS - 4 * cost_nanos(9, SMALL_PRICE_NANOS)
+    assert waiting(own_stream) == 0
+    [letter] = dead_letters.buried(own_stream)
+    names = case.get("names", "(undecodable) tenant_id=None")
+    assert f"{letter.request_id} tenant_id={letter.tenant_id}" == names
+    assert letter.reason.startswith("undecodable: ")
+    assert case["reason"] in letter.reason
+    # Kept as it was queued, naming the entry it came from.
+    assert own_stream.xrange(letter.stream)[0][1][b"entry"] == garbage_entry
+    assert {k.decode(): v for k, v in letter.fields.items()} == {
+        k: v if isinstance(v, bytes) else v.encode() for k, v in case["entry"].items()
+    }
+    output, clean = reconcile_output()
+    assert not clean
+    assert f"dead-lettered: {names} charged_nanos=0 entry={letter.entry_id}" in output
+    assert case["reason"] in output
+    listing = dead_letters_command()
+    assert letter.entry_id in listing and case["reason"] in listing
+    assert "dead-lettered: 1" in listing
+
+
+def test_a_requeued_undecodable_entry_goes_back_as_it_was_and_is_set_aside_again(
+    own_stream, api_key
+):
+    stream = streams.stream_for(api_key.tenant_id)
+    own_stream.xadd(stream, {FIELD: b"oops", FIELD_CHARGE: 20})
+    drain.drain(budget_s=5)
+    [letter] = dead_letters.buried(own_stream)
+    assert letter.charged_live_nanos == 20
+
+    dead_letters_command("--requeue", letter.entry_id)
+    [(_id, fields)] = own_stream.xrange(stream)
+    assert fields == {FIELD.encode(): b"oops", FIELD_CHARGE.encode(): b"20"}
+    drain.drain(budget_s=5)
+
+    [again] = dead_letters.buried(own_stream)
+    assert again.fields == letter.fields
+    assert waiting(own_stream) == 0

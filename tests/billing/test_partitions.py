@@ -133,3 +133,36 @@ def test_a_duplicate_request_id_is_known_as_a_race_in_any_partition(group):
     with pytest.raises(IntegrityError) as refused:
         _copy([_record(event, None)])
     assert _raced_on_request_id(refused.value)
+
+
+def test_a_record_written_by_copy_holds_every_value_of_its_event(group):
+    from billing.usage import Row
+
+    _tenant, api_key, _secret = funded_key(group, requests=10)
+    event = dataclasses.replace(
+        usage_event(api_key),
+        channel_id=None,
+        served_model="text-embedding-3-small-2",
+        cached_items=1,
+        cached_tokens=4,
+        cached_price_per_mtok_nanos=10_000_000,
+        end_user="ü" * 300,  # cut to the column's 256
+        created_ms=month_ms(2026, 11),
+    )
+    record_usage([(event, 123)], live_applied=True)
+
+    columns = {f.column for f in UsageRecord._meta.concrete_fields if not f.primary_key}
+    assert set(Row._fields) == columns  # COPY names every column
+    record = UsageRecord.objects.get(request_id=event.request_id)
+    written = {name: getattr(record, name) for name in Row._fields}
+    expected = {
+        name: getattr(event, name)
+        for name in Row._fields
+        if name not in ("cost_nanos", "end_user", "created")
+    }
+    assert written == {
+        **expected,
+        "cost_nanos": 123,  # what the live balance charged
+        "end_user": "ü" * 256,
+        "created": dt.datetime(2026, 11, 15, 12, tzinfo=dt.UTC),
+    }

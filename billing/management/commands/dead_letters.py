@@ -35,8 +35,8 @@ class Command(BaseCommand):
     def _show(self, verb: str, letters: list[dead_letters.DeadLetter]) -> None:
         for letter in letters:
             self.stdout.write(
-                f"{letter.entry_id}  {letter.event.request_id}  "
-                f"tenant_id={letter.event.tenant_id}  charged_nanos={letter.charged_live_nanos}  "
+                f"{letter.entry_id}  {letter.request_id}  "
+                f"tenant_id={letter.tenant_id}  charged_nanos={letter.charged_live_nanos}  "
                 f"reason={letter.reason}"
             )
         self.stdout.write(f"{verb}: {len(letters)}")

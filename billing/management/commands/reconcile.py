@@ -36,7 +36,7 @@ class Command(BaseCommand):
         )
         for letter in report.dead:
             self.stdout.write(
-                f"dead-lettered: {letter.event.request_id} tenant_id={letter.event.tenant_id} "
+                f"dead-lettered: {letter.request_id} tenant_id={letter.tenant_id} "
                 f"charged_nanos={letter.charged_live_nanos} entry={letter.entry_id} "
                 f"reason={letter.reason}"
             )
