@@ -209,10 +209,7 @@ async def _call(work: _Run, fitted: shards.Fit, batch: list[int], shard, tried: 
         async with work.slots, _slots_of(channel):
             embedded = await upstream.embed(channel, shard)
     except upstream.ChannelFailed as failure:
-        work.trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
-        channel_health.tally().failed(
-            channel.channel_id, failure.cause, failure.detail or failure.reason
-        )
+        channel_health.failed(work.trace, channel, failure)
         await _serve_elsewhere(work, batch, tried | {channel.channel_id})
         return
     finally:

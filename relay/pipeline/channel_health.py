@@ -24,11 +24,17 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from relay.connections import pools
 from relay.pipeline import causes
+
+if TYPE_CHECKING:
+    from relay.pipeline.trace import Trace
+    from relay.pipeline.upstream import ChannelFailed
+    from relay.providers.base import ChannelRoute
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +164,10 @@ def tally() -> Tally:
     if found is None:
         found = _tallies[loop] = Tally()
     return found
+
+
+def failed(trace: Trace, channel: ChannelRoute, failure: ChannelFailed) -> None:
+    """A call of this request that ``channel`` failed: in the request's trace
+    (log, metrics, the usage event's failed channels) and in the tally."""
+    trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
+    tally().failed(channel.channel_id, failure.cause, failure.detail or failure.reason)

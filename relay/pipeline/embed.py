@@ -197,10 +197,7 @@ async def forward(
             ):
                 reply = await reply.whole()
         except upstream.ChannelFailed as failure:
-            trace.channel_failed(channel.channel_id, channel.name, failure.reason, failure.kind)
-            channel_health.tally().failed(
-                channel.channel_id, failure.cause, failure.detail or failure.reason
-            )
+            channel_health.failed(trace, channel, failure)
             continue
         finally:
             elapsed = time.perf_counter() - called
