@@ -87,9 +87,12 @@ def answer(vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: boo
     for index, row in enumerate(vectors):
         out += b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
         if as_base64:
-            # Straight from the array's memory: no bytes copy of the row first.
+            # Straight from the array's memory, and the text appended as it is
+            # (formatting it between its quotes copied each row once more).
             # (numpy's stubs do not declare the buffer protocol it reads.)
-            out += b'"%s"}' % pybase64.b64encode(row)  # type: ignore[arg-type]
+            out += b'"'
+            out += pybase64.b64encode(row)  # type: ignore[arg-type]
+            out += b'"}'
         else:
             out += orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
             out += b"}"
