@@ -32,14 +32,10 @@ class DeadLetter:
     entry_id: str  # its id in the dead-letter stream
     stream: str  # that dead-letter stream (one per usage stream)
     event: UsageEvent | None  # None: the entry held no usage event (see reason)
-    charge_nanos: int | None
+    charged_live_nanos: int  # what the live balance charged for it (0: nothing)
     reason: str
     # The usage stream entry's own fields, as queued: what a requeue puts back.
     fields: dict[bytes, bytes]
-
-    @property
-    def charged_live_nanos(self) -> int:
-        return self.charge_nanos or 0
 
     @property
     def request_id(self) -> str:
@@ -101,7 +97,7 @@ def _decoded(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLe
         entry_id=entry_id.decode(),
         stream=stream,
         event=event,
-        charge_nanos=int(charge) if charge is not None and charge.isdigit() else None,
+        charged_live_nanos=int(charge) if charge is not None and charge.isdigit() else 0,
         reason=fields.get(REASON.encode(), b"").decode(errors="replace"),
         fields=queued,
     )
