@@ -59,21 +59,17 @@ def bury(
     fields: dict[Any, Any] = {FIELD: event.encode()}
     if charge is not None:
         fields[FIELD_CHARGE] = charge
-    _move(conn, entry_id, fields, reason=reason, stream=stream)
+    bury_entry(conn, entry_id, fields, reason=reason, stream=stream)
 
 
-def bury_undecodable(
-    conn: redis.Redis, entry_id: bytes, fields: dict[bytes, bytes], *, reason: str, stream: str
-) -> None:
-    """Move one usage-stream entry that holds no usage event (streams.Claimed)
-    to the dead-letter stream, its fields as they were."""
-    _move(conn, entry_id, fields, reason=reason, stream=stream)
-
-
-def _move(
+def bury_entry(
     conn: redis.Redis, entry_id: bytes, fields: dict[Any, Any], *, reason: str, stream: str
 ) -> None:
-    """The copy, the acknowledgement and the deletion are one MULTI: a worker
+    """Move one usage-stream entry to the dead-letter stream with these
+    fields (an entry that holds no usage event, streams.Claimed: its fields
+    as they were).
+
+    The copy, the acknowledgement and the deletion are one MULTI: a worker
     killed in between leaves the event either pending (claimed again, tried
     again) or buried, never both, so it is never buried twice."""
     pipe = conn.pipeline(transaction=True)
