@@ -81,7 +81,7 @@ def inside() -> None:
     from accounts.models import ApiKey, Group, Tenant
     from billing import ledger, redis_url, streams
     from billing.models import UsageRecord
-    from billing.usage_events import FIELD, UsageEvent
+    from billing.usage_events import FIELD, FIELD_CHARGE, UsageEvent
 
     per_worker = int(os.environ.get("BENCH_DRAIN_EVENTS", "20000"))
     tenant_count = int(os.environ.get("BENCH_DRAIN_TENANTS", "64"))
@@ -126,7 +126,7 @@ def inside() -> None:
                 end_user="",
                 created_ms=now_ms,
             )
-            pipe.xadd(streams.stream_for(key.tenant_id), {FIELD: event.encode(), "c": 180})
+            pipe.xadd(streams.stream_for(key.tenant_id), {FIELD: event.encode(), FIELD_CHARGE: 180})
             if n % 5000 == 4999:
                 pipe.execute()
         pipe.execute()

@@ -32,14 +32,10 @@ class DeadLetter:
     entry_id: str  # its id in the dead-letter stream
     stream: str  # that dead-letter stream (one per usage stream)
     event: UsageEvent | None  # None: the entry held no usage event (see reason)
-    charge_nanos: int | None
+    charged_live_nanos: int  # what the live balance charged for it (0: nothing)
     reason: str
     # The usage stream entry's own fields, as queued: what a requeue puts back.
     fields: dict[bytes, bytes]
-
-    @property
-    def charged_live_nanos(self) -> int:
-        return self.charge_nanos or 0
 
     @property
     def request_id(self) -> str:
@@ -63,21 +59,17 @@ def bury(
     fields: dict[Any, Any] = {FIELD: event.encode()}
     if charge is not None:
         fields[FIELD_CHARGE] = charge
-    _move(conn, entry_id, fields, reason=reason, stream=stream)
+    bury_entry(conn, entry_id, fields, reason=reason, stream=stream)
 
 
-def bury_undecodable(
-    conn: redis.Redis, entry_id: bytes, fields: dict[bytes, bytes], *, reason: str, stream: str
-) -> None:
-    """Move one usage-stream entry that holds no usage event (streams.Claimed)
-    to the dead-letter stream, its fields as they were."""
-    _move(conn, entry_id, fields, reason=reason, stream=stream)
-
-
-def _move(
+def bury_entry(
     conn: redis.Redis, entry_id: bytes, fields: dict[Any, Any], *, reason: str, stream: str
 ) -> None:
-    """The copy, the acknowledgement and the deletion are one MULTI: a worker
+    """Move one usage-stream entry to the dead-letter stream with these
+    fields (an entry that holds no usage event, streams.Claimed: its fields
+    as they were).
+
+    The copy, the acknowledgement and the deletion are one MULTI: a worker
     killed in between leaves the event either pending (claimed again, tried
     again) or buried, never both, so it is never buried twice."""
     pipe = conn.pipeline(transaction=True)
@@ -101,7 +93,7 @@ def _decoded(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLe
         entry_id=entry_id.decode(),
         stream=stream,
         event=event,
-        charge_nanos=int(charge) if charge is not None and charge.isdigit() else None,
+        charged_live_nanos=int(charge) if charge is not None and charge.isdigit() else 0,
         reason=fields.get(REASON.encode(), b"").decode(errors="replace"),
         fields=queued,
     )

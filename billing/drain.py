@@ -71,7 +71,7 @@ def write_round(conn: redis.Redis, claimed: streams.Claimed) -> int:
     acknowledge it."""
     for stream, entry_id, fields, reason in claimed.undecodable:
         log.error("usage stream entry %s moved to the dead-letter stream: %s", entry_id, reason)
-        dead_letters.bury_undecodable(conn, entry_id, fields, reason=reason, stream=stream)
+        dead_letters.bury_entry(conn, entry_id, fields, reason=reason, stream=stream)
         metrics.USAGE_DEAD_LETTERED.inc()
     batch = claimed.entries
     if not batch:

@@ -33,9 +33,6 @@ def post(
     amount_nanos: int,
     reason: str = "",
     created_by=None,
-    live_applied: bool = False,
-    request_count: int = 0,
-    request_id: str = "",
 ) -> LedgerEntry:
     """Write one ledger entry and move the balance by it, atomically.
 
@@ -56,19 +53,15 @@ def post(
             amount_nanos=amount_nanos,
             reason=reason,
             created_by=created_by,
-            live_applied=live_applied,
-            request_count=request_count,
-            request_id=request_id,
         )
         Balance.objects.filter(tenant_id=tenant_id).update(
             balance_nanos=F("balance_nanos") + amount_nanos
         )
-    if not live_applied:
-        # Imported here: the live balance is optional for callers that only
-        # write the ledger (and the sweeper retries whatever this misses).
-        from billing import live_sync
+    # Imported here: the live balance is optional for callers that only
+    # write the ledger (and the sweeper retries whatever this misses).
+    from billing import live_sync
 
-        transaction.on_commit(lambda: live_sync.apply_soon(entry.pk))
+    transaction.on_commit(lambda: live_sync.apply_soon(entry.pk))
     return entry
 
 

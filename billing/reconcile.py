@@ -14,7 +14,6 @@ from accounts.models import Tenant
 from billing import backlog, live, live_sync, streams
 from billing.dead_letters import DeadLetter, buried
 from billing.models import Balance, LedgerEntry, UsageRecord
-from billing.usage_events import FIELD_CHARGE
 
 
 @dataclass
@@ -63,7 +62,7 @@ def _pending_charges(conn: redis.Redis) -> tuple[dict[int, int], int]:
     events = []
     for _id, fields in entries:
         try:
-            events.append((streams.event_of(fields), int(fields.get(FIELD_CHARGE.encode(), 0))))
+            events.append((streams.event_of(fields), streams.charge_of(fields) or 0))
         except ValueError:
             continue  # not an event: the drain dead-letters it, and it is named then
     written = set(

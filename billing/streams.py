@@ -99,7 +99,7 @@ def claim(conn: redis.Redis, names: list[str], *, count: int) -> Claimed:
             if entry_id is None:
                 continue  # Redis 6.2: an entry deleted while pending (never by us)
             try:
-                batch.entries.append(Entry(stream, entry_id, event_of(fields), _charge(fields)))
+                batch.entries.append(Entry(stream, entry_id, event_of(fields), charge_of(fields)))
             except ValueError as exc:
                 batch.undecodable.append((stream, entry_id, fields, f"undecodable: {exc}"))
     return batch
@@ -114,7 +114,9 @@ def event_of(fields: dict[bytes, bytes]) -> UsageEvent:
     return UsageEvent.decode(raw)
 
 
-def _charge(fields: dict) -> int | None:
+def charge_of(fields: dict) -> int | None:
+    """What the live balance charged for a stream entry's event (None: not
+    charged live); ValueError if the charge is no number."""
     raw = fields.get(FIELD_CHARGE.encode())
     if raw is None:
         return None

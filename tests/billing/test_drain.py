@@ -61,6 +61,12 @@ def queue(conn: redis.Redis, *events: UsageEvent, entry_id: str = "*") -> list[b
     return pipe.execute()
 
 
+def queued_ago(seconds: int) -> str:
+    """The id of an entry queued ``seconds`` ago by Redis's clock (an entry
+    id is its time in ms)."""
+    return f"{int(time.time() * 1000) - seconds * 1000}-0"
+
+
 def waiting(conn: redis.Redis) -> int:
     """Events still in the usage streams (unwritten or unacknowledged)."""
     return sum(conn.xlen(stream) for stream in streams.all_streams())
@@ -160,12 +166,10 @@ def test_reconcile_names_a_dead_lettered_event_and_exits_1(own_stream, api_key):
 
 def test_reconcile_names_an_event_pending_past_the_bound_and_exits_1(own_stream, api_key, settings):
     settings.USAGE_PENDING_BOUND_S = 60
-    now_ms = int(time.time() * 1000)
-    # Queued 5 minutes ago by Redis's clock (an entry id is its time in ms).
     queue(
         own_stream,
         usage_event(api_key, request_id="req_stuck_00001"),
-        entry_id=f"{now_ms - 300_000}-0",
+        entry_id=queued_ago(300),
     )
     queue(own_stream, usage_event(api_key, request_id="req_recent_0001"))
 
@@ -198,11 +202,10 @@ def metric(name: str) -> float:
 
 def test_the_metric_gives_the_age_of_the_oldest_pending_event(own_stream, api_key):
     assert metric("relay_usage_oldest_pending_seconds") == 0
-    now_ms = int(time.time() * 1000)
     queue(
         own_stream,
         usage_event(api_key, request_id="req_old_0000001"),
-        entry_id=f"{now_ms - 120_000}-0",
+        entry_id=queued_ago(120),
     )
     queue(own_stream, usage_event(api_key, request_id="req_new_0000001"))
 

@@ -27,6 +27,7 @@ from accounts.models import ApiKey
 from billing import dead_letters, streams
 from billing.models import UsageRecord
 from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
+from tests.billing.helpers import restart_if_dead
 from tests.helpers import SMALL, embed, usage_event, uses_live_relay, wait_until
 
 WINDOW_S = 90
@@ -169,11 +170,6 @@ def test_after_a_poisoned_event_every_served_request_is_recorded_within_the_boun
     assert_poison_dead_lettered_and_named()
 
 
-def _restart_if_dead(celery_worker) -> None:
-    if celery_worker.process is None or celery_worker.process.poll() is not None:
-        celery_worker.start()
-
-
 def _claimed_not_acknowledged(conn: redis.Redis) -> int:
     return sum(conn.xpending(stream, CONSUMER_GROUP)["pending"] for stream in streams.all_streams())
 
@@ -199,7 +195,7 @@ def test_the_poison_property_holds_with_the_worker_killed_mid_batch(
         watch.stop_sending()
         watch.finish(timeout_s=RECORD_WITHIN_S + 5)
     finally:
-        _restart_if_dead(celery_worker)
+        restart_if_dead(celery_worker)
 
     assert_each_served_request_recorded_once(watch)
     assert_poison_dead_lettered_and_named()

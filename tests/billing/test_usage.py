@@ -16,6 +16,7 @@ from billing.usage_events import CONSUMER_GROUP, FIELD, UsageEvent
 from relay.connections import pools
 from relay.connections.lua_client import LuaClient
 from relay.pipeline import gate, money
+from tests.billing.helpers import restart_if_dead
 from tests.helpers import (
     SMALL,
     SMALL_PRICE_NANOS,
@@ -217,11 +218,6 @@ def test_recording_the_same_event_again_writes_nothing(issued):
     assert balance_nanos(api_key.tenant_id) == STARTING_BALANCE_NANOS - debited
 
 
-def _restart_if_dead(celery_worker) -> None:
-    if celery_worker.process is None or celery_worker.process.poll() is not None:
-        celery_worker.start()
-
-
 @uses_live_relay
 def test_a_killed_worker_loses_and_duplicates_no_usage(
     relay, key, channel, group, fake_upstream, celery_worker
@@ -243,7 +239,7 @@ def test_a_killed_worker_loses_and_duplicates_no_usage(
         wait_until(lambda: UsageRecord.objects.count() >= len(served), timeout_s=45)
         wait_until(lambda: stream_len() == 0, timeout_s=15)
     finally:
-        _restart_if_dead(celery_worker)
+        restart_if_dead(celery_worker)
 
     ids = recorded_ids()
     assert len(ids) == len(set(ids)) == 45
@@ -273,7 +269,7 @@ def test_events_a_dead_worker_had_claimed_are_recorded_by_the_next(
         wait_until(lambda: UsageRecord.objects.count() >= 5, timeout_s=30)
         wait_until(lambda: conn.xpending(stream, CONSUMER_GROUP)["pending"] == 0)
     finally:
-        _restart_if_dead(celery_worker)
+        restart_if_dead(celery_worker)
 
     assert sorted(recorded_ids()) == sorted(served)
 
