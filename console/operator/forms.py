@@ -17,7 +17,7 @@ from billing.models import LedgerEntry
 from billing.pricing import to_nanos
 from console.labels import label
 from relay.models import Channel
-from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
+from relay.operations.actions import GROUP_FIELDS, MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
 
 def _limit_field(label: str) -> forms.IntegerField:
@@ -189,18 +189,7 @@ class GroupForm(forms.ModelForm):
 
     class Meta:
         model = Group
-        fields = [
-            "name",
-            "description",
-            "price_ratio",
-            "limit_rpm",
-            "limit_tpm",
-            "limit_concurrency",
-            "cache_enabled",
-            "cache_scope",
-            "cache_price_ratio",
-            "channels",
-        ]
+        fields = [*GROUP_FIELDS, "channels"]
         labels = {"name": _("Name"), "description": _("Description")}
 
     def clean_cache_scope(self) -> str:
