@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import AuditEvent, Tenant
+from accounts.models import Tenant
 from billing import redemption
 from billing.models import RedemptionBatch, RedemptionCode
-from relay.operations.actions import MAX_NANOS, ActionRefused
+from relay.operations.actions import MAX_NANOS, ActionRefused, audit
 
 MAX_CODES_PER_BATCH = 1000
 
@@ -51,7 +51,7 @@ def create_batch(
             name=name,
             created_by=actor,
         )
-        AuditEvent.log(
+        audit(
             actor=actor,
             action="codes.created",
             target=f"batch {made.batch.pk}",
@@ -69,7 +69,7 @@ def void_code(*, actor, code: RedemptionCode) -> bool:
     with transaction.atomic():
         voided = redemption.void([code], by=actor)
         if voided:
-            AuditEvent.log(
+            audit(
                 actor=actor,
                 action="code.voided",
                 target=f"…{code.hint}",
@@ -84,7 +84,7 @@ def void_batch(*, actor, batch: RedemptionBatch) -> int:
     with transaction.atomic():
         voided = redemption.void(batch=batch, by=actor)
         if voided:
-            AuditEvent.log(
+            audit(
                 actor=actor,
                 action="codes.voided",
                 target=f"batch {batch.pk}",
