@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 
 from accounts.models import AuditEvent, Tenant
-from billing.models import Balance
+from billing import ledger
 from billing.pricing import from_nanos, to_nanos
 from console.tenant.forms import amount_field
 from console.tenant.views import TenantPage
@@ -67,15 +67,11 @@ class NotificationsView(TenantPage, TemplateView):
                 }
             ),
         )
-        balance = (
-            Balance.objects.filter(tenant=self.tenant)
-            .values_list("balance_nanos", flat=True)
-            .first()
-        )
+        balance = ledger.balance_nanos(self.tenant)
         return super().get_context_data(
-            balance_nanos=balance or 0,
+            balance_nanos=balance,
             threshold_nanos=threshold,
-            below=threshold is not None and (balance or 0) < threshold,
+            below=threshold is not None and balance < threshold,
             notice_days=settings.RELAY_KEY_EXPIRY_NOTICE_DAYS,
             **kwargs,
         )
