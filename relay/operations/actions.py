@@ -342,10 +342,10 @@ def set_base_price(
             model=model, defaults={"price_per_mtok_nanos": price_per_mtok_nanos}
         )
         before = None if created else price.price_per_mtok_nanos
-        if not created and before != price_per_mtok_nanos:
-            price.price_per_mtok_nanos = price_per_mtok_nanos
-            price.save(update_fields=["price_per_mtok_nanos"])
-        if created or before != price_per_mtok_nanos:
+        changed = [] if created else assign(price, {"price_per_mtok_nanos": price_per_mtok_nanos})
+        if changed:
+            price.save(update_fields=changed)
+        if created or changed:
             audit(
                 actor=actor,
                 door=door,
@@ -354,7 +354,6 @@ def set_base_price(
                 price_per_mtok_nanos=price_per_mtok_nanos,
                 previous_nanos=before,
             )
-    changed = [] if created or before == price_per_mtok_nanos else ["price_per_mtok_nanos"]
     return Saved(price, created, changed)
 
 
