@@ -44,6 +44,7 @@ from relay.operations.writes import (  # noqa: F401 (Saved re-exported)
     Saved,
     assign,
     names,
+    refuse_taken,
     set_m2m,
     sync_models,
     unique_name,
@@ -298,12 +299,7 @@ def save_group(
     with unique_name(taken, field="name"), transaction.atomic():
         if models is not None:
             _check_priced(models)
-        name = values.get("name")
-        if (
-            name is not None
-            and Group.objects.filter(name=name).exclude(pk=group.pk if group else None).exists()
-        ):
-            raise ActionRefused(taken, field="name")
+        refuse_taken(Group, row=group, name=values.get("name"), message=taken)
         created = group is None
         if created:
             group = Group.objects.create(**values)
