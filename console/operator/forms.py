@@ -20,22 +20,16 @@ from relay.models import Channel
 from relay.operations.actions import GROUP_FIELDS, MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
 
-def _limit_field(label: str) -> forms.IntegerField:
+def _limit_field(label: str, *, help_text: str = _("Blank is unlimited.")) -> forms.IntegerField:
     return forms.IntegerField(
-        label=label,
-        required=False,
-        min_value=1,
-        max_value=MAX_INT,
-        help_text=_("Blank is unlimited."),
+        label=label, required=False, min_value=1, max_value=MAX_INT, help_text=help_text
     )
 
 
 def _call_limit_field(label: str) -> forms.IntegerField:
-    return forms.IntegerField(
-        label=label,
-        required=False,
-        min_value=1,
-        max_value=MAX_INT,
+    """A channel's own limit per upstream call."""
+    return _limit_field(
+        label,
         help_text=_(
             "Blank: the provider's own limit (docs/providers.md); set it lower for an "
             "account or a server that takes less."
