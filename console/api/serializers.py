@@ -20,7 +20,13 @@ from accounts.models import ApiKey, AuditEvent, Group, Membership, Tenant
 from billing import reports
 from billing.models import BasePrice, LedgerEntry
 from console.api import fields as f
-from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS, effective_prices
+from relay.operations.actions import (
+    GROUP_FIELDS,
+    MAX_BULK_KEYS,
+    MAX_INT,
+    MAX_NANOS,
+    effective_prices,
+)
 
 # A model name as clients send it: no whitespace.
 MODEL_NAME = r"^[^\s]{1,200}$"
@@ -238,21 +244,7 @@ class GroupOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Group
-        fields = [
-            "id",
-            "name",
-            "description",
-            "price_ratio",
-            "limit_rpm",
-            "limit_tpm",
-            "limit_concurrency",
-            "cache_enabled",
-            "cache_scope",
-            "cache_price_ratio",
-            "models",
-            "channels",
-            "created",
-        ]
+        fields = ["id", *GROUP_FIELDS, "models", "channels", "created"]
         read_only_fields = fields
 
     cache_price_ratio = serializers.SerializerMethodField()

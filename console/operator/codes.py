@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _t
@@ -119,17 +118,7 @@ class CodeBatchListView(OperatorViewMixin, FormView, ListView):
     paginate_by = 50
 
     def get_queryset(self):
-        status = RedemptionCode.Status
-        return (
-            RedemptionBatch.objects.select_related("tenant", "created_by")
-            .annotate(
-                total=Count("codes"),
-                unused=Count("codes", filter=Q(codes__status=status.UNUSED)),
-                redeemed=Count("codes", filter=Q(codes__status=status.REDEEMED)),
-                voided=Count("codes", filter=Q(codes__status=status.VOIDED)),
-            )
-            .order_by("-created", "-pk")
-        )
+        return redemption.batches()
 
     def get(self, request, *args, **kwargs):
         self.object_list = self.get_queryset()

@@ -17,25 +17,19 @@ from billing.models import LedgerEntry
 from billing.pricing import to_nanos
 from console.labels import label
 from relay.models import Channel
-from relay.operations.actions import MAX_BULK_KEYS, MAX_INT, MAX_NANOS
+from relay.operations.actions import GROUP_FIELDS, MAX_BULK_KEYS, MAX_INT, MAX_NANOS
 
 
-def _limit_field(label: str) -> forms.IntegerField:
+def _limit_field(label: str, *, help_text: str = _("Blank is unlimited.")) -> forms.IntegerField:
     return forms.IntegerField(
-        label=label,
-        required=False,
-        min_value=1,
-        max_value=MAX_INT,
-        help_text=_("Blank is unlimited."),
+        label=label, required=False, min_value=1, max_value=MAX_INT, help_text=help_text
     )
 
 
 def _call_limit_field(label: str) -> forms.IntegerField:
-    return forms.IntegerField(
-        label=label,
-        required=False,
-        min_value=1,
-        max_value=MAX_INT,
+    """A channel's own limit per upstream call."""
+    return _limit_field(
+        label,
         help_text=_(
             "Blank: the provider's own limit (docs/providers.md); set it lower for an "
             "account or a server that takes less."
@@ -189,18 +183,7 @@ class GroupForm(forms.ModelForm):
 
     class Meta:
         model = Group
-        fields = [
-            "name",
-            "description",
-            "price_ratio",
-            "limit_rpm",
-            "limit_tpm",
-            "limit_concurrency",
-            "cache_enabled",
-            "cache_scope",
-            "cache_price_ratio",
-            "channels",
-        ]
+        fields = [*GROUP_FIELDS, "channels"]
         labels = {"name": _("Name"), "description": _("Description")}
 
     def clean_cache_scope(self) -> str:

@@ -21,8 +21,21 @@ from console.labels import LABELS
 
 LIMITS = ("limit_rpm", "limit_tpm", "limit_concurrency")
 MAX_ALLOWED_IPS = 100
-# No spend cap anyone means could overflow the nanos column (9.2e18 nanos).
-MAX_SPEND_CAP_UNITS = Decimal(10**9)
+# No amount anyone means (a spend cap, an alert threshold) could overflow the
+# nanos column (9.2e18 nanos).
+MAX_AMOUNT_UNITS = Decimal(10**9)
+
+
+def amount_field(label, *, help_text) -> forms.DecimalField:
+    """An optional amount in currency units, to the nano; empty means none."""
+    return forms.DecimalField(
+        required=False,
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT_UNITS,
+        decimal_places=9,
+        label=label,
+        help_text=help_text,
+    )
 
 
 def parse_cidrs(text: str) -> list[str]:
@@ -63,12 +76,8 @@ class KeyIssueForm(forms.Form):
         help_text=_("Leave empty for a key that does not expire."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    spend_cap = forms.DecimalField(
-        required=False,
-        min_value=Decimal(0),
-        max_value=MAX_SPEND_CAP_UNITS,
-        decimal_places=9,
-        label=_("Spend cap"),
+    spend_cap = amount_field(
+        _("Spend cap"),
         help_text=_("The most this key may ever spend; empty means only your balance limits it."),
     )
     limit_rpm = forms.IntegerField(required=False, min_value=1, label=_("Requests per minute"))

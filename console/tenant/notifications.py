@@ -4,8 +4,6 @@ crossing); key expiry notices need no setting (7 and 1 days before)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -16,20 +14,15 @@ from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 
 from accounts.models import AuditEvent, Tenant
-from billing.models import Balance
+from billing import ledger
 from billing.pricing import from_nanos, to_nanos
+from console.tenant.forms import amount_field
 from console.tenant.views import TenantPage
-
-MAX_THRESHOLD_UNITS = Decimal(10**9)
 
 
 class ThresholdForm(forms.Form):
-    threshold = forms.DecimalField(
-        required=False,
-        min_value=Decimal(0),
-        max_value=MAX_THRESHOLD_UNITS,
-        decimal_places=9,
-        label=gettext_lazy("Low balance alert below"),
+    threshold = amount_field(
+        gettext_lazy("Low balance alert below"),
         help_text=gettext_lazy(
             "The owners get one e-mail when the balance falls below this, and another only "
             "after it was topped up above it and fell again. Empty: no alert."
@@ -74,15 +67,11 @@ class NotificationsView(TenantPage, TemplateView):
                 }
             ),
         )
-        balance = (
-            Balance.objects.filter(tenant=self.tenant)
-            .values_list("balance_nanos", flat=True)
-            .first()
-        )
+        balance = ledger.balance_nanos(self.tenant)
         return super().get_context_data(
-            balance_nanos=balance or 0,
+            balance_nanos=balance,
             threshold_nanos=threshold,
-            below=threshold is not None and (balance or 0) < threshold,
+            below=threshold is not None and balance < threshold,
             notice_days=settings.RELAY_KEY_EXPIRY_NOTICE_DAYS,
             **kwargs,
         )

@@ -21,8 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 
 from accounts.models import AuditEvent, Membership
-from billing import live_sync
-from billing.models import Balance
+from billing import ledger, live_sync
 from console.formatting import currency_name
 from console.scoping import TenantViewMixin
 from console.tenant import csv_export, reports
@@ -71,15 +70,10 @@ class DashboardView(TenantPage, TemplateView):
         day = reports.today()
         rows = reports.rollups(self.tenant)
         report = reports.daily_by_model(rows, end=day, days=30)
-        balance = (
-            Balance.objects.filter(tenant=self.tenant)
-            .values_list("balance_nanos", flat=True)
-            .first()
-        )
         live = _live_balance_nanos(self.tenant.pk)
         return super().get_context_data(
             today=day,
-            balance_nanos=balance or 0,
+            balance_nanos=ledger.balance_nanos(self.tenant),
             live_balance_nanos=live[0] if live else None,
             live_held_nanos=live[1] if live else None,
             spend_today=reports.totals(rows.filter(day=day)),

@@ -155,25 +155,18 @@ def apply(spec: ChannelSpec) -> str:
     where = f"channels.{spec.name}"
     groups = rows.groups_named(spec.groups, where=f"{where}.groups")
     channel = Channel.objects.filter(name=spec.name).first()
-    enabled = {} if spec.enabled is None and channel else {"enabled": spec.enabled is not False}
+    # ChannelSpec names its fields as the consoles do.
+    fields = {name: getattr(spec, name) for name in actions.CHANNEL_FIELDS}
+    if spec.enabled is None and channel:
+        del fields["enabled"]  # not in the file: the stored state stays
+    else:
+        fields["enabled"] = spec.enabled is not False
     with rows.refusals(where):
         saved = actions.save_channel(
             actor=None,
             door="config",
             channel=channel,
-            fields={
-                **enabled,
-                "name": spec.name,
-                "kind": spec.kind,
-                "base_url": spec.base_url,
-                "priority": spec.priority,
-                "weight": spec.weight,
-                "items_per_call": spec.items_per_call,
-                "tokens_per_call": spec.tokens_per_call,
-                "tokens_per_item": spec.tokens_per_item,
-                "default_input_type": spec.default_input_type,
-                "default_task": spec.default_task,
-            },
+            fields=fields,
             credential=spec.credential,
             models=spec.models,
             groups=groups,

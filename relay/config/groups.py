@@ -99,17 +99,8 @@ def apply(spec: GroupSpec) -> str:
             actor=None,
             door="config",
             group=Group.objects.filter(name=spec.name).first(),
-            fields={
-                "name": spec.name,
-                "description": spec.description,
-                "price_ratio": spec.price_ratio,
-                "limit_rpm": spec.limit_rpm,
-                "limit_tpm": spec.limit_tpm,
-                "limit_concurrency": spec.limit_concurrency,
-                "cache_enabled": spec.cache_enabled,
-                "cache_scope": spec.cache_scope,
-                "cache_price_ratio": spec.cache_price_ratio,
-            },
+            # GroupSpec names its fields as the consoles do.
+            fields={name: getattr(spec, name) for name in actions.GROUP_FIELDS},
             models={model: spec.prices.get(model) for model in spec.models},
         )
     return rows.report("group", spec.name, created=saved.created, changed=saved.changed)

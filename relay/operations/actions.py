@@ -44,6 +44,7 @@ from relay.operations.writes import (  # noqa: F401 (Saved re-exported)
     Saved,
     assign,
     names,
+    refuse_taken,
     set_m2m,
     sync_models,
     unique_name,
@@ -298,12 +299,7 @@ def save_group(
     with unique_name(taken, field="name"), transaction.atomic():
         if models is not None:
             _check_priced(models)
-        name = values.get("name")
-        if (
-            name is not None
-            and Group.objects.filter(name=name).exclude(pk=group.pk if group else None).exists()
-        ):
-            raise ActionRefused(taken, field="name")
+        refuse_taken(Group, row=group, name=values.get("name"), message=taken)
         created = group is None
         if created:
             group = Group.objects.create(**values)
@@ -342,10 +338,10 @@ def set_base_price(
             model=model, defaults={"price_per_mtok_nanos": price_per_mtok_nanos}
         )
         before = None if created else price.price_per_mtok_nanos
-        if not created and before != price_per_mtok_nanos:
-            price.price_per_mtok_nanos = price_per_mtok_nanos
-            price.save(update_fields=["price_per_mtok_nanos"])
-        if created or before != price_per_mtok_nanos:
+        changed = [] if created else assign(price, {"price_per_mtok_nanos": price_per_mtok_nanos})
+        if changed:
+            price.save(update_fields=changed)
+        if created or changed:
             audit(
                 actor=actor,
                 door=door,
@@ -354,7 +350,6 @@ def set_base_price(
                 price_per_mtok_nanos=price_per_mtok_nanos,
                 previous_nanos=before,
             )
-    changed = [] if created or before == price_per_mtok_nanos else ["price_per_mtok_nanos"]
     return Saved(price, created, changed)
 
 

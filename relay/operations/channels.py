@@ -12,8 +12,16 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Group
 from relay.models import Channel
-from relay.operations.rules import ActionRefused, audit, check_base_url
-from relay.operations.writes import Saved, assign, names, set_m2m, sync_models, unique_name
+from relay.operations.rules import audit, check_base_url
+from relay.operations.writes import (
+    Saved,
+    assign,
+    names,
+    refuse_taken,
+    set_m2m,
+    sync_models,
+    unique_name,
+)
 
 CHANNEL_FIELDS = (
     "name",
@@ -51,14 +59,7 @@ def save_channel(
     was_enabled = channel.enabled if channel is not None else None
     taken = _("A channel with this name exists already.")
     with unique_name(taken, field="name"), transaction.atomic():
-        name = values.get("name")
-        if (
-            name is not None
-            and Channel.objects.filter(name=name)
-            .exclude(pk=channel.pk if channel else None)
-            .exists()
-        ):
-            raise ActionRefused(taken, field="name")
+        refuse_taken(Channel, row=channel, name=values.get("name"), message=taken)
         created = channel is None
         if created:
             channel = Channel(**values)

@@ -90,7 +90,7 @@ def create_key(
             actor=actor,
             door=door,
             action="keys.issued",
-            target=f"{tenant.slug}/{name}",
+            target=_target(tenant, name),
             tenant=tenant,
             group=group.name,
             count=1,
@@ -126,7 +126,7 @@ def update_key(
                 actor=actor,
                 door=door,
                 action="key.updated",
-                target=f"{key.tenant.slug}/{key.name}",
+                target=_target(key.tenant, key.name),
                 tenant=key.tenant,
                 changed=changed,
             )
@@ -142,11 +142,16 @@ def revoke_key(*, actor, key: ApiKey, door: str | None = None) -> bool:
             actor=actor,
             door=door,
             action="key.revoked",
-            target=f"{key.tenant.slug}/{key.name}",
+            target=_target(key.tenant, key.name),
             tenant=key.tenant,
             key=key.masked,
         )
     return True
+
+
+def _target(tenant: Tenant, name: str) -> str:
+    """A key's audit target: the operator's events name it by tenant and name."""
+    return f"{tenant.slug}/{name}"
 
 
 def _check_models(group: Group, allowed_models) -> None:

@@ -1,5 +1,6 @@
 """The operator's writes to redemption codes (兑换码): making a batch and
-voiding unused codes, each with its audit event in the same transaction.
+voiding unused codes, each with its audit event in the same transaction;
+and the list of batches both operator doors show.
 
 The store and the redemption itself are billing/redemption.py.
 """
@@ -9,18 +10,34 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import AuditEvent, Tenant
+from accounts.models import Tenant
 from billing import redemption
 from billing.models import RedemptionBatch, RedemptionCode
-from relay.operations.actions import MAX_NANOS, ActionRefused
+from relay.operations.actions import MAX_NANOS, ActionRefused, audit
 
 MAX_CODES_PER_BATCH = 1000
 
 # Actions this module writes (the audit page offers them as filters).
 ACTIONS = ("codes.created", "codes.voided", "code.voided", "code.redeemed")
+
+
+def batches() -> QuerySet[RedemptionBatch]:
+    """The batches, newest first, each with its count of codes by status: the
+    operator console's and the operator API's lists."""
+    status = RedemptionCode.Status
+    return (
+        RedemptionBatch.objects.select_related("tenant")
+        .annotate(
+            unused=Count("codes", filter=Q(codes__status=status.UNUSED)),
+            redeemed=Count("codes", filter=Q(codes__status=status.REDEEMED)),
+            voided=Count("codes", filter=Q(codes__status=status.VOIDED)),
+        )
+        .order_by("-created", "-pk")
+    )
 
 
 def create_batch(
@@ -51,7 +68,7 @@ def create_batch(
             name=name,
             created_by=actor,
         )
-        AuditEvent.log(
+        audit(
             actor=actor,
             action="codes.created",
             target=f"batch {made.batch.pk}",
@@ -69,7 +86,7 @@ def void_code(*, actor, code: RedemptionCode) -> bool:
     with transaction.atomic():
         voided = redemption.void([code], by=actor)
         if voided:
-            AuditEvent.log(
+            audit(
                 actor=actor,
                 action="code.voided",
                 target=f"…{code.hint}",
@@ -84,7 +101,7 @@ def void_batch(*, actor, batch: RedemptionBatch) -> int:
     with transaction.atomic():
         voided = redemption.void(batch=batch, by=actor)
         if voided:
-            AuditEvent.log(
+            audit(
                 actor=actor,
                 action="codes.voided",
                 target=f"batch {batch.pk}",

@@ -36,6 +36,16 @@ def unique_name(message: str, *, field: str) -> Iterator[None]:
         raise ActionRefused(message, field=field) from None
 
 
+def refuse_taken(model, *, row, name: object, message: str) -> None:
+    """Refuse ``name`` when another row of ``model`` has it (``row`` None: a new
+    one); checked first so the refusal names the field, unique_name covering
+    the race past it."""
+    if name is None:
+        return
+    if model.objects.filter(name=name).exclude(pk=row.pk if row else None).exists():
+        raise ActionRefused(message, field="name")
+
+
 def assign(obj, values: Mapping[str, object]) -> list[str]:
     """Set the attributes whose value differs; return their names."""
     changed = [name for name, value in values.items() if getattr(obj, name) != value]

@@ -14,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from billing import ledger
 from tests.console.browser import CHROMIUM, LAUNCH_ARGS, TIMEOUT_MS, Browser, require_chromium
+from tests.console.browser import sign_in as browser_sign_in
 from tests.helpers import STARTING_BALANCE_NANOS
 
 OPERATOR_PASSWORD = "pw-sam-operator-123"
@@ -21,10 +22,8 @@ OWNER_PASSWORD = "pw-olivia-123"  # the conftest owner's
 
 
 def sign_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    expect(page.get_by_role("heading", name="登录")).to_be_visible()
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
+    """The shared sign-in form, in Chinese, sent."""
+    browser_sign_in(page, base, username, password, heading="登录")
     page.locator("main button[type=submit]").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
 

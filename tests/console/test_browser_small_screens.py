@@ -42,6 +42,16 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
     browser = Browser("small-screens")
     too_wide = []
     measured = 0
+
+    def measure(page, language: str, what: str, name: str) -> None:
+        """How wide the page is; a screenshot; too wide, what overflows."""
+        nonlocal measured
+        width = page.evaluate("document.documentElement.scrollWidth")
+        measured += 1
+        browser.shot(page, f"{language[:2]}-{name}")
+        if width > WIDTH:
+            too_wide.append((language, what, width, page.evaluate(OVERFLOWING, WIDTH)))
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
@@ -65,50 +75,28 @@ def test_no_console_page_scrolls_sideways_on_a_390px_screen(
                     page = pages[who]
                     page.goto(f"{base}{url}")
                     page.wait_for_load_state("load")
-                    width = page.evaluate("document.documentElement.scrollWidth")
-                    measured += 1
-                    name = f"{language[:2]}-{who}-{url.strip('/').replace('/', '-') or 'home'}"
-                    browser.shot(page, name)
-                    if width > WIDTH:
-                        too_wide.append((language, url, width, page.evaluate(OVERFLOWING, WIDTH)))
+                    name = f"{who}-{url.strip('/').replace('/', '-') or 'home'}"
+                    measure(page, language, url, name)
                 # The page that shows a new key's secret (a POST's answer).
                 owner = pages["owner"]
                 owner.goto(f"{base}/console/keys/new/")
                 owner.fill("#id_name", f"phone-{language}")
                 owner.locator("form.stacked button[type=submit]").click()
                 expect(owner.locator("#secret")).to_be_visible()
-                width = owner.evaluate("document.documentElement.scrollWidth")
-                measured += 1
-                browser.shot(owner, f"{language[:2]}-owner-key-created")
-                if width > WIDTH:
-                    too_wide.append(
-                        (language, "key created", width, owner.evaluate(OVERFLOWING, WIDTH))
-                    )
+                measure(owner, language, "key created", "owner-key-created")
                 # A channel test's answer (a POST's too); the upstream is unreachable here.
                 operator = pages["operator"]
                 operator.goto(f"{base}/operator/channels/{world.channel.pk}/")
                 operator.locator("form[action$='/test/'] button[type=submit]").click()
                 expect(operator.locator("#result")).to_be_visible()
-                width = operator.evaluate("document.documentElement.scrollWidth")
-                measured += 1
-                browser.shot(operator, f"{language[:2]}-operator-channel-test")
-                if width > WIDTH:
-                    too_wide.append(
-                        (language, "channel test", width, operator.evaluate(OVERFLOWING, WIDTH))
-                    )
+                measure(operator, language, "channel test", "operator-channel-test")
                 # The page that shows a new batch's redemption codes (a POST's answer).
                 operator.goto(f"{base}/operator/codes/")
                 operator.fill("#id_count", "12")
                 operator.fill("#id_value", "9.99")
                 operator.locator("#new-batch button[type=submit]").click()
                 expect(operator.locator("#codes")).to_be_visible()
-                width = operator.evaluate("document.documentElement.scrollWidth")
-                measured += 1
-                browser.shot(operator, f"{language[:2]}-operator-codes-created")
-                if width > WIDTH:
-                    too_wide.append(
-                        (language, "codes created", width, operator.evaluate(OVERFLOWING, WIDTH))
-                    )
+                measure(operator, language, "codes created", "operator-codes-created")
                 for page in pages.values():
                     page.context.close()
         finally:

@@ -7,7 +7,6 @@ views only. The codes of a new batch are in the one response that makes it.
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
@@ -106,26 +105,13 @@ class RedeemOutput(serializers.Serializer):
     balance_nanos = serializers.IntegerField()
 
 
-def batches():
-    status_ = RedemptionCode.Status
-    return (
-        RedemptionBatch.objects.select_related("tenant")
-        .annotate(
-            unused=Count("codes", filter=Q(codes__status=status_.UNUSED)),
-            redeemed=Count("codes", filter=Q(codes__status=status_.REDEEMED)),
-            voided=Count("codes", filter=Q(codes__status=status_.VOIDED)),
-        )
-        .order_by("-created", "-pk")
-    )
-
-
 @extend_schema(tags=[TAG], responses=BatchOutput(many=True))
 class BatchListApi(StaffApi, generics.ListAPIView):
     serializer_class = BatchOutput
     pagination_class = Pagination
 
     def get_queryset(self):
-        return batches()
+        return redemption.batches()
 
 
 @extend_schema(tags=[TAG], request=BatchCreateInput, responses={201: BatchCreatedOutput})
@@ -145,7 +131,9 @@ class BatchCreateApi(StaffApi):
             tenant=tenant,
             name=data.get("name", ""),
         )
-        body = BatchCreatedOutput({"batch": batches().get(pk=made.batch.pk), "codes": made.codes})
+        body = BatchCreatedOutput(
+            {"batch": redemption.batches().get(pk=made.batch.pk), "codes": made.codes}
+        )
         return Response(
             body.data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
         )
