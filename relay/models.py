@@ -17,6 +17,16 @@ KINDS = [(kind, provider.label) for kind, provider in PROVIDERS.items()]
 DEFAULT_KIND = "openai"
 
 
+# A channel the relay took out itself (channel health), not a person: the
+# probe's work list, the channels page's filter, the probe index's condition.
+AUTO_DISABLED = models.Q(enabled=False) & ~models.Q(disabled_reason="")
+
+
+class ChannelQuerySet(models.QuerySet):
+    def auto_disabled(self) -> ChannelQuerySet:
+        return self.filter(AUTO_DISABLED)
+
+
 class Channel(models.Model):
     class DisabledReason(models.TextChoices):
         # Why the relay took the channel out of rotation by itself
@@ -62,6 +72,8 @@ class Channel(models.Model):
     last_probe_ok = models.BooleanField(null=True, blank=True)
     last_probe_error = models.CharField(max_length=300, blank=True)
 
+    objects = ChannelQuerySet.as_manager()
+
     # What a person's enable or disable writes beside ``enabled``: the
     # relay's own disable is over, so the probe leaves the channel alone.
     HEALTH_CLEARED = {
@@ -83,7 +95,7 @@ class Channel(models.Model):
             models.Index(
                 fields=["next_probe_at"],
                 name="channel_probe_due",
-                condition=models.Q(enabled=False) & ~models.Q(disabled_reason=""),
+                condition=AUTO_DISABLED,
             ),
         ]
 

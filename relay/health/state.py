@@ -65,9 +65,7 @@ def record_probe(*, channel: Channel, result: ProbeResult) -> bool:
         Channel.objects.filter(pk=channel.pk).update(
             last_probe_at=now, last_probe_ok=result.ok, last_probe_error=error
         )
-        auto_disabled = Channel.objects.filter(pk=channel.pk, enabled=False).exclude(
-            disabled_reason=""
-        )
+        auto_disabled = Channel.objects.auto_disabled().filter(pk=channel.pk)
         if not result.ok:
             failed = channel.probe_failures + 1
             auto_disabled.update(probe_failures=failed, next_probe_at=now + probe_delay(failed))

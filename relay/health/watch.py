@@ -84,8 +84,8 @@ def probe_due() -> list[int]:
     """Probe the auto-disabled channels that are due, longest waiting first;
     the ids put back."""
     due = (
-        Channel.objects.filter(enabled=False, next_probe_at__lte=timezone.now())
-        .exclude(disabled_reason="")
+        Channel.objects.auto_disabled()
+        .filter(next_probe_at__lte=timezone.now())
         .order_by("next_probe_at")
     )
     return _within_budget(due)
@@ -97,6 +97,6 @@ def test_all(*, only_auto_disabled: bool = False) -> list[int]:
     of time leaves the rest for the operator's next press."""
     channels = Channel.objects.all()
     if only_auto_disabled:
-        channels = channels.filter(enabled=False).exclude(disabled_reason="")
+        channels = channels.auto_disabled()
     never_first = F("last_probe_at").asc(nulls_first=True)
     return _within_budget(channels.order_by(never_first, "pk"))

@@ -107,7 +107,7 @@ class ChannelTestAllApi(StaffApi):
         health_tasks.test_all.delay(only_auto_disabled=only)
         queued = Channel.objects.all()
         if only:
-            queued = queued.filter(enabled=False).exclude(disabled_reason="")
+            queued = queued.auto_disabled()
         return Response(
             s.TestAllOutput({"queued": queued.count()}).data,
             status=status.HTTP_202_ACCEPTED,
