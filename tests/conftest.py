@@ -36,6 +36,7 @@ from tests.helpers import (
     FakeUpstream,
     free_port,
     make_channel,
+    relay_command,
     stop,
     wait_for_port,
     wait_until,
@@ -78,17 +79,7 @@ def relay_server(server_env):
     """The relay served by uvicorn, as gunicorn's workers serve it."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "relay.asgi:application",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        relay_command(port, "--log-level", "warning"),
         cwd=ROOT,
         env=server_env,
     )

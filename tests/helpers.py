@@ -78,6 +78,20 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -
     raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
 
 
+def relay_command(port: int, *options: str) -> list[str]:
+    """The argv of one relay served by uvicorn, as gunicorn's workers serve it."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "relay.asgi:application",
+        "--port",
+        str(port),
+        "--no-access-log",
+        *options,
+    ]
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:

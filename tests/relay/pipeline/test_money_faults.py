@@ -40,6 +40,7 @@ from tests.helpers import (
     CeleryWorker,
     free_port,
     make_channel,
+    relay_command,
     stop,
     wait_for_port,
     wait_until,
@@ -306,17 +307,7 @@ def own_stack(server_env, tmp_path_factory):
     relay_log = data_dir / "relay.log"
     with relay_log.open("ab") as log_file:
         relay = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "relay.asgi:application",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            relay_command(port, "--log-level", "warning"),
             cwd=ROOT,
             env=env,
             stderr=log_file,
