@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from hypothesis import strategies as st
 
@@ -92,6 +93,26 @@ def relay_command(port: int, *options: str) -> list[str]:
     ]
 
 
+def web_command(port: int) -> list[str]:
+    """The argv of gunicorn on ``port``, as devstack and compose start it."""
+    return [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"]
+
+
+@contextlib.contextmanager
+def web_server(env: dict[str, str]) -> Iterator[tuple[int, psutil.Process]]:
+    """gunicorn on a free port with ``env``: its port and master process, once
+    all WEB_CONCURRENCY workers are forked."""
+    port = free_port()
+    process = subprocess.Popen(web_command(port), cwd=ROOT, env=env)
+    try:
+        wait_for_port(port, process)
+        master = psutil.Process(process.pid)
+        wait_until(lambda: len(master.children()) == int(env["WEB_CONCURRENCY"]))
+        yield port, master
+    finally:
+        stop(process)
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -109,7 +130,7 @@ def relay_nodes(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
         for _ in range(count):
             port = free_port()
             process = subprocess.Popen(
-                [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
+                web_command(port),
                 cwd=ROOT,
                 env={"WEB_CONCURRENCY": "2", **env, "PORT": str(port)},
                 stdout=subprocess.DEVNULL,
