@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, spawn
 
 CLUSTER_PRIMARIES = 3
 SLOTS = 16384
@@ -47,7 +47,8 @@ class Node:
 
     def start(self) -> None:
         self.process = spawn(self.args, stdout=subprocess.DEVNULL)
-        _wait_listening(self.port)
+        if not listening(self.port):
+            raise SystemExit(f"a Redis on port {self.port} did not start")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -102,17 +103,6 @@ def _nodes_lines(node: Node) -> list[str]:
     raw = node.client().execute_command("CLUSTER", "NODES")
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return [line for line in text.splitlines() if line.strip()]
-
-
-def _wait_listening(port: int, timeout_s: float = 10) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"a Redis on port {port} did not start")
 
 
 def _cluster_port() -> int:
