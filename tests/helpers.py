@@ -36,6 +36,7 @@ from billing.pricing import cost_nanos
 from billing.usage_events import UsageEvent
 from relay.connections import pools
 from relay.devtools.devstack import WEB_COMMAND
+from relay.devtools.processes import free_port
 from relay.models import Channel, ChannelModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +59,6 @@ LONG_TEXT = " ".join([PROSE] * 120)
 
 
 # --- processes ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
