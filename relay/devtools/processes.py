@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 # The main Redis: queued usage events survive a restart (loses at most ~1 s
 # on a crash), and balances, limits and events are never evicted to make room.
@@ -22,6 +23,27 @@ KEEP_EVERYTHING = (
     "--maxmemory-policy",
     "noeviction",
 )
+
+
+def redis_args(executable: str, port: int, directory: Path, *settings: str) -> list[str]:
+    """A Redis server in the foreground on loopback ``port``, its files and
+    log in ``directory``, never snapshotting (``settings`` say what else)."""
+    return [
+        executable,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
+        *settings,
+    ]
 
 
 def free_port() -> int:

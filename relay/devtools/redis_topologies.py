@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, redis_args, spawn
 
 CLUSTER_PRIMARIES = 3
 SLOTS = 16384
@@ -125,24 +125,7 @@ def _cluster_port() -> int:
 def _data_node(directory: Path, *extra: str) -> Node:
     port = _cluster_port()
     directory.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_server(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(directory),
-        "--save",
-        "",
-        *KEEP_EVERYTHING,
-        "--daemonize",
-        "no",
-        "--logfile",
-        str(directory / "redis.log"),
-        *extra,
-    ]
-    return Node(port, args)
+    return Node(port, redis_args(redis_server(), port, directory, *KEEP_EVERYTHING, *extra))
 
 
 def _wait(condition, what: str, timeout_s: float = 30) -> None:

