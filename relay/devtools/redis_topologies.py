@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay.devtools.processes import KEEP_EVERYTHING, free_port, spawn
+from relay.devtools.processes import KEEP_EVERYTHING, free_port, listening, redis_args, spawn
 
 CLUSTER_PRIMARIES = 3
 SLOTS = 16384
@@ -47,7 +47,8 @@ class Node:
 
     def start(self) -> None:
         self.process = spawn(self.args, stdout=subprocess.DEVNULL)
-        _wait_listening(self.port)
+        if not listening(self.port):
+            raise SystemExit(f"a Redis on port {self.port} did not start")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -104,17 +105,6 @@ def _nodes_lines(node: Node) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _wait_listening(port: int, timeout_s: float = 10) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"a Redis on port {port} did not start")
-
-
 def _cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free and valid too."""
     import socket
@@ -135,24 +125,7 @@ def _cluster_port() -> int:
 def _data_node(directory: Path, *extra: str) -> Node:
     port = _cluster_port()
     directory.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_server(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(directory),
-        "--save",
-        "",
-        *KEEP_EVERYTHING,
-        "--daemonize",
-        "no",
-        "--logfile",
-        str(directory / "redis.log"),
-        *extra,
-    ]
-    return Node(port, args)
+    return Node(port, redis_args(redis_server(), port, directory, *KEEP_EVERYTHING, *extra))
 
 
 def _wait(condition, what: str, timeout_s: float = 30) -> None:

@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 import time
 
 import httpx
@@ -10,7 +9,16 @@ import pytest
 
 from accounts.models import ApiKey, Tenant
 from billing import ledger
-from tests.helpers import ROOT, SMALL, embed, free_port, make_channel, stop, wait_for_port
+from tests.helpers import (
+    ROOT,
+    SMALL,
+    embed,
+    free_port,
+    make_channel,
+    relay_command,
+    stop,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,15 +32,7 @@ def logged_relay(server_env, tmp_path):
     log_path = tmp_path / "relay.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "relay.asgi:application",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
+            relay_command(port),
             cwd=ROOT,
             env={**server_env, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"},
             stdout=log_file,

@@ -10,7 +10,7 @@ from django.test import override_settings
 from relay.connections import egress
 from relay.contract.validation import EmbeddingRequest
 from relay.pipeline import upstream
-from relay.providers.base import ChannelRoute
+from tests.relay.providers.helpers import route
 
 
 @pytest.mark.parametrize(
@@ -88,16 +88,7 @@ def test_a_channel_at_a_metadata_address_fails_over_without_connecting(monkeypat
         raise AssertionError("a connection was attempted")
 
     monkeypatch.setattr(upstream.pools, "http", no_connection)
-    channel = ChannelRoute(
-        channel_id=1,
-        name="evil",
-        kind="openai",
-        base_url="http://169.254.169.254/v1",
-        credential="sk-x",
-        priority=0,
-        weight=1,
-        upstream_model="m",
-    )
+    channel = route("openai", "http://169.254.169.254/v1")
     request = EmbeddingRequest(model="m", input="hi", token_counts=[1])
     with pytest.raises(upstream.ChannelFailed) as failure:
         asyncio.run(upstream.call(channel, request))

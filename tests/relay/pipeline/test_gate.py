@@ -221,10 +221,6 @@ def test_a_client_with_one_slot_never_finds_it_still_taken_by_its_last_request(
 
 # --- Redis unreachable: fail closed ------------------------------------------------------
 
-NO_LIMITS = GroupRoutes(
-    group_id=1, limit_rpm=None, limit_tpm=None, limit_concurrency=None, models={}
-)
-
 
 def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
     # Every other field (limits, expiry...) unset: only money is under test.
@@ -240,8 +236,6 @@ def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
             "allowed_ips": (),
         }
     )
-    route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
-    request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     monkeypatch.setattr(pools, "redis", lambda: aioredis.Redis.from_url(DEAD_REDIS_URL))
     monkeypatch.setattr(
         pools,
@@ -249,18 +243,8 @@ def test_a_hold_is_refused_with_503_when_redis_is_unreachable(monkeypatch):
         lambda: LuaClient(DEAD_REDIS_URL, connect_timeout_s=1, reply_timeout_s=1),
     )
 
-    async def place():
-        return await gate.enter(
-            key=key,
-            routes=NO_LIMITS,
-            route=route,
-            request=request,
-            client_ip="127.0.0.1",
-            request_id="req_dead",
-        )
-
     with pytest.raises(ServiceUnavailable) as refused:
-        asyncio.run(place())
+        asyncio.run(outcome(key, routes(), "req_dead"))
 
     assert refused.value.status == 503
     body = json.loads(error_response(refused.value).content)
@@ -282,19 +266,8 @@ def test_a_key_that_expires_is_refused_in_the_same_step_as_its_spend_cap(group):
     api_key.save()
     context = asyncio.run(auth.authenticate(f"Bearer {secret}"))
     time.sleep(0.5)
-    route = ModelRoute(model=SMALL, price_per_mtok_nanos=SMALL_PRICE_NANOS, channels=())
-    request = EmbeddingRequest(model=SMALL, input=HELLO, token_counts=[2])
     with pytest.raises(InvalidApiKey) as refused:
-        asyncio.run(
-            gate.enter(
-                key=context,
-                routes=NO_LIMITS,
-                route=route,
-                request=request,
-                client_ip="127.0.0.1",
-                request_id="req_exp",
-            )
-        )
+        asyncio.run(outcome(context, routes(), "req_exp"))
     assert refused.value.status == 401
     assert secret not in refused.value.message
     assert live_sync.client().zcard(live.holds_key(api_key.tenant_id)) == 0

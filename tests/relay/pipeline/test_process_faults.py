@@ -10,13 +10,10 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
 
-import psutil
 import pytest
 import redis
 from django.conf import settings
@@ -25,8 +22,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from billing.models import LedgerEntry, UsageRecord
-from relay.devtools.devstack import WEB_COMMAND
-from tests.helpers import ROOT, free_port, make_channel, stop, wait_for_port, wait_until
+from tests.helpers import make_channel, wait_until, web_server
 from tests.relay.pipeline.test_money_faults import (
     Load,
     assert_one_record_per_served_request,
@@ -62,21 +58,14 @@ def assert_reconcile_clean(tenant) -> None:
 def gunicorn(server_env, tmp_path):
     """The relay as deployed: gunicorn, two workers; a stranded hold expires
     after 10 s rather than 300."""
-    port = free_port()
     env = {
         **server_env,
         "WEB_CONCURRENCY": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
         "RELAY_HOLD_TTL_S": "10",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], cwd=ROOT, env=env
-    )
-    wait_for_port(port, process)
-    master = psutil.Process(process.pid)
-    wait_until(lambda: len(master.children()) == 2)
-    yield f"http://127.0.0.1:{port}", master
-    stop(process)
+    with web_server(env) as (port, master):
+        yield f"http://127.0.0.1:{port}", master
 
 
 def test_a_web_worker_killed_mid_request_bills_exactly_the_requests_answered_200(

@@ -19,7 +19,6 @@ import pytest
 
 from billing import live
 from billing.models import LedgerEntry, UsageRecord
-from relay.devtools.devstack import WEB_COMMAND
 from relay.devtools.redis_topologies import redis_cluster, redis_sentinel
 from tests.helpers import (
     HELLO,
@@ -32,6 +31,7 @@ from tests.helpers import (
     stop,
     wait_for_port,
     wait_until,
+    web_command,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,7 +105,7 @@ def failover_stack(request, server_env, tmp_path, settings):
         }
         port = free_port()
         relay = subprocess.Popen(
-            [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
+            web_command(port),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -33,7 +33,6 @@ from relay.contract.validation import EmbeddingRequest
 from relay.pipeline import streaming, upstream
 from relay.pipeline.outcome import Outcome
 from relay.pipeline.trace import Trace
-from relay.providers.base import ChannelRoute
 from tests.helpers import (
     LARGE,
     SMALL,
@@ -48,6 +47,7 @@ from tests.helpers import (
     uses_live_relay,
     wait_until,
 )
+from tests.relay.providers.helpers import route
 
 TAIL = streaming.Streamed.TAIL_BYTES
 # 3,072 floats an input, ~21 bytes each in JSON: 40 inputs make ~2.6 MB, well
@@ -131,16 +131,7 @@ class FakeOutcome:
         self.failures.append(failure)
 
 
-CHANNEL = ChannelRoute(
-    channel_id=7,
-    name="main",
-    kind="openai",
-    base_url="http://upstream",
-    credential="sk-upstream",
-    priority=0,
-    weight=1,
-    upstream_model=SMALL,
-)
+CHANNEL = route("openai", "http://upstream", model=SMALL)
 
 
 def streamed(first: bytes, rest: FakeRest, outcome: FakeOutcome, budget: list[int]):
@@ -256,8 +247,10 @@ def outcome_for(request: EmbeddingRequest) -> Outcome:
         tenant_limit_tpm=None,
         tenant_limit_concurrency=None,
     )
-    route = ModelRoute(model=request.model, price_per_mtok_nanos=20_000_000, channels=(CHANNEL,))
-    return Outcome(Trace(request_id="req_test"), key, route, request, entry=None)
+    model_route = ModelRoute(
+        model=request.model, price_per_mtok_nanos=20_000_000, channels=(CHANNEL,)
+    )
+    return Outcome(Trace(request_id="req_test"), key, model_route, request, entry=None)
 
 
 @st.composite

@@ -46,7 +46,7 @@ from relay.connections import pools
 from relay.contract import tokens
 from relay.pipeline import upstream
 from relay.providers import PROVIDERS
-from relay.providers.base import ChannelRoute, Shard
+from relay.providers.base import Shard
 from tests.clients.channels import (
     DIALECTS,
     as_float32,
@@ -55,6 +55,7 @@ from tests.clients.channels import (
     priced_group,
 )
 from tests.helpers import ROOT
+from tests.relay.providers.helpers import route
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,10 +114,10 @@ def test_the_python_sdk_gets_every_vector_by_default_as_base64(dialect, sdk, fak
     assert_rows([item.embedding for item in answer.data], TEXTS, dialect.native, "base64")
     assert answer.model == dialect.model
     assert answer.usage.prompt_tokens == counted(TEXTS)
-    route = fake_upstream.stats(dialect.stats_key())
+    stats = fake_upstream.stats(dialect.stats_key())
     # Titan takes one text a call: the batch went as one call per text.
     calls = len(TEXTS) if dialect.upstream_model.startswith("amazon.titan") else 1
-    assert route["requests"] == calls
+    assert stats["requests"] == calls
     if dialect.dimensions is not None:
         cut = sdk.embeddings.create(model=dialect.model, input=TEXTS, dimensions=dialect.dimensions)
         assert_rows(
@@ -349,16 +350,7 @@ def test_a_kept_alive_upstream_connection_serves_the_next_call_after_a_large_ans
     relay hits it by itself (the Titan batch above, run after larger answers)."""
     settings.RELAY_UPSTREAM_READ_TIMEOUT_S = 0.5
     url = fake_upstream.base_url()
-    route = ChannelRoute(
-        channel_id=1,
-        name="openai",
-        kind="openai",
-        base_url=url,
-        credential="sk-upstream",
-        priority=0,
-        weight=1,
-        upstream_model="text-embedding-3-small",
-    )
+    channel = route("openai", url, credential="sk-upstream", model="text-embedding-3-small")
 
     async def two_calls():
         try:
@@ -372,7 +364,7 @@ def test_a_kept_alive_upstream_connection_serves_the_next_call_after_a_large_ans
                 await answer.read()
             await asyncio.sleep(1.0)  # idle in the pool for longer than the read timeout
             return await upstream.embed(
-                route, Shard(model="text-embedding-3-small", items=("next",), input=["next"])
+                channel, Shard(model="text-embedding-3-small", items=("next",), input=["next"])
             )
         finally:
             await pools.http().close()

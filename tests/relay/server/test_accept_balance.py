@@ -6,16 +6,13 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from relay.devtools.devstack import WEB_COMMAND
 from relay.server import accept_balance
-from tests.helpers import ROOT, free_port, stop, wait_for_port, wait_until
+from tests.helpers import wait_until, web_server
 
 
 def test_the_board_tells_each_worker_about_the_others():
@@ -89,7 +86,6 @@ def test_outside_a_balanced_worker_nobody_is_asked_to_reconnect(monkeypatch):
 
 @pytest.fixture
 def gunicorn(server_env, tmp_path):
-    port = free_port()
     env = {
         **server_env,
         "WEB_CONCURRENCY": "2",
@@ -99,17 +95,9 @@ def gunicorn(server_env, tmp_path):
         # (relay/server/edge.py, tested in test_edge.py).
         "RELAY_HEADER_TIMEOUT_S": "600",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-    )
-    wait_for_port(port, process)
-    master = psutil.Process(process.pid)
-    wait_until(lambda: len(master.children()) == 2)
-    warm_up(port, master)
-    yield port, master
-    stop(process)
+    with web_server(env) as (port, master):
+        warm_up(port, master)
+        yield port, master
 
 
 def warm_up(port: int, master: psutil.Process) -> None:

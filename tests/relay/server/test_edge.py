@@ -6,17 +6,13 @@ Each test is bounded: a socket read that waits past its bound fails it."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import orjson
-import psutil
 import pytest
 
-from relay.devtools.devstack import WEB_COMMAND
-from tests.helpers import ROOT, free_port, stop, wait_for_port, wait_until
+from tests.helpers import web_server
 
 HEADER_TIMEOUT_S = 1
 BODY_TIMEOUT_S = 2
@@ -27,7 +23,6 @@ BOUND_S = 15  # the longest any read below may wait
 @pytest.fixture(scope="module")
 def edge(server_env, tmp_path_factory):
     """One gunicorn worker with short deadlines and a small cap."""
-    port = free_port()
     env = {
         **server_env,
         "WEB_CONCURRENCY": "1",
@@ -36,14 +31,9 @@ def edge(server_env, tmp_path_factory):
         "RELAY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "RELAY_MAX_CONNECTIONS_PER_PROCESS": str(CAP),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{port}"], cwd=ROOT, env=env
-    )
-    wait_for_port(port, process)
-    master = psutil.Process(process.pid)
-    [worker] = wait_until(lambda: master.children())
-    yield port, worker
-    stop(process)
+    with web_server(env) as (port, master):
+        [worker] = master.children()
+        yield port, worker
 
 
 def connect(port: int) -> socket.socket:

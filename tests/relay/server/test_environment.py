@@ -11,13 +11,13 @@ import sys
 import pytest
 
 from relay.devtools.devstack import WEB_COMMAND
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, web_command
 
 
 def start_server(**env: str) -> subprocess.CompletedProcess:
     """The server command with ``env``; bounded, in case it starts after all."""
     return subprocess.run(
-        [sys.executable, "-m", *WEB_COMMAND, "--bind", f"127.0.0.1:{free_port()}"],
+        web_command(free_port()),
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
