@@ -18,6 +18,7 @@ from tests.helpers import (
     relay_command,
     stop,
     wait_for_port,
+    wait_until,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +65,10 @@ def test_each_request_is_one_json_line_with_its_facts(logged_relay, secret, api_
     response = embed(client, secret, {"model": SMALL, "input": "hello world"})
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    [line] = [x for x in request_lines(log_path) if x["request_id"] == request_id]
+    # The request's line is written once its answer is sent: it may follow it.
+    [line] = wait_until(
+        lambda: [x for x in request_lines(log_path) if x["request_id"] == request_id]
+    )
     key, _ = api_key
     assert line["tenant_id"] == key.tenant_id
     assert line["key_prefix"] == key.prefix
@@ -104,6 +108,9 @@ def test_no_key_or_credential_reaches_a_log_line_or_an_error_body(
     bodies.append(embed(client, canary_key, {"model": SMALL, "input": "hi after failure"}))
 
     assert [r.status_code for r in bodies] == [200, 400, 400, 404, 400, 401, 401, 429, 401, 502]
+    # Each /v1/embeddings request's line is written once its answer is sent:
+    # wait for the nine before reading the log.
+    wait_until(lambda: len(request_lines(log_path)) >= 9)
     log_text = log_path.read_text()
     for secret in (canary_key, typo, broke_key, CANARY_CREDENTIAL):
         assert secret not in log_text
