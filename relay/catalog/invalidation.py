@@ -118,9 +118,11 @@ async def _subscribe() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     password = target.password or options.get("password")
     username = target.username or options.get("username")
     context = ssl.create_default_context() if settings.REDIS_URL.startswith("rediss") else None
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context), _CONNECT_TIMEOUT_S
-    )
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a
+    # cancellation that arrives as the connection completes, and a listener
+    # that ignored its loop's closing hung asyncio.run (seen on Sentinel).
+    async with asyncio.timeout(_CONNECT_TIMEOUT_S):
+        reader, writer = await asyncio.open_connection(host, port, ssl=context)
     if password:
         writer.write(_pack(b"AUTH", *(c for c in (username, password) if c)))
     writer.write(_pack(b"SUBSCRIBE", CHANNEL))
