@@ -55,7 +55,15 @@ class Script:
 
 
 class LuaClient:
-    def __init__(self, url: str, *, connect_timeout_s: float, reply_timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float,
+        reply_timeout_s: float,
+        connection_class: type[Calls] | None = None,
+    ) -> None:
+        self._connection_class = connection_class or Connection
         self._target = redis_url.parse(url)
         self._options = parse_url(url) if self._target.kind == redis_url.STANDALONE else {}
         self._scheme_is_tls = url.startswith("rediss")
@@ -63,7 +71,7 @@ class LuaClient:
         self._reply_timeout_s = reply_timeout_s
         # Open connections by address: one for a server or Sentinel's
         # primary, one per primary of a cluster.
-        self._connections: dict[object, _Connection] = {}
+        self._connections: dict[object, Calls] = {}
         # Scripts sent so far, loaded into each new connection's server
         # first: a replica promoted by a failover knows none of them, and a
         # NOSCRIPT would send the script again after a WAIT meant to cover it.
@@ -174,14 +182,14 @@ class LuaClient:
         finally:
             connection.fail(redis_errors.ConnectionError("done"))
 
-    async def _connect(self, address) -> _Connection:
+    async def _connect(self, address) -> Calls:
         # Calls arriving while a connection is being made share it.
         opening = self._connecting.get(address)
         if opening is None or opening.done():
             opening = self._connecting[address] = asyncio.ensure_future(self._open_data(address))
         return await asyncio.shield(opening)
 
-    async def _open_data(self, address) -> _Connection:
+    async def _open_data(self, address) -> Calls:
         if self._target.kind == redis_url.STANDALONE:
             options = self._options
             connection = await self._open(
@@ -211,11 +219,11 @@ class LuaClient:
         self._connections[address] = connection
         return connection
 
-    async def _open(self, address, *, username, password, db, tls) -> _Connection:
+    async def _open(self, address, *, username, password, db, tls) -> Calls:
         loop = asyncio.get_running_loop()
 
         def protocol():
-            return _Connection(self._reply_timeout_s, self._redirected)
+            return self._connection_class(self._reply_timeout_s, self._redirected)
 
         try:
             if isinstance(address, str):
@@ -262,13 +270,14 @@ class LuaClient:
                 future.set_exception(error)
 
 
-class _Connection(asyncio.Protocol):
-    """One connection; replies are matched to calls in the order sent."""
+class Calls(asyncio.BaseProtocol):
+    """One connection's calls; replies are matched to them in the order
+    sent. How the replies are read is a subclass's: ``Connection`` here,
+    relay/connections/bulk_replies.py for the embedding cache."""
 
     def __init__(self, reply_timeout_s: float, redirected=None) -> None:
         self._reply_timeout_s = reply_timeout_s
         self._redirected = redirected
-        self._reader = hiredis.Reader()
         # (future, reply timer, command sent, the script's text for an
         # EVALSHA that may meet NOSCRIPT, if_abandoned, redirects so far)
         self._waiting: deque[tuple] = deque()
@@ -281,25 +290,17 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.fail(redis_errors.ConnectionError(f"Redis closed the connection ({exc!r})"))
 
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        while self._waiting:
-            try:
-                reply = self._reader.gets()
-            except hiredis.ProtocolError as exc:
-                self.fail(redis_errors.ConnectionError(f"unreadable reply from Redis: {exc}"))
-                return
-            if reply is False:
-                return
-            call = self._waiting.popleft()
-            future, timer, command, script_text, if_abandoned, hops = call
-            timer.cancel()
-            if isinstance(reply, hiredis.ReplyError):
-                self._refused(call, str(reply))
-            elif not future.done():
-                future.set_result(reply)
-            elif if_abandoned is not None:  # its caller was cancelled
-                if_abandoned(reply)
+    def answer(self, reply) -> None:
+        """Settle the oldest call waiting with ``reply``."""
+        call = self._waiting.popleft()
+        future, timer, command, script_text, if_abandoned, hops = call
+        timer.cancel()
+        if isinstance(reply, hiredis.ReplyError):
+            self._refused(call, str(reply))
+        elif not future.done():
+            future.set_result(reply)
+        elif if_abandoned is not None:  # its caller was cancelled
+            if_abandoned(reply)
 
     def _refused(self, call: tuple, error: str) -> None:
         future, _timer, command, script_text, if_abandoned, hops = call
@@ -349,6 +350,26 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
             if not future.done():
                 future.set_exception(type(error)(*error.args))
+
+
+class Connection(Calls, asyncio.Protocol):
+    """Replies parsed by hiredis."""
+
+    def __init__(self, reply_timeout_s: float, redirected=None) -> None:
+        super().__init__(reply_timeout_s, redirected)
+        self._reader = hiredis.Reader()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while self._waiting:
+            try:
+                reply = self._reader.gets()
+            except hiredis.ProtocolError as exc:
+                self.fail(redis_errors.ConnectionError(f"unreadable reply from Redis: {exc}"))
+                return
+            if reply is False:
+                return
+            self.answer(reply)
 
 
 def _quietly(future: asyncio.Future) -> None:

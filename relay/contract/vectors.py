@@ -76,8 +76,11 @@ def truncated(vectors: np.ndarray, dimensions: int) -> np.ndarray:
     return (cut / norms).astype(FLOAT32)
 
 
-def answer(vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: bool) -> bytearray:
-    """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i``.
+def answer(
+    vectors: list[np.ndarray | memoryview], *, model: str, tokens: int, as_base64: bool
+) -> bytearray:
+    """OpenAI's answer: ``data[i]`` is ``vectors[i]`` at index ``i`` (float32
+    rows, as arrays or as their bytes).
 
     Written into one growing buffer, each row's text dropped as soon as it is
     copied in: a 2,048-item answer is megabytes, and holding every row's text
@@ -94,6 +97,8 @@ def answer(vectors: list[np.ndarray], *, model: str, tokens: int, as_base64: boo
             out += pybase64.b64encode(row)  # type: ignore[arg-type]
             out += b'"}'
         else:
+            if not isinstance(row, np.ndarray):
+                row = np.frombuffer(row, dtype=FLOAT32)
             out += orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
             out += b"}"
     out += b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}' % (

@@ -47,7 +47,8 @@ _channel_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class Merged:
     """Every item's vector, in the request's order, and what it cost."""
 
-    vectors: list[np.ndarray]
+    # float32 rows: an upstream's, or a cached one's bytes (relay/pipeline/cache.py)
+    vectors: list[np.ndarray | memoryview]
     tokens: int = 0  # billed at the full price: the upstream's figures, else our count
     token_source: str = UsageRecord.TokenSource.PROMPT_TOKENS
     cached_items: int = 0
@@ -148,14 +149,12 @@ def _scope(channel: ChannelRoute, request: EmbeddingRequest, cache_namespace: st
 
 def _from_cache(merged: Merged, found: cache.Found, counts: list[int]) -> list[int]:
     """Fill in the hits; the positions still to embed."""
-    entries = found.entries
     misses = []
-    for position, key in enumerate(found.keys):
-        entry = entries[key]
-        if entry is None:
+    for position, vector in enumerate(found.vectors):
+        if vector is None:
             misses.append(position)
         else:
-            merged.vectors[position] = cache.vector_of(entry)
+            merged.vectors[position] = vector
             merged.cached_items += 1
             merged.cached_tokens += counts[position]
     return misses

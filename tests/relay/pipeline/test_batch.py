@@ -111,7 +111,8 @@ def assert_each_at_its_index(reply, request: EmbeddingRequest) -> None:
     if isinstance(reply, batch.Merged):
         assert len(reply.vectors) == len(items)
         for position, item in enumerate(items):
-            assert np.array_equal(reply.vectors[position], expected(item)), position
+            vector = np.frombuffer(reply.vectors[position], dtype="<f4")  # array or bytes
+            assert np.array_equal(vector, expected(item)), position
     answer = orjson.loads(answer_of(reply, request))
     assert [entry["index"] for entry in answer["data"]] == list(range(len(items)))
     for position, entry in enumerate(answer["data"]):
@@ -226,17 +227,31 @@ def test_each_cached_item_keeps_its_token_count_beside_its_vector(fake_upstream)
     known = found.known_tokens()
     assert known == {p: tokens.count_text(items[p]) for p in [*range(20), 30]}
     for position in known:
-        entry = found.entries[found.keys[position]]
-        assert np.array_equal(cache.vector_of(entry), expected(items[position]))
+        vector = np.frombuffer(found.vectors[position], dtype="<f4")
+        assert np.array_equal(vector, expected(items[position]))
+    assert found.vectors[20:30] == [None] * 10
 
 
-def test_an_entry_that_is_not_a_count_and_a_vector_is_a_miss():
-    assert not cache.is_entry(b"")
-    assert not cache.is_entry(b"\x01\x00\x00\x00")  # a count, no vector
-    assert not cache.is_entry(b"\x01\x00\x00\x00\x00\x00")  # not whole float32s
-    entry = cache.encode(5, np.ones(3, dtype="<f4"))
-    assert cache.is_entry(entry)
-    assert cache.tokens_of(entry) == 5 and cache.vector_of(entry).tolist() == [1.0, 1.0, 1.0]
+def test_a_value_that_is_not_a_count_and_a_vector_is_a_miss():
+    keys = [f"{cache.KEY_PREFIX}test-{n}" for n in range(5)]
+    values = {
+        keys[0]: b"",
+        keys[1]: b"\x01\x00\x00\x00",  # a count, no vector
+        keys[2]: b"\x01\x00\x00\x00\x00\x00",  # not whole float32s
+        keys[3]: cache.encode(5, np.ones(3, dtype="<f4")),
+    }  # keys[4]: nothing
+    redis.Redis.from_url(django_settings.CACHE_REDIS_URL).mset(values)
+
+    async def look_up():
+        try:
+            return await cache.lookup(keys)
+        finally:
+            await pools.close_cache()
+
+    vectors, counts = asyncio.run(look_up())
+    assert vectors[:3] == [None] * 3 and vectors[4] is None
+    assert np.frombuffer(vectors[3], dtype="<f4").tolist() == [1.0, 1.0, 1.0]
+    assert counts == [0, 0, 0, 5, 0]
 
 
 def test_a_cache_that_cannot_be_reached_makes_every_item_a_miss(fake_upstream, settings):
