@@ -112,7 +112,8 @@ class Replies:
         once)."""
         needed = READ_ROOM
         if self._array is not None and self._array.expected_size:
-            needed = max(needed, self._array.expected_size - (self._end - self._start))
+            rest = self._array.expected_size - (self._end - self._start)
+            needed = rest if rest > 0 else READ_ROOM  # foreseen short: room for a read
         if len(self._buffer) - self._end < needed:
             self._move(len(self._buffer) if self._start else 0, needed)
         return memoryview(self._buffer)[self._end :]

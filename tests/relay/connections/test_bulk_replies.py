@@ -80,9 +80,11 @@ def test_other_replies_are_read_as_hiredis_reads_them():
 def test_a_big_reply_is_read_into_one_buffer_grown_once():
     entries = [bytes([n % 256]) * 4100 for n in range(2048)]
     stream = resp(entries) + b"+OK\r\n"
-    replies, answers, start = Replies(), [], 0
+    replies, answers, start, buffers = Replies(), [], 0, []
     while start < len(stream):
         room = replies.room()
+        if not any(room.obj is buffer for buffer in buffers):
+            buffers.append(room.obj)
         piece = stream[start : start + min(len(room), READ_ROOM)]  # a socket read
         room[: len(piece)] = piece
         answers += replies.filled(len(piece))
@@ -91,8 +93,9 @@ def test_a_big_reply_is_read_into_one_buffer_grown_once():
     bulks, ok = answers
     assert ok == b"OK" and list(bulks) == entries
     assert len(bulks.data) == len(resp(entries))
-    # Read into the buffer it was foreseen to need after its first element
-    # (not one doubled again and again), and handed over with it, not copied.
+    # Its first read, then the buffer it was foreseen to need (not one grown
+    # again and again), handed over with the reply, not copied; then the next.
+    assert len(buffers) == 3 and bulks.data.obj is buffers[1]
     assert len(resp(entries)) <= len(bulks.data.obj) <= len(resp(entries)) + READ_ROOM
 
 
