@@ -9,6 +9,7 @@ item by item from those rows, so that a 2,048-item answer costs one pass.
 from __future__ import annotations
 
 import binascii
+import functools
 
 import numpy as np
 import orjson
@@ -86,19 +87,22 @@ def answer(
     copied in: a 2,048-item answer is megabytes, and holding every row's text
     to join them at the end touched twice the fresh memory (page faults):
     2.6 ms instead of 15.6 ms for 2,048 rows of 1,024 numbers in base64."""
+    heads = _heads(len(vectors), opening=b'"' if as_base64 else b"")
     out = bytearray(b'{"object":"list","data":[')
-    for index, row in enumerate(vectors):
-        out += b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
-        if as_base64:
-            # Straight from the array's memory, and the text appended as it is
+    if as_base64:
+        encode = pybase64.b64encode
+        for head, row in zip(heads, vectors, strict=True):
+            # Straight from the row's memory, and the text appended as it is
             # (formatting it between its quotes copied each row once more).
             # (numpy's stubs do not declare the buffer protocol it reads.)
-            out += b'"'
-            out += pybase64.b64encode(row)  # type: ignore[arg-type]
+            out += head
+            out += encode(row)  # type: ignore[arg-type]
             out += b'"}'
-        else:
+    else:
+        for head, row in zip(heads, vectors, strict=True):
             if not isinstance(row, np.ndarray):
                 row = np.frombuffer(row, dtype=FLOAT32)
+            out += head
             out += orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY)
             out += b"}"
     out += b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}' % (
@@ -107,3 +111,29 @@ def answer(
         tokens,
     )
     return out
+
+
+@functools.cache
+def _row_heads(opening: bytes) -> list[bytes]:
+    return [_row_head(index, opening) for index in range(_HEADS_KEPT)]
+
+
+def _row_head(index: int, opening: bytes) -> bytes:
+    return b'%s{"object":"embedding","index":%d,"embedding":%s' % (
+        b"," if index else b"",
+        index,
+        opening,
+    )
+
+
+# Each row's text before its vector, formatted once for the first
+# _HEADS_KEPT indexes (OpenAI takes at most 2,048 inputs): a 2,048-row base64
+# answer took 1.3 ms instead of 1.6 ms alone.
+_HEADS_KEPT = 2048
+
+
+def _heads(count: int, *, opening: bytes) -> list[bytes]:
+    kept = _row_heads(opening)
+    if count <= _HEADS_KEPT:
+        return kept[:count]
+    return kept + [_row_head(index, opening) for index in range(_HEADS_KEPT, count)]

@@ -39,11 +39,15 @@ def test_what_is_not_strict_base64_of_float32_is_not_a_vector(value):
 
 
 @pytest.mark.parametrize("as_base64", [True, False])
-def test_the_answer_carries_each_row_at_its_index(as_base64):
-    body = vectors.answer(ROWS, model="m", tokens=7, as_base64=as_base64)
+@pytest.mark.parametrize("count", [2, 2049], ids=["two", "past the heads kept"])
+def test_the_answer_carries_each_row_at_its_index(as_base64, count):
+    # Rows as arrays and as their bytes (a cached vector is a view of a reply).
+    rows = [ROWS[n % 2] + n if n % 3 else memoryview((ROWS[1] + n).tobytes()) for n in range(count)]
+    body = vectors.answer(rows, model="m", tokens=7, as_base64=as_base64)
     answer = orjson.loads(body)
-    assert [item["index"] for item in answer["data"]] == [0, 1]
-    for item, row in zip(answer["data"], ROWS, strict=True):
+    assert [item["index"] for item in answer["data"]] == list(range(count))
+    for item, row in zip(answer["data"], rows, strict=True):
+        row = np.frombuffer(row, dtype="<f4")
         embedding = item["embedding"]
         if as_base64:
             embedding = np.frombuffer(base64.b64decode(embedding), dtype="<f4").tolist()
