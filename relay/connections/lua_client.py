@@ -231,7 +231,11 @@ class LuaClient:
             else:
                 context = ssl.create_default_context() if tls else None
                 opening = loop.create_connection(protocol, address[0], address[1], ssl=context)
-            _transport, connection = await asyncio.wait_for(opening, self._connect_timeout_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a
+            # cancellation that arrives as the connection completes (see
+            # relay/catalog/invalidation.py), and with it the connection.
+            async with asyncio.timeout(self._connect_timeout_s):
+                _transport, connection = await opening
         except (OSError, TimeoutError) as exc:
             raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc!r}") from exc
         setup = []
