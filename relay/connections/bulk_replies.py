@@ -107,9 +107,9 @@ class Replies:
         self._array: _Array | None = None
 
     def room(self) -> memoryview:
-        """Where the next read goes: room for a read, or for the rest of
-        the array being read when its size is foreseen (one buffer, grown
-        once)."""
+        """Where the next read goes: room for the rest of the array being
+        read when its size is foreseen (one buffer, grown once), else for a
+        read at least."""
         needed = READ_ROOM
         if self._array is not None and self._array.expected_size:
             rest = self._array.expected_size - (self._end - self._start)
@@ -119,9 +119,11 @@ class Replies:
         return memoryview(self._buffer)[self._end :]
 
     def _move(self, keep_size: int, needed: int) -> None:
-        """The reply being read into a buffer of its own, at its start."""
+        """The reply being read into a buffer of its own, at its start: at
+        least twice what it has taken (a reply bigger than foreseen, or not
+        foreseen, is copied a few times, not once a read)."""
         unread = self._end - self._start
-        size = max(keep_size, unread + needed)
+        size = max(keep_size, unread + needed, 2 * unread)
         moved = bytearray(size)
         moved[:unread] = memoryview(self._buffer)[self._start : self._end]
         self._buffer = moved

@@ -78,8 +78,9 @@ def item_keys(items, scope: bytes) -> list[str]:
 class Found:
     """A request's items looked up in one ``scope``: each item's key and, by
     position, the vector the cache holds (its float32 bytes, a view into the
-    reply: a fully cached 2,048-item request reads 8 MiB, copied nowhere
-    before the answer) and the item's token count; None and 0 for a miss."""
+    reply: the 8 MiB of a fully cached 2,048-item request go from the socket
+    to the answer's base64 without another copy) and the item's token count;
+    None and 0 for a miss."""
 
     scope: bytes
     keys: list[str]

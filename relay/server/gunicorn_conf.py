@@ -93,13 +93,11 @@ def pre_fork(server, worker):
 
 
 def post_worker_init(worker):
-    # Big answers reuse the heap's pages; what a burst used goes back to the
-    # system afterwards.
+    # Memory a burst of big answers used goes back to the system afterwards.
     from django.conf import settings
 
     from relay.server import heap
 
-    heap.keep_big_blocks()
     heap.start_trimming(settings.RELAY_HEAP_TRIM_S)
 
 

@@ -99,6 +99,23 @@ def test_a_big_reply_is_read_into_one_buffer_grown_once():
     assert len(resp(entries)) <= len(bulks.data.obj) <= len(resp(entries)) + READ_ROOM
 
 
+def test_a_big_reply_of_unforeseen_size_takes_few_buffers():
+    value = bytes(range(256)) * 16_384  # a 4 MiB bulk string (GET), read 256 KiB at a time
+    stream = b"$%d\r\n%s\r\n" % (len(value), value)
+    replies, answers, start, buffers = Replies(), [], 0, []
+    while start < len(stream):
+        room = replies.room()
+        if not any(room.obj is buffer for buffer in buffers):
+            buffers.append(room.obj)
+        piece = stream[start : start + min(len(room), READ_ROOM)]
+        room[: len(piece)] = piece
+        answers += replies.filled(len(piece))
+        start += len(piece)
+
+    assert answers == [value]
+    assert len(buffers) <= 6  # doubled each time: 256 KiB to 8 MiB
+
+
 @pytest.mark.parametrize(
     "stream",
     [b"%1\r\n", b"*1\r\n:1\r\n", b"$abc\r\n", b"*1\r\n$3\r\nabcd\r\n"],

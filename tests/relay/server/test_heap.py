@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import subprocess
-import sys
 
 import psutil
 import pytest
@@ -66,37 +64,3 @@ def test_each_web_process_trims_on_a_schedule(monkeypatch):
 
 def test_a_period_of_zero_starts_nothing():
     assert heap.start_trimming(0) is None
-
-
-# Allocates, touches and frees a block as big as a 2,048-item base64 answer,
-# then does it again, and prints the page faults the second one cost.
-FAULTS_OF_A_SECOND_BIG_BLOCK = """
-import ctypes, resource, sys
-from relay.server import heap
-if sys.argv[1] == "keep":
-    assert heap.keep_big_blocks()
-libc = ctypes.CDLL(None)
-libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-size = 11_000_000
-block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-block = libc.malloc(size); ctypes.memset(block, 1, size); libc.free(block)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@glibc_only
-def test_a_big_answer_reuses_the_pages_of_the_one_before():
-    def faults(mode: str) -> int:
-        ran = subprocess.run(
-            [sys.executable, "-c", FAULTS_OF_A_SECOND_BIG_BLOCK, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return int(ran.stdout)
-
-    # glibc's default maps a block this big afresh each time: ~2,700 pages.
-    assert faults("default") > 2000
-    assert faults("keep") < 100
