@@ -4,8 +4,8 @@ An ``MGET`` of a 2,048-item batch answers 2,048 entries of ~4 KB. Read as
 the other connections read (relay/connections/lua_client.py), uvloop made a
 bytes object of each 256 KB read, hiredis copied those into its own buffer
 and then made a bytes object of each entry: 8 MiB copied three times, and a
-malloc and a free for each of the 2,048 (a tenth of a cached request's CPU,
-docs/benchmarks.md). Here the socket is read straight into one buffer
+malloc and a free for each of the 2,048 (~1 ms of a fully cached request's
+~16 ms of CPU, docs/benchmarks.md). Here the socket is read straight into one buffer
 (``asyncio.BufferedProtocol``) and an array of bulk strings is answered as
 ``Bulks``: that buffer, and where each element lies in it. A run of elements
 of one length (every hit of one model and ``dimensions``) is checked in one
@@ -265,7 +265,8 @@ _PARTIAL = object()
 
 class BulkConnection(Calls, asyncio.BufferedProtocol):
     """A pipelined connection (relay/connections/lua_client.py) whose replies
-    are read by ``Replies``: arrays come back as ``Bulks``."""
+    are read by ``Replies``: arrays come back as ``Bulks``. Not an
+    ``asyncio.Protocol`` as well: uvloop would then call ``data_received``."""
 
     def __init__(self, reply_timeout_s: float, redirected=None) -> None:
         super().__init__(reply_timeout_s, redirected)
