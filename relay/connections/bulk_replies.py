@@ -76,6 +76,7 @@ class _Array:
         self._one_offsets.append(offset)
         self._one_lengths.append(length)
         self.left -= 1
+        self.last_length = length if length >= 0 else None
 
     def run(self, offset: int, count: int, stride: int, length: int) -> None:
         self._ones_done()
@@ -115,15 +116,15 @@ class Replies:
             rest = self._array.expected_size - (self._end - self._start)
             needed = rest if rest > 0 else READ_ROOM  # foreseen short: room for a read
         if len(self._buffer) - self._end < needed:
-            self._move(len(self._buffer) if self._start else 0, needed)
+            self._move(needed)
         return memoryview(self._buffer)[self._end :]
 
-    def _move(self, keep_size: int, needed: int) -> None:
+    def _move(self, needed: int) -> None:
         """The reply being read into a buffer of its own, at its start: at
         least twice what it has taken (a reply bigger than foreseen, or not
         foreseen, is copied a few times, not once a read)."""
         unread = self._end - self._start
-        size = max(keep_size, unread + needed, 2 * unread)
+        size = max(unread + needed, 2 * unread)
         moved = bytearray(size)
         moved[:unread] = memoryview(self._buffer)[self._start : self._end]
         self._buffer = moved
@@ -163,14 +164,12 @@ class Replies:
             self._array = _Array(count)
             return self._array_rest()
         if kind == ord("$"):
-            length = _length(line)
-            if length < 0:
-                self._pos = after
-                return None
-            if after + length + 2 > self._end:
+            element = self._element()
+            if element is _PARTIAL:
                 return _PARTIAL
-            self._pos = after + length + 2
-            return bytes(buffer[after : after + length])
+            offset, length = element
+            start = self._start + offset
+            return None if length < 0 else bytes(buffer[start : start + length])
         self._pos = after
         if kind == ord("+"):
             return line
@@ -184,16 +183,13 @@ class Replies:
         """Read on in the array being read; the array when it is whole."""
         array = self._array
         while array.left:
-            if array.last_length is not None and array.left >= _RUN:
-                self._run_of(array, array.last_length)
-                if not array.left:
-                    break
+            if array.last_length is not None and self._run_of(array, array.last_length):
+                continue
             element = self._element()
             if element is _PARTIAL:
                 return _PARTIAL
             offset, length = element
             array.one(offset, length)
-            array.last_length = length if length >= 0 else None
             if not array.expected_size and length >= 0:
                 # The rest foreseen as elements of this one's length.
                 array.expected_size = (self._pos - self._start) + array.left * (
@@ -201,8 +197,8 @@ class Replies:
                 )
         self._array = None
         size = self._pos - self._start
-        if size < READ_ROOM // 4:
-            return array.bulks(memoryview(bytes(self._buffer[self._start : self._pos])))
+        if size < READ_ROOM // 4:  # a small reply: copied out, the buffer kept
+            return array.bulks(memoryview(self._buffer[self._start : self._pos]))
         # A big reply keeps the buffer; the connection reads on into a new one.
         data = memoryview(self._buffer)[self._start : self._pos]
         leftover = memoryview(self._buffer)[self._pos : self._end]
@@ -233,8 +229,9 @@ class Replies:
         self._pos = after + length + 2
         return after - self._start, length
 
-    def _run_of(self, array: _Array, length: int) -> None:
-        """Take as many elements of ``length`` bytes as are read, in one pass."""
+    def _run_of(self, array: _Array, length: int) -> bool:
+        """Take as many elements of ``length`` bytes as are read, in one pass
+        (when _RUN or more are read); whether it took any."""
         header = b"$%d\r\n" % length
         stride = len(header) + length + 2
         whole = min(array.left, (self._end - self._pos) // stride)
@@ -242,7 +239,7 @@ class Replies:
         if whole < _RUN or not (
             buffer.startswith(header, pos) and buffer.startswith(header, pos + stride)
         ):
-            return  # cheaply: elements of mixed lengths are read one by one
+            return False  # cheaply: elements of mixed lengths are read one by one
         rows = np.frombuffer(buffer, np.uint8, whole * stride, pos).reshape(whole, stride)
         framed = (rows[:, : len(header)] == np.frombuffer(header, np.uint8)).all(axis=1)
         framed &= (rows[:, -2] == 13) & (rows[:, -1] == 10)
@@ -251,6 +248,7 @@ class Replies:
             offset = pos - self._start + len(header)
             array.run(offset, taken, stride, length)
             self._pos += taken * stride
+        return taken > 0
 
 
 def _length(line: bytes) -> int:

@@ -28,16 +28,24 @@ def resp(reply) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(reply), reply)
 
 
-def read(stream: bytes, cuts: list[int]) -> list:
-    """What ``Replies`` answers when the socket delivers ``stream`` cut at ``cuts``."""
+def read(stream: bytes, cuts=(), *, buffers: list | None = None) -> list:
+    """What ``Replies`` answers when the socket delivers ``stream`` cut at
+    ``cuts``, a read at most READ_ROOM bytes; ``buffers`` collects each
+    buffer it was read into."""
     replies, answers, start = Replies(), [], 0
     for end in [*sorted(cuts), len(stream)]:
         while start < end:
             room = replies.room()
-            piece = stream[start : min(end, start + len(room))]
+            if buffers is not None and not any(room.obj is b for b in buffers):
+                buffers.append(room.obj)
+            piece = stream[start : min(end, start + len(room), start + READ_ROOM)]
             room[: len(piece)] = piece
             answers += replies.filled(len(piece))
             start += len(piece)
+    return answers
+
+
+def listed(answers: list) -> list:
     return [list(a) if isinstance(a, Bulks) else a for a in answers]
 
 
@@ -65,13 +73,13 @@ def test_arrays_read_as_hiredis_reads_them_however_the_bytes_are_cut(arrays, see
     stream = b"".join(resp(array) for array in arrays)
     cuts = random.Random(seed).sample(range(len(stream)), min(len(stream), 12))
 
-    assert read(stream, cuts) == arrays
+    assert listed(read(stream, cuts)) == arrays
 
 
 def test_other_replies_are_read_as_hiredis_reads_them():
     stream = b"+OK\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*0\r\n-ERR no\r\n"
     for cut in range(len(stream)):
-        answers = read(stream, [cut])
+        answers = listed(read(stream, [cut]))
         error = answers.pop()
         assert answers == [b"OK", 42, b"abc", None, None, []]
         assert str(error) == "ERR no"
@@ -80,15 +88,8 @@ def test_other_replies_are_read_as_hiredis_reads_them():
 def test_a_big_reply_is_read_into_one_buffer_grown_once():
     entries = [bytes([n % 256]) * 4100 for n in range(2048)]
     stream = resp(entries) + b"+OK\r\n"
-    replies, answers, start, buffers = Replies(), [], 0, []
-    while start < len(stream):
-        room = replies.room()
-        if not any(room.obj is buffer for buffer in buffers):
-            buffers.append(room.obj)
-        piece = stream[start : start + min(len(room), READ_ROOM)]  # a socket read
-        room[: len(piece)] = piece
-        answers += replies.filled(len(piece))
-        start += len(piece)
+    buffers: list = []
+    answers = read(stream, buffers=buffers)
 
     bulks, ok = answers
     assert ok == b"OK" and list(bulks) == entries
@@ -102,15 +103,8 @@ def test_a_big_reply_is_read_into_one_buffer_grown_once():
 def test_a_big_reply_of_unforeseen_size_takes_few_buffers():
     value = bytes(range(256)) * 16_384  # a 4 MiB bulk string (GET), read 256 KiB at a time
     stream = b"$%d\r\n%s\r\n" % (len(value), value)
-    replies, answers, start, buffers = Replies(), [], 0, []
-    while start < len(stream):
-        room = replies.room()
-        if not any(room.obj is buffer for buffer in buffers):
-            buffers.append(room.obj)
-        piece = stream[start : start + min(len(room), READ_ROOM)]
-        room[: len(piece)] = piece
-        answers += replies.filled(len(piece))
-        start += len(piece)
+    buffers: list = []
+    answers = read(stream, buffers=buffers)
 
     assert answers == [value]
     assert len(buffers) <= 6  # doubled each time: 256 KiB to 8 MiB
