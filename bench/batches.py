@@ -17,8 +17,9 @@ import time
 
 import orjson
 
+from bench import floor
 from bench.meter import Meter, quiet
-from bench.targets import post
+from bench.targets import Relay, post
 
 MODEL = "bge-large-en-v1.5"  # as relay/management/commands/seed_bench.py seeds it
 COHERE_MODEL = "embed-english-v3.0"
@@ -91,7 +92,8 @@ def measure(
     }
 
 
-def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list[dict]:
+def run(relay: Relay, *, groups: dict[str, list[int]]) -> list[dict]:
+    url, keys = relay.url, relay.keys
     uncached, cached = keys["split96"], keys["split96-cached"]
     rows = [
         measure("batch2048-96", url, uncached, [body(texts("plain"))] * REQUESTS, groups=groups)
@@ -100,6 +102,11 @@ def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list
     post(url, whole, f"Bearer {cached}", timeout_s=120)  # fills the cache
     time.sleep(1)  # the cache's writes follow the answer
     rows.append(measure("batch2048-cached", url, cached, [whole] * CACHED_REQUESTS, groups=groups))
+    rows.append(
+        floor.measure(
+            relay.cache_redis_url, texts("whole"), dimensions=DIMENSIONS, requests=CACHED_REQUESTS
+        )
+    )
     warm = texts("half")[::2]
     post(url, body(warm), f"Bearer {cached}", timeout_s=120)
     time.sleep(1)
@@ -129,11 +136,23 @@ def run(url: str, keys: dict[str, str], *, groups: dict[str, list[int]]) -> list
 
 
 def describe(row: dict) -> str:
+    if row["target"] == "floor":
+        return floor.describe(row)
     return (
         f"relay    {row['upstream']:>6} {row['body']:<17} c=1  p50 {row['p50_ms']:.1f} ms "
         f"= {row['round_trips']:.1f} upstream round trips  cpu {row['cpu_ms_per_request']:.1f}"
         f" ms/req (web {row['web_cpu_ms_per_request']:.1f} + worker "
         f"{row['worker_cpu_ms_per_request']:.1f})  errors {row['errors']}/{row['requests']}"
+    )
+
+
+def _floors(found: dict[str, dict]) -> str:
+    row = found.get(floor.BODY)
+    if row is None:
+        return ""
+    return (
+        f" (its floor here: {row['kernel_cpu_ms_per_request']:.1f} ms of socket reads and "
+        f"writes alone, {row['bare_cpu_ms_per_request']:.1f} ms with the relay's keys and answer)"
     )
 
 
@@ -165,7 +184,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 "verdict": _verdict(
                     cached["cpu_ms_per_request"] < CACHED_CPU_TARGET_MS and not cached["errors"]
                 ),
-                "measured": f"{cached['cpu_ms_per_request']:.1f} ms",
+                "measured": f"{cached['cpu_ms_per_request']:.1f} ms" + _floors(found),
             }
         )
     return verdicts

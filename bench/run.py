@@ -416,7 +416,7 @@ def main() -> int:
                 and "split96" in relay_handle.keys
                 and os.environ.get("BENCH_BATCHES", "1") != "0"
             ):
-                for row in batches.run(relay_handle.url, relay_handle.keys, groups=groups):
+                for row in batches.run(relay_handle, groups=groups):
                     batch_rows.append(row)
                     print(batches.describe(row), flush=True)
     except Exception:

@@ -205,6 +205,7 @@ class Relay:
     dep_pids: list[int]
     database_url: str
     redis_url: str
+    cache_redis_url: str
     streams: list[str]
     _db: object = field(default=None, repr=False)
 
@@ -324,6 +325,7 @@ def _relay(
         dep_pids=_embedded_servers(state_dir, env["REDIS_URL"]),
         database_url=env["DATABASE_URL"],
         redis_url=env["REDIS_URL"],
+        cache_redis_url=env["CACHE_REDIS_URL"],
         streams=[
             f"{env.get('USAGE_STREAM', 'usage:events')}:{{s{n}}}"
             for n in range(int(env.get("USAGE_STREAM_SHARDS", "16")))
