@@ -36,6 +36,7 @@ from relay.pipeline import cache
 BODY = "batch2048-cached-floor"
 WARMUP = 5
 SCOPE = b"bench-floor"  # the floor's own keys, deleted after
+TOKENS = 12  # each entry's token count (any: only its 4 bytes matter)
 _COUNT_SIZE = len(cache.encode(0, np.zeros(0, np.float32)))  # each entry's token count
 
 
@@ -47,9 +48,9 @@ def measure(cache_url: str, texts: list[str], *, dimensions: int, requests: int)
     keys = cache.item_keys(texts, SCOPE)
     rows = np.random.default_rng(0).random((len(keys), dimensions), dtype=np.float32)
     with redis.Redis.from_url(cache_url) as client:
-        client.mset({key: cache.encode(7, row) for key, row in zip(keys, rows, strict=True)})
+        client.mset({key: cache.encode(TOKENS, row) for key, row in zip(keys, rows, strict=True)})
         try:
-            length = len(cache.encode(7, rows[0]))
+            length = len(cache.encode(TOKENS, rows[0]))
             with _entries_reader(parts, keys, length) as read_entries, _client() as send:
                 if bytes(read_entries()[-1]) != rows[-1].tobytes():
                     raise RuntimeError("the floor's entries were not read where they lie")
@@ -86,7 +87,7 @@ def describe(row: dict) -> str:
 
 
 def _answer(rows: list[memoryview]) -> bytearray:
-    return vectors.answer(rows, model="bench", tokens=7 * len(rows), as_base64=True)
+    return vectors.answer(rows, model="bench", tokens=TOKENS * len(rows), as_base64=True)
 
 
 def _cpu_ms(step: Callable[[], None], requests: int) -> float:
@@ -102,7 +103,7 @@ def _cpu_ms(step: Callable[[], None], requests: int) -> float:
 
 @contextlib.contextmanager
 def _entries_reader(
-    parts, keys: list[str], length: int
+    parts: urllib.parse.SplitResult, keys: list[str], length: int
 ) -> Iterator[Callable[[], list[memoryview]]]:
     """A function that sends the ``MGET`` of ``keys`` (entries of ``length``
     bytes each) and reads its reply into one buffer: each entry's vector,
@@ -117,10 +118,7 @@ def _entries_reader(
     rows = [view[at : at + vector] for at in range(first, size, stride)]
     command = _command(b"MGET", *(key.encode() for key in keys))
     with socket.create_connection((parts.hostname, parts.port or 6379), timeout=30) as connection:
-        database = int(parts.path.strip("/") or 0)
-        if database:
-            connection.sendall(_command(b"SELECT", str(database).encode()))
-            connection.recv(64)
+        _sign_in(connection, parts)
 
         def read_entries() -> list[memoryview]:
             connection.sendall(command)
@@ -130,6 +128,21 @@ def _entries_reader(
             return rows
 
         yield read_entries
+
+
+def _sign_in(connection: socket.socket, parts: urllib.parse.SplitResult) -> None:
+    """AUTH and SELECT as the URL asks, each answered ``+OK``."""
+    commands = []
+    if parts.password:
+        user = [parts.username.encode()] if parts.username else []
+        commands.append(_command(b"AUTH", *user, parts.password.encode()))
+    database = parts.path.strip("/")
+    if database and database != "0":
+        commands.append(_command(b"SELECT", database.encode()))
+    for command in commands:
+        connection.sendall(command)
+        if not connection.recv(256).startswith(b"+OK"):
+            raise RuntimeError("the floor could not sign in to the cache's Redis")
 
 
 def _command(*words: bytes) -> bytes:

@@ -28,6 +28,21 @@ def test_the_floor_measures_both_steps_and_leaves_no_entries(cache_url):
     assert redis.Redis.from_url(cache_url).dbsize() == 0
 
 
+def test_the_floor_signs_in_as_its_url_says(cache_url):
+    # A user of its own on the tests' cache Redis, and a database other than 0.
+    admin = redis.Redis.from_url(cache_url)
+    admin.acl_setuser(
+        "floor", enabled=True, passwords=["+floor-secret"], keys=["*"], commands=["+@all"]
+    )
+    try:
+        signed_in = cache_url.replace("redis://", "redis://floor:floor-secret@").rsplit("/", 1)[0]
+        row = floor.measure(f"{signed_in}/2", batches.texts("floor", 8), dimensions=4, requests=1)
+        assert row["bare_cpu_ms_per_request"] > 0
+    finally:
+        admin.acl_deluser("floor")
+        redis.Redis.from_url(cache_url, db=2).flushdb()
+
+
 def test_a_floor_that_reads_its_entries_elsewhere_fails(cache_url, monkeypatch):
     # Entries with a byte after the vector: each row the floor reads ends a
     # byte late, and it must say so rather than measure an answer of garbage.
