@@ -25,6 +25,7 @@ Each compiles the consoles' message catalogs first (relay/devtools/locales.py).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -71,6 +72,10 @@ PYTHON = sys.executable
 def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
     import pgserver
 
+    # pgserver logs each step at INFO, its last from an atexit hook, after
+    # the test runner has closed the stream a handler writes to ("Logging
+    # error ... I/O operation on closed file" closed every run).
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     # database is our own constant ("relay"), never user input.
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
