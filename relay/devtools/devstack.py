@@ -68,15 +68,20 @@ __all__ = ["KEEP_EVERYTHING", "free_port", "spawn"]
 PYTHON = sys.executable
 
 
-@contextlib.contextmanager
-def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
+def quiet_pgserver():
+    """The pgserver module, its INFO lines off: it logs each step, the last
+    from an atexit hook that runs after pytest has closed the stream its
+    handler writes to ("Logging error ... I/O operation on closed file" at
+    the end of every test run)."""
     import pgserver
 
-    # pgserver logs each step at INFO, its last from an atexit hook, after
-    # the test runner has closed the stream a handler writes to ("Logging
-    # error ... I/O operation on closed file" closed every run).
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return pgserver
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, *, database: str) -> Iterator[str]:
+    server = quiet_pgserver().get_server(data_dir, cleanup_mode="stop")
     # database is our own constant ("relay"), never user input.
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(0 rows)" in exists:

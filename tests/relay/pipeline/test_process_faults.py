@@ -22,6 +22,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from billing.models import LedgerEntry, UsageRecord
+from relay.devtools.devstack import quiet_pgserver
 from tests.helpers import make_channel, wait_until, web_server
 from tests.relay.pipeline.test_money_faults import (
     Load,
@@ -115,10 +116,9 @@ def postgres_data_dir() -> Path:
 def restart_postgres_after(data_dir: Path, down_s: float) -> None:
     """Stop the server (fast: sessions are cut), wait, start it as it was
     started (pgserver runs it as its own system user when we are root)."""
-    import pgserver
     from pgserver._commands import pg_ctl
 
-    server = pgserver.get_server(data_dir, cleanup_mode=None)  # the running one
+    server = quiet_pgserver().get_server(data_dir, cleanup_mode=None)  # the running one
     user = server.system_user
     pg_ctl(["-m", "fast", "-w", "stop"], pgdata=data_dir, user=user, timeout=60)
     time.sleep(down_s)
