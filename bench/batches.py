@@ -146,13 +146,15 @@ def describe(row: dict) -> str:
     )
 
 
-def _floors(found: dict[str, dict]) -> str:
+def _floors(cached: dict, found: dict[str, dict]) -> str:
     row = found.get(floor.BODY)
     if row is None:
         return ""
+    bare = row["bare_cpu_ms_per_request"]
     return (
         f" (its floor here: {row['kernel_cpu_ms_per_request']:.1f} ms of socket reads and "
-        f"writes alone, {row['bare_cpu_ms_per_request']:.1f} ms with the relay's keys and answer)"
+        f"writes alone, {bare:.1f} ms with the relay's keys and answer; the relay at "
+        f"{cached['cpu_ms_per_request'] / bare:.1f}x the latter)"
     )
 
 
@@ -184,7 +186,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 "verdict": _verdict(
                     cached["cpu_ms_per_request"] < CACHED_CPU_TARGET_MS and not cached["errors"]
                 ),
-                "measured": f"{cached['cpu_ms_per_request']:.1f} ms" + _floors(found),
+                "measured": f"{cached['cpu_ms_per_request']:.1f} ms" + _floors(cached, found),
             }
         )
     return verdicts

@@ -72,5 +72,5 @@ def test_the_cached_rows_verdict_names_its_floor():
     assert verdict["verdict"] == "MISS"
     assert "18.0 ms" in verdict["measured"]
     assert "4.5 ms of socket reads and writes alone" in verdict["measured"]
-    assert "10.5 ms with the relay's keys and answer" in verdict["measured"]
+    assert "10.5 ms with the relay's keys and answer; the relay at 1.7x" in verdict["measured"]
     assert floor.describe(floor_row).startswith("floor    batch2048-cached")
