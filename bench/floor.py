@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import redis
 
+from relay.connections.lua_client import pack
 from relay.contract import vectors
 from relay.pipeline import cache
 
@@ -116,7 +117,7 @@ def _entries_reader(
     first = opening + len(header) + _COUNT_SIZE
     vector = length - _COUNT_SIZE
     rows = [view[at : at + vector] for at in range(first, size, stride)]
-    command = _command(b"MGET", *(key.encode() for key in keys))
+    command = pack((b"MGET", *keys))
     with socket.create_connection((parts.hostname, parts.port or 6379), timeout=30) as connection:
         _sign_in(connection, parts)
 
@@ -134,19 +135,15 @@ def _sign_in(connection: socket.socket, parts: urllib.parse.SplitResult) -> None
     """AUTH and SELECT as the URL asks, each answered ``+OK``."""
     commands = []
     if parts.password:
-        user = [parts.username.encode()] if parts.username else []
-        commands.append(_command(b"AUTH", *user, parts.password.encode()))
+        user = [parts.username] if parts.username else []
+        commands.append(pack((b"AUTH", *user, parts.password)))
     database = parts.path.strip("/")
     if database and database != "0":
-        commands.append(_command(b"SELECT", database.encode()))
+        commands.append(pack((b"SELECT", database)))
     for command in commands:
         connection.sendall(command)
         if not connection.recv(256).startswith(b"+OK"):
             raise RuntimeError("the floor could not sign in to the cache's Redis")
-
-
-def _command(*words: bytes) -> bytes:
-    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from accounts.models import ApiKey, AuditEvent, Group, GroupModel, Tenant
 from billing import redis_url
 from billing.models import BasePrice
 from relay.catalog import keys, routes
+from relay.connections.lua_client import pack
 from relay.models import Channel, ChannelModel
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,8 @@ async def _subscribe() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     async with asyncio.timeout(_CONNECT_TIMEOUT_S):
         reader, writer = await asyncio.open_connection(host, port, ssl=context)
     if password:
-        writer.write(_pack(b"AUTH", *(c for c in (username, password) if c)))
-    writer.write(_pack(b"SUBSCRIBE", CHANNEL))
+        writer.write(pack((b"AUTH", *(c for c in (username, password) if c))))
+    writer.write(pack((b"SUBSCRIBE", CHANNEL)))
     return reader, writer
 
 
@@ -154,11 +155,3 @@ async def _listen() -> None:
             if writer is not None:
                 writer.close()
         await asyncio.sleep(_RETRY_S)
-
-
-def _pack(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)

@@ -338,7 +338,7 @@ class Calls(asyncio.BaseProtocol):
             raise redis_errors.ConnectionError("the Redis connection is closed")
         timer = future.get_loop().call_later(self._reply_timeout_s, self._timed_out)
         self._waiting.append((future, timer, args, script_text, if_abandoned, hops))
-        self._transport.write(_pack(args))
+        self._transport.write(pack(args))
 
     def _timed_out(self) -> None:
         waited = self._reply_timeout_s
@@ -389,8 +389,9 @@ async def _raise(error: Exception):
     raise error
 
 
-def _pack(args) -> bytes:
-    """A command in RESP: an array of bulk strings."""
+def pack(args) -> bytes:
+    """A command in RESP: an array of bulk strings (bytes as they are; str,
+    int and anything else as text)."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, bytes):

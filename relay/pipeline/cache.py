@@ -110,13 +110,17 @@ async def lookup(keys: list[str]) -> tuple[list[memoryview | None], list[int]]:
     every key when the cache cannot be reached)."""
     client = pools.cache_reader()
     if client is None or not keys:
-        return [None] * len(keys), [0] * len(keys)
+        return _misses(len(keys))
     try:
         found = await client.command(keys, b"MGET", *keys)
     except REDIS_FAILURES as failure:
         _unreachable(failure)
-        return [None] * len(keys), [0] * len(keys)
+        return _misses(len(keys))
     return entries(found)
+
+
+def _misses(count: int) -> tuple[list[memoryview | None], list[int]]:
+    return [None] * count, [0] * count
 
 
 def entries(found: Bulks) -> tuple[list[memoryview | None], list[int]]:
