@@ -4,6 +4,7 @@ before anything is sent upstream."""
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
 import orjson
@@ -136,9 +137,21 @@ async def _count(texts: list[str], known: dict[int, int]) -> list[int]:
         unknown = [text for position, text in enumerate(texts) if position not in known]
         counted = iter(await _count(unknown, {}) if unknown else [])
         return [known[p] if p in known else next(counted) for p in range(len(texts))]
-    if sum(len(text) for text in texts) > _COUNT_IN_THREAD_CHARS:
-        return await asyncio.to_thread(tokens.count_texts, texts)
-    return tokens.count_texts(texts)
+    chars = sum(len(text) for text in texts)
+    if chars <= _COUNT_IN_THREAD_CHARS:
+        return tokens.count_texts(texts)
+    # tiktoken lets go of the GIL while it encodes: a big body is counted in
+    # parts of at least that size, one a core, at once (2,048 short texts:
+    # ~10 ms in one thread, ~7 in two; docs/benchmarks.md, session 8).
+    parts = max(1, min(os.cpu_count() or 1, chars // _COUNT_IN_THREAD_CHARS))
+    size = -(-len(texts) // parts)
+    by_part = await asyncio.gather(
+        *(
+            asyncio.to_thread(tokens.count_texts, texts[start : start + size])
+            for start in range(0, len(texts), size)
+        )
+    )
+    return [count for part in by_part for count in part]
 
 
 def _check_token_ids(ids: list[int], *, param: str) -> None:

@@ -49,6 +49,53 @@ def from_json_rows(values: list) -> np.ndarray:
     return stack([from_json(value) for value in values])
 
 
+_BASE64_EMBEDDING = b'"embedding":"'
+
+
+def skim_base64_answer(body: bytes) -> tuple[dict, np.ndarray] | None:
+    """An OpenAI-shaped answer whose embeddings are base64, read without
+    making a Python string of each: its ``data`` items (their ``embedding``
+    emptied) and its rows in the order the items come. None where the body
+    is anything else (floats, spaces or escapes around a vector, a key
+    ``embedding`` outside ``data``, a row that is not base64 float32): the
+    caller then reads it whole, and that reading is the one that decides.
+
+    A ``"embedding":"`` in valid JSON can only be that key with a string
+    value, and a vector that is valid base64 holds no quote or backslash: so
+    cutting the vectors out leaves JSON that parses exactly as the body
+    does, less them. An answer of 96 rows of 1,024 numbers: 0.18 ms instead
+    of 0.32 (the split row's 22 answers, docs/benchmarks.md, session 8)."""
+    cut, raws = [], []
+    view = memoryview(body)
+    find = body.find
+    at = 0
+    while (start := find(_BASE64_EMBEDDING, at)) >= 0:
+        start += len(_BASE64_EMBEDDING)
+        end = find(b'"', start)
+        if end < 0:
+            return None
+        try:
+            raw = pybase64.b64decode(view[start:end], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        cut.append(view[at:start])
+        raws.append(raw)
+        at = end
+    if not raws or len({len(raw) for raw in raws}) > 1 or not raws[0] or len(raws[0]) % 4:
+        return None
+    cut.append(view[at:])
+    try:
+        answer = orjson.loads(b"".join(cut))
+        data = answer["data"]
+        # As many items as vectors cut, each emptied: one vector an item,
+        # in the order both come.
+        if len(data) != len(raws) or any(item.get("embedding") != "" for item in data):
+            return None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    return answer, np.frombuffer(b"".join(raws), dtype=FLOAT32).reshape(len(raws), -1)
+
+
 def _base64_row(value: str) -> bytes:
     try:
         # pybase64: SIMD, ~10x binascii on a 2,048-row answer, and as strict

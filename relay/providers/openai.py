@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import orjson
 
 from relay.contract import vectors
@@ -52,9 +53,7 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
     tokens ``usage`` reports (prompt_tokens, else total_tokens; a zero counts
     as missing)."""
     try:
-        answer = orjson.loads(body)
-        data = sorted(answer["data"], key=lambda item: item["index"])
-        rows = vectors.from_json_rows([item["embedding"] for item in data])
+        answer, rows = _read_answer(body)
     except (orjson.JSONDecodeError, KeyError, TypeError, vectors.NotAVector) as exc:
         raise UnreadableAnswer(f"not an embeddings answer ({type(exc).__name__})") from exc
     if len(rows) != len(shard.items):
@@ -69,6 +68,24 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
         None,
     )
     return Embedded(rows, tokens)
+
+
+def _read_answer(body: bytes) -> tuple[dict, np.ndarray]:
+    """The answer and its rows in ``index`` order: base64 vectors skimmed
+    (the batch engine asks for them), anything else parsed whole."""
+    skimmed = vectors.skim_base64_answer(body)
+    if skimmed is None:
+        return _read_whole(body)
+    answer, rows = skimmed
+    data = answer["data"]
+    order = sorted(range(len(data)), key=lambda position: data[position]["index"])
+    return answer, rows if order == list(range(len(data))) else rows[order]
+
+
+def _read_whole(body: bytes) -> tuple[dict, np.ndarray]:
+    answer = orjson.loads(body)
+    data = sorted(answer["data"], key=lambda item: item["index"])
+    return answer, vectors.from_json_rows([item["embedding"] for item in data])
 
 
 def bearer(route: ChannelRoute) -> dict[str, str]:

@@ -125,6 +125,23 @@ def test_texts_too_long_to_count_on_the_event_loop_are_counted_exactly():
     assert counts == [tokens.count_text(text) for text in texts]
 
 
+def test_a_big_body_counted_in_parts_keeps_each_count_at_its_item(monkeypatch):
+    # Texts of different lengths, so a count out of place shows; five
+    # threads' worth of characters, cut in parts by position.
+    monkeypatch.setattr(validation.os, "cpu_count", lambda: 5)
+    texts = [f"{n} " + "word " * (n % 7) + PROSE for n in range(2048)]
+    assert sum(len(text) for text in texts) > 5 * 50_000
+    parts = []
+    monkeypatch.setattr(
+        tokens,
+        "count_texts",
+        lambda part: parts.append(len(part)) or list(map(tokens.count_text, part)),
+    )
+    _value, counts = read_input(texts)
+    assert counts == [tokens.count_text(text) for text in texts]
+    assert len(parts) == 5 and sum(parts) == 2048
+
+
 def test_counts_the_cache_knows_are_taken_and_only_the_rest_counted(monkeypatch):
     """The embedding cache keeps each item's tokens (relay/pipeline/cache.py):
     a fully cached request needs no tokenizer pass."""
