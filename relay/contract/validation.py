@@ -143,7 +143,7 @@ async def _count(texts: list[str], known: dict[int, int]) -> list[int]:
     # tiktoken lets go of the GIL while it encodes: a big body is counted in
     # parts of at least that size, one a core, at once (2,048 short texts:
     # ~10 ms in one thread, ~7 in two; docs/benchmarks.md, session 8).
-    parts = max(1, min(os.cpu_count() or 1, chars // _COUNT_IN_THREAD_CHARS))
+    parts = min(os.cpu_count() or 1, chars // _COUNT_IN_THREAD_CHARS)
     size = -(-len(texts) // parts)
     by_part = await asyncio.gather(
         *(

@@ -72,20 +72,16 @@ def parse_openai_answer(body: bytes, shard: Shard) -> Embedded:
 
 def _read_answer(body: bytes) -> tuple[dict, np.ndarray]:
     """The answer and its rows in ``index`` order: base64 vectors skimmed
-    (the batch engine asks for them), anything else parsed whole."""
+    where the body is laid out as OpenAI's (the batch engine asks for
+    them), anything else parsed whole."""
     skimmed = vectors.skim_base64_answer(body)
     if skimmed is None:
-        return _read_whole(body)
+        answer = orjson.loads(body)
+        skimmed = answer, vectors.from_json_rows([item["embedding"] for item in answer["data"]])
     answer, rows = skimmed
     data = answer["data"]
     order = sorted(range(len(data)), key=lambda position: data[position]["index"])
     return answer, rows if order == list(range(len(data))) else rows[order]
-
-
-def _read_whole(body: bytes) -> tuple[dict, np.ndarray]:
-    answer = orjson.loads(body)
-    data = sorted(answer["data"], key=lambda item: item["index"])
-    return answer, vectors.from_json_rows([item["embedding"] for item in data])
 
 
 def bearer(route: ChannelRoute) -> dict[str, str]:
